@@ -1,0 +1,42 @@
+"""Classifiers that hpsearch trains, by the `[model].kind` a study file names.
+
+Every model follows one protocol (scikit-learn's estimator API, one epoch per partial_fit):
+`__init__` stores its arguments, `partial_fit(X, y, classes)` trains one epoch, `evaluate(X, y)`
+returns (data loss, accuracy), `score`, `predict`. Models never import optuna.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from models._constraints import Constraint
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Where a model kind's class lives and which constructor arguments the kind fixes."""
+
+    target: str  # "module:Class", imported on first use so torch loads only for Torch models
+    preset: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> type:
+        module, name = self.target.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def arguments(self) -> dict[str, Constraint]:
+        """Constructor arguments a study file may set (fixed or searched), with constraints."""
+        constraints = self.load()._parameter_constraints
+        return {k: v for k, v in constraints.items() if k not in self.preset and k != "seed"}
+
+    def build(self, params: dict[str, Any], seed: int) -> Any:
+        return self.load()(**self.preset, **params, seed=seed)
+
+
+MODELS: dict[str, ModelEntry] = {
+    "numpy.softmax": ModelEntry("models.linear:LinearClassifier", {"loss": "softmax"}),
+}
+
+__all__ = ["MODELS", "ModelEntry"]

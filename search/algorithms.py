@@ -1,0 +1,93 @@
+"""Samplers and pruners by the names a study file uses, built from their TOML options.
+
+Options are the keyword arguments of the Optuna class, restricted to scalar values (a TOML file
+cannot hold a callable). `seed` is never an option: it always comes from the study seed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+# Arguments that take Python objects or that hpsearch sets itself.
+_NOT_OPTIONS = frozenset(
+    {
+        "seed",
+        "search_space",
+        "gamma",
+        "weights",
+        "constraints_func",
+        "independent_sampler",
+        "x0",
+        "source_trials",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """An Optuna sampler or pruner class and the extra packages it needs."""
+
+    module: str
+    name: str
+    needs: tuple[str, ...] = ()  # import names; the error tells which to pip install
+
+    def load(self) -> type:
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def missing_packages(self) -> list[str]:
+        return [p for p in self.needs if importlib.util.find_spec(p) is None]
+
+    def options(self) -> dict[str, inspect.Parameter]:
+        params = inspect.signature(self.load()).parameters
+        return {k: p for k, p in params.items() if k not in _NOT_OPTIONS}
+
+
+SAMPLERS: dict[str, Algorithm] = {
+    "tpe": Algorithm("optuna.samplers", "TPESampler"),
+    "random": Algorithm("optuna.samplers", "RandomSampler"),
+    "grid": Algorithm("optuna.samplers", "GridSampler"),
+    "cmaes": Algorithm("optuna.samplers", "CmaEsSampler", needs=("cmaes",)),
+    "qmc": Algorithm("optuna.samplers", "QMCSampler", needs=("scipy",)),
+    "gp": Algorithm("optuna.samplers", "GPSampler", needs=("torch", "scipy")),
+}
+
+PRUNERS: dict[str, Algorithm] = {
+    "median": Algorithm("optuna.pruners", "MedianPruner"),
+    "percentile": Algorithm("optuna.pruners", "PercentilePruner"),
+    "successive_halving": Algorithm("optuna.pruners", "SuccessiveHalvingPruner"),
+    "hyperband": Algorithm("optuna.pruners", "HyperbandPruner"),
+    "none": Algorithm("optuna.pruners", "NopPruner"),
+}
+
+# Used when a study file has no `pruner`: no pruning before 5 trials have finished or before
+# epoch 3, because the first epochs of a good learning rate can look like those of a bad one.
+DEFAULT_PRUNER: dict[str, Any] = {"type": "median", "n_startup_trials": 5, "n_warmup_steps": 3}
+
+
+def option_type_problem(param: inspect.Parameter, value: Any) -> str | None:
+    """Why `value` does not fit the type of the option's default, or None.
+
+    Optuna does not check most option types at construction; a wrong type would fail only
+    inside a trial, so it is caught here.
+    """
+    default = param.default
+    if isinstance(value, dict | list):
+        return f"got {value!r}; allowed: a single value"
+    if isinstance(default, bool) and not isinstance(value, bool):
+        return f"got {value!r}; allowed: true or false"
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"got {value!r}; allowed: a whole number"
+    if isinstance(default, float) and (
+        isinstance(value, bool) or not isinstance(value, int | float)
+    ):
+        return f"got {value!r}; allowed: a number"
+    return None
+
+
+def build(algorithm: Algorithm, options: dict[str, Any], **extra: Any) -> Any:
+    """Instantiate; TypeError / ValueError from Optuna's own checks propagate to the caller."""
+    return algorithm.load()(**options, **extra)

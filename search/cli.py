@@ -1,0 +1,337 @@
+"""The `hpsearch` command: `main(argv) -> exit code`.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the file, key or flag), 1 an
+internal error, 128 + signal number when a run was interrupted. `--debug` shows tracebacks.
+Heavy modules (optuna, numpy, the models) are imported inside the commands, so `--help` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from typing import NoReturn
+
+from search import __version__
+from search.errors import UsageError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number >= 0")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a number of seconds > 0")
+    return value
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
+
+
+def _value(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+class _Command:
+    """Base: the docstring's first line is the command's help."""
+
+    storage = False  # whether the command takes --storage
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        pass
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise NotImplementedError
+
+
+class _Validate(_Command):
+    """Check a study file without running it; exit 0 when it is valid."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study_file", type=Path, help="path of the study .toml file")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from search.study_file import load_study_file
+
+        spec = load_study_file(args.study_file)
+        print(
+            f"{args.study_file}: valid; study {spec.name!r}, {spec.model.kind} on "
+            f"{spec.data.dataset}, {len(spec.params)} searched parameters, "
+            f"{spec.n_trials} trials"
+        )
+        return 0
+
+
+class _Run(_Command):
+    """Run the trials of a study file, creating the study or resuming it."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study_file", type=Path, help="path of the study .toml file")
+        parser.add_argument(
+            "--n-trials",
+            type=_positive_int,
+            metavar="N",
+            help="the study's total of finished trials (overrides [study].n_trials)",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=_positive_float,
+            metavar="SECONDS",
+            help="start no new trial after this many seconds",
+        )
+        parser.add_argument(
+            "--seed",
+            type=_non_negative_int,
+            metavar="S",
+            help="overrides [study].seed (a stored study keeps its own seed)",
+        )
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(self, args: argparse.Namespace) -> int:
+        import dataclasses
+
+        from search.runner import run_study
+        from search.storage import resolve_url
+        from search.study_file import load_study_file
+
+        spec = load_study_file(args.study_file)
+        if args.seed is not None:
+            spec = dataclasses.replace(spec, seed=args.seed)
+        return run_study(
+            spec,
+            resolve_url(args.storage),
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            quiet=args.quiet,
+        )
+
+
+class _Studies(_Command):
+    """List the studies in the database: model, dataset, trials by state, best value."""
+
+    storage = True
+
+    def run(self, args: argparse.Namespace) -> int:
+        import optuna
+
+        from search.records import SPEC_ATTR
+        from search.records import state_counts
+        from search.storage import open_storage
+        from search.storage import resolve_url
+
+        target = resolve_url(args.storage)
+        storage = open_storage(target, create=False)
+        rows = []
+        for summary in optuna.get_all_study_summaries(storage=storage):
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            trials = study.get_trials(deepcopy=False)
+            counts = state_counts(trials)
+            spec = summary.user_attrs.get(SPEC_ATTR, {})
+            times = [t.datetime_complete or t.datetime_start for t in trials]
+            times = [t for t in times if t is not None]
+            best = summary.best_trial.value if summary.best_trial else None
+            rows.append(
+                [
+                    summary.study_name,
+                    spec.get("model", {}).get("kind", "-"),
+                    spec.get("data", {}).get("dataset", "-"),
+                    counts["COMPLETE"],
+                    counts["PRUNED"],
+                    counts["FAIL"],
+                    counts["RUNNING"],
+                    "-" if best is None else f"{best:.4f}",
+                    max(times).strftime("%Y-%m-%d %H:%M:%S") if times else "-",
+                ]
+            )
+        if not rows:
+            print(f"no studies in {target.url} yet; start one with `hpsearch run STUDY.toml`")
+            return 0
+        print(
+            format_table(
+                [
+                    "study",
+                    "model",
+                    "dataset",
+                    "complete",
+                    "pruned",
+                    "failed",
+                    "running",
+                    "best",
+                    "last update (UTC)",
+                ],
+                rows,
+            )
+        )
+        return 0
+
+
+class _Show(_Command):
+    """Show a study's best trial (parameters, curves) and its top trials."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", help="study name (see `hpsearch studies`)")
+        parser.add_argument(
+            "--top",
+            type=_positive_int,
+            default=10,
+            metavar="K",
+            help="how many of the best trials to list (default 10)",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from search.records import finished_count
+        from search.records import load_study
+        from search.records import state_counts
+        from search.storage import open_storage
+        from search.storage import resolve_url
+
+        target = resolve_url(args.storage)
+        study, spec = load_study(open_storage(target, create=False), args.study, target.url)
+        trials = study.get_trials(deepcopy=False)
+        counts = state_counts(trials)
+        print(
+            f"study {spec.name!r}: {spec.model.kind} on {spec.data.dataset}, "
+            f"{finished_count(trials)} of {spec.n_trials} trials finished "
+            f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+            f"{counts['FAIL']} failed, {counts['RUNNING']} running)"
+        )
+        complete = sorted(
+            (t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value, reverse=True
+        )
+        if not complete:
+            print("no complete trial yet")
+            return 0
+        best = complete[0]
+        print(f"\nbest trial {best.number}: validation accuracy {best.value:.4f}")
+        for name, value in {**spec.model.fixed, **best.params}.items():
+            print(f"  {name:<16} {_value(value)}")
+        curves = best.user_attrs.get("curves", {})
+        if curves.get("val_accuracy"):
+
+            def span(key: str) -> str:
+                return f"{curves[key][0]:.4g} -> {curves[key][-1]:.4g}"
+
+            print(
+                f"  seed {best.user_attrs.get('seed')}, {len(curves['val_accuracy'])} epochs "
+                f"in {best.user_attrs.get('seconds', 0):.2f} s, best epoch "
+                f"{best.user_attrs.get('best_epoch')}"
+            )
+            print(
+                f"  train accuracy {span('train_accuracy')}, validation accuracy "
+                f"{span('val_accuracy')}"
+            )
+            print(f"  train loss {span('train_loss')}, validation loss {span('val_loss')}")
+        names = [p.name for p in spec.params]
+        rows = [
+            [t.number, f"{t.value:.4f}", f"{t.user_attrs.get('seconds', 0):.2f}"]
+            + [_value(t.params[n]) if n in t.params else "-" for n in names]
+            for t in complete[: args.top]
+        ]
+        print(f"\ntop {len(rows)} of {len(complete)} complete trials")
+        print(format_table(["trial", "val acc", "seconds", *names], rows))
+        return 0
+
+
+_COMMANDS: dict[str, type[_Command]] = {
+    "run": _Run,
+    "validate": _Validate,
+    "studies": _Studies,
+    "show": _Show,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="hpsearch",
+        description="Hyperparameter search for small image "
+        "classifiers: a study file, one command, one database.",
+    )
+    parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    with_storage = argparse.ArgumentParser(add_help=False)
+    with_storage.add_argument(
+        "--storage",
+        metavar="URL",
+        help="database URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, command_class in _COMMANDS.items():
+        command = command_class()
+        parents = [common, with_storage] if command.storage else [common]
+        doc = (command_class.__doc__ or "").strip().splitlines()[0]
+        sub = commands.add_parser(name, help=doc, description=doc, parents=parents)
+        command.add_arguments(sub)
+        sub.set_defaults(handler=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.error(f"choose a command: {', '.join(_COMMANDS)}")
+    try:
+        return args.handler.run(args)
+    except UsageError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(str(e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug in hpsearch, not bad input
+        if args.debug:
+            traceback.print_exc()
+        else:
+            print(
+                f"hpsearch: internal error: {type(e).__name__}: {e} (run again with --debug "
+                "for the traceback, and please report it)",
+                file=sys.stderr,
+            )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The objective: build a model from a trial's parameters, train it epoch by epoch, report.
+
+The objective owns the epoch loop (optuna's Trial.report pattern); models never import optuna.
+A trial's value is the validation accuracy of its final weights, the weights it would export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from typing import Any
+
+import numpy as np
+import optuna
+
+from models import MODELS
+from models.training import TrainingDiverged
+from search.space import suggest
+
+if TYPE_CHECKING:
+    from models.data import Dataset
+    from search.study_file import StudySpec
+
+CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+def derive_seed(*numbers: int) -> int:
+    """A 32-bit seed that depends on every number given (NumPy's SeedSequence mixing)."""
+    return int(np.random.SeedSequence(list(numbers)).generate_state(1)[0])
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    """Every random choice inside a trial comes from this seed."""
+    return derive_seed(study_seed, trial_number)
+
+
+class Interrupts:
+    """Ctrl-C and SIGTERM stop the study cleanly, and only inside training code.
+
+    An interrupt that lands inside Optuna's storage calls can leave a trial RUNNING forever.
+    The handler therefore raises KeyboardInterrupt at once only while the objective is in
+    `training()`; otherwise it records the signal and the objective raises at its next
+    `check()`. Either way Optuna marks the running trial FAIL. A second signal always raises.
+    """
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+        self._interruptible = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        first = self.signal is None
+        self.signal = signum
+        if self._interruptible or not first:
+            raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    @contextlib.contextmanager
+    def training(self) -> Iterator[None]:
+        self.check()
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+
+def _short(x: float) -> float:
+    return float(f"{x:.6g}")  # six significant digits keep the stored curves small
+
+
+class Objective:
+    """Callable for `study.optimize`: one trial, one model, one report per epoch."""
+
+    def __init__(self, spec: StudySpec, data: Dataset, interrupts: Interrupts | None = None):
+        self.spec = spec
+        self.data = data
+        self.interrupts = interrupts or Interrupts()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        spec, data = self.spec, self.data
+        params = suggest(trial, spec.params)
+        seed = trial_seed(spec.seed, trial.number)
+        trial.set_user_attr("seed", seed)
+        model = MODELS[spec.model.kind].build({**spec.model.fixed, **params}, seed)
+        curves: dict[str, list[float]] = {name: [] for name in CURVES}
+        start = time.perf_counter()
+        try:
+            for epoch in range(model.epochs):
+                with self.interrupts.training():
+                    model.partial_fit(data.X_train, data.y_train, classes=data.classes)
+                    metrics = (
+                        *model.evaluate(data.X_train, data.y_train),
+                        *model.evaluate(data.X_val, data.y_val),
+                    )
+                # The rounded numbers are the truth everywhere: curves, reports and the value.
+                metrics = tuple(_short(m) for m in metrics)
+                for name, value in zip(CURVES, metrics, strict=True):
+                    curves[name].append(value)
+                if not np.isfinite(metrics[2]):
+                    raise TrainingDiverged(f"validation loss became {metrics[2]} in epoch {epoch}")
+                val_accuracy = metrics[3]
+                trial.report(val_accuracy, step=epoch)
+                self.interrupts.check()
+                if trial.should_prune():
+                    raise optuna.TrialPruned(
+                        f"validation accuracy {val_accuracy:.4f} after epoch {epoch}"
+                    )
+            return val_accuracy
+        except TrainingDiverged as e:
+            trial.set_user_attr("fail_reason", str(e))
+            trial.set_user_attr("diverged", True)
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            raise
+        finally:
+            self._record(trial, curves, time.perf_counter() - start)
+
+    @staticmethod
+    def _record(trial: optuna.Trial, curves: dict[str, Any], seconds: float) -> None:
+        trial.set_user_attr("curves", curves)
+        trial.set_user_attr("seconds", round(seconds, 4))
+        if curves["val_accuracy"]:
+            trial.set_user_attr("best_epoch", int(np.argmax(curves["val_accuracy"])))

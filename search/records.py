@@ -1,0 +1,72 @@
+"""What hpsearch keeps in the study database, and how it reads it back.
+
+Study user attrs:
+    hpsearch_spec: the parsed study file (StudySpec.to_dict()).
+    hpsearch_version: the version that created the study.
+Trial user attrs:
+    seed: the trial's seed, from the study seed and the trial number.
+    curves: per-epoch train_loss, train_accuracy, val_loss, val_accuracy.
+    seconds: wall-clock training time; best_epoch: the epoch of the highest val accuracy.
+    fail_reason (+ diverged = True): why a trial failed on its own, e.g. a non-finite loss.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from search.errors import UsageError
+from search.study_file import StudySpec
+from search.study_file import parse_study
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+SPEC_ATTR = "hpsearch_spec"
+VERSION_ATTR = "hpsearch_version"
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+def counts_toward_budget(trial: FrozenTrial) -> bool:
+    """Complete, pruned and diverged trials use up the budget; interrupted ones do not.
+
+    A trial interrupted by Ctrl-C or SIGTERM failed through no fault of its parameters, so
+    re-running the study replaces it instead of counting it.
+    """
+    state = trial.state.name
+    return state in ("COMPLETE", "PRUNED") or (
+        state == "FAIL" and bool(trial.user_attrs.get("diverged"))
+    )
+
+
+def finished_count(trials: Iterable[FrozenTrial]) -> int:
+    return sum(counts_toward_budget(t) for t in trials)
+
+
+def state_counts(trials: Iterable[FrozenTrial]) -> Counter[str]:
+    return Counter(t.state.name for t in trials)
+
+
+def stored_spec(study: optuna.Study, storage_name: str) -> StudySpec:
+    """The spec a study was created with; UsageError for studies hpsearch did not create."""
+    raw = study.user_attrs.get(SPEC_ATTR)
+    if raw is None:
+        raise UsageError(
+            f"{storage_name}: study {study.study_name!r} was not created by "
+            "hpsearch (it has no stored study file); use another study name"
+        )
+    return parse_study(raw, f"stored study {study.study_name!r}")
+
+
+def load_study(storage: optuna.storages.BaseStorage, name: str, storage_name: str):
+    """Load an hpsearch study by name, or raise UsageError listing the names there are."""
+    import optuna
+
+    names = optuna.get_all_study_names(storage=storage)
+    if name not in names:
+        listed = ", ".join(sorted(names)) or "none yet"
+        raise UsageError(f"{storage_name}: no study named {name!r}; studies there: {listed}")
+    study = optuna.load_study(study_name=name, storage=storage)
+    return study, stored_spec(study, storage_name)

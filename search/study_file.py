@@ -1,0 +1,530 @@
+"""Study files: TOML -> a validated, frozen StudySpec.
+
+Every check runs before anything touches storage. A problem raises UsageError with one line:
+`<file>: <key>: <what is wrong>; <what is allowed>`. The parsed spec is stored with the study
+(`StudySpec.to_dict()`), and parsing that dict again gives the same spec, so every later command
+needs only the storage and the study name.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+from typing import NoReturn
+
+from models import MODELS
+from models._constraints import Interval
+from models.data import DATASETS
+from models.data import PREPROCESS
+from search.algorithms import DEFAULT_PRUNER
+from search.algorithms import PRUNERS
+from search.algorithms import SAMPLERS
+from search.algorithms import Algorithm
+from search.algorithms import option_type_problem
+from search.errors import UsageError
+
+DIRECTIONS = ("maximize",)  # the objective is validation accuracy
+PARAM_TYPES = ("float", "int", "categorical")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+_SECTIONS = ("study", "data", "model", "params")
+_STUDY_KEYS = ("name", "n_trials", "direction", "seed", "timeout", "sampler", "pruner")
+_DATA_KEYS = ("dataset", "val_fraction", "test_fraction", "preprocess")
+_MODEL_KEYS = ("kind", "fixed")
+_PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "when")
+_FRACTION = Interval(0.0, 1.0, low_open=True, high_open=True)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched constructor argument; the keys mirror `trial.suggest_*`."""
+
+    # The model's constructor argument this parameter sets.
+    name: str
+    # "float", "int" or "categorical".
+    type: str
+    # Bounds of a float or int parameter, both included.
+    low: float | int | None = None
+    high: float | int | None = None
+    # Sample on a log scale (low must be > 0; not with step).
+    log: bool = False
+    # Spacing of the values of a float or int parameter.
+    step: float | int | None = None
+    # Values of a categorical parameter.
+    choices: tuple[Any, ...] = ()
+    # Active only when each named parent parameter took one of the listed values.
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.type == "categorical":
+            out["choices"] = list(self.choices)
+        else:
+            out.update(low=self.low, high=self.high)
+            if self.log:
+                out["log"] = True
+            if self.step is not None:
+                out["step"] = self.step
+        if self.when:
+            out["when"] = {parent: list(values) for parent, values in self.when}
+        return out
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """A sampler or pruner by name, with the keyword arguments of its Optuna class."""
+
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **self.options}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    # A name in models.data.DATASETS.
+    dataset: str = "digits"
+    # Share of the training data held out for validation.
+    val_fraction: float = 0.2
+    # Share held out for the final test, for datasets without a test split of their own.
+    test_fraction: float = 0.2
+    # "standardize", "scale" or "none" (models.data.load_dataset).
+    preprocess: str = "standardize"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "preprocess": self.preprocess,
+        }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    # A key of models.MODELS.
+    kind: str
+    # Constructor arguments passed unchanged to every trial.
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "fixed": dict(self.fixed)}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    # The study's name in storage.
+    name: str
+    # Finished trials the study should have in total (complete, pruned or diverged).
+    n_trials: int
+    data: DataSpec
+    model: ModelSpec
+    params: tuple[ParamSpec, ...]
+    direction: str = "maximize"
+    # Seeds the data split, the sampler and, with the trial number, every trial.
+    seed: int = 0
+    # Stop starting new trials after this many seconds of one `hpsearch run`.
+    timeout: float | None = None
+    sampler: AlgorithmSpec = AlgorithmSpec("tpe")
+    pruner: AlgorithmSpec = AlgorithmSpec(
+        DEFAULT_PRUNER["type"], {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"}
+    )
+    # Where the spec came from, for messages: a file path or "stored study 'x'".
+    source: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as TOML-shaped, JSON-compatible data; parse_study() reads it back."""
+        study: dict[str, Any] = {
+            "name": self.name,
+            "n_trials": self.n_trials,
+            "direction": self.direction,
+            "seed": self.seed,
+            "sampler": self.sampler.to_dict(),
+            "pruner": self.pruner.to_dict(),
+        }
+        if self.timeout is not None:
+            study["timeout"] = self.timeout
+        return {
+            "study": study,
+            "data": self.data.to_dict(),
+            "model": self.model.to_dict(),
+            "params": {p.name: p.to_dict() for p in self.params},
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a stored study to be resumed with this spec.
+
+        The budget, timeout, sampler and pruner may change between runs; what is searched,
+        on which data split, with which model, may not.
+        """
+        d = self.to_dict()
+        return {
+            "[study].direction": self.direction,
+            "[study].seed": self.seed,
+            "[data]": d["data"],
+            "[model]": d["model"],
+            "[params]": d["params"],
+        }
+
+
+def load_study_file(path: str | Path) -> StudySpec:
+    """Read and validate a study file; UsageError names the file and the key on any problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{source}: no such file; give the path of a study .toml file") from None
+    except IsADirectoryError:
+        raise UsageError(
+            f"{source}: is a directory; give the path of a study .toml file"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise UsageError(f"{source}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
+    except OSError as e:
+        raise UsageError(f"{source}: cannot be read: {e.strerror}") from None
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{source}: invalid TOML: {e}; fix the syntax") from None
+    return parse_study(doc, source)
+
+
+def parse_study(doc: Mapping[str, Any], source: str) -> StudySpec:
+    """Validate a parsed TOML document (or a stored spec dict) and build the StudySpec."""
+    return _Parser(source).study(doc)
+
+
+def _kind_of(value: Any) -> str:
+    names = {bool: "a boolean", int: "a whole number", float: "a number", str: "a string"}
+    names.update({list: "a list", dict: "a table"})
+    return names.get(type(value), type(value).__name__)
+
+
+class _Parser:
+    """Validation helpers that know the file name, so every message starts with it."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        raise UsageError(f"{self.source}: {key}: {message}")
+
+    # -- generic checks ------------------------------------------------------------------
+
+    def table(self, value: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(key, f"got {_kind_of(value)}; allowed: a table")
+        for name in value:
+            if name not in allowed:
+                self.fail(f"{key}.{name}", self._unknown("key", name, allowed))
+        return value
+
+    def _unknown(self, what: str, got: Any, allowed: tuple[str, ...] | list[str]) -> str:
+        hint = difflib.get_close_matches(str(got), [str(a) for a in allowed], n=1)
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return f"unknown {what} {got!r}{did_you_mean}; allowed: {', '.join(allowed)}"
+
+    def required(self, table: dict[str, Any], name: str, key: str, what: str) -> Any:
+        if name not in table:
+            self.fail(key, f"missing; add {name} = {what}")
+        return table[name]
+
+    def check(self, value: Any, constraint: Interval, key: str) -> Any:
+        problem = constraint.check(value)
+        if problem is not None:
+            self.fail(key, problem)
+        return value
+
+    def choice(self, value: Any, allowed: tuple[str, ...] | list[str], key: str, what: str) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            self.fail(key, self._unknown(what, value, allowed))
+        return value
+
+    def boolean(self, value: Any, key: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(key, f"got {value!r}; allowed: true or false")
+        return value
+
+    # -- sections ------------------------------------------------------------------------
+
+    def study(self, doc: Mapping[str, Any]) -> StudySpec:
+        for name in doc:
+            if name not in _SECTIONS:
+                sections = [f"[{s}]" for s in _SECTIONS]
+                self.fail(f"[{name}]", self._unknown("section", f"[{name}]", sections))
+        if "study" not in doc:
+            self.fail("[study]", "missing; add a [study] section with name and n_trials")
+        if "model" not in doc:
+            self.fail("[model]", 'missing; add a [model] section with kind = "..."')
+        study = self.table(doc["study"], "[study]", _STUDY_KEYS)
+        data = self.data(doc.get("data", {}))
+        model = self.model(doc["model"])
+        params = self.params(doc.get("params", {}), model)
+
+        name = self.required(study, "name", "[study].name", '"a-study-name"')
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            self.fail(
+                "[study].name",
+                f"got {name!r}; allowed: letters, digits, '_', '.' and '-', "
+                "starting with a letter or digit",
+            )
+        n_trials = self.required(study, "n_trials", "[study].n_trials", "a whole number >= 1")
+        self.check(n_trials, Interval(1, None, integer=True), "[study].n_trials")
+        direction = study.get("direction", "maximize")
+        if direction not in DIRECTIONS:
+            self.fail(
+                "[study].direction",
+                f"got {direction!r}; allowed: {', '.join(DIRECTIONS)} "
+                "(the objective is validation accuracy)",
+            )
+        seed = self.check(study.get("seed", 0), Interval(0, None, integer=True), "[study].seed")
+        timeout = study.get("timeout")
+        if timeout is not None:
+            self.check(timeout, Interval(0.0, None, low_open=True), "[study].timeout")
+        sampler = self.algorithm(study.get("sampler", "tpe"), "[study].sampler", SAMPLERS)
+        pruner = self.algorithm(study.get("pruner", DEFAULT_PRUNER), "[study].pruner", PRUNERS)
+        spec = StudySpec(
+            name=name,
+            n_trials=n_trials,
+            direction=direction,
+            seed=seed,
+            timeout=float(timeout) if timeout is not None else None,
+            sampler=sampler,
+            pruner=pruner,
+            data=data,
+            model=model,
+            params=params,
+            source=self.source,
+        )
+        self.buildable(spec)
+        return spec
+
+    def data(self, value: Any) -> DataSpec:
+        data = self.table(value, "[data]", _DATA_KEYS)
+        defaults = DataSpec()
+        dataset = self.choice(
+            data.get("dataset", defaults.dataset), list(DATASETS), "[data].dataset", "dataset"
+        )
+        fractions = {}
+        for name in ("val_fraction", "test_fraction"):
+            value = data.get(name, getattr(defaults, name))
+            fractions[name] = float(self.check(value, _FRACTION, f"[data].{name}"))
+        preprocess = self.choice(
+            data.get("preprocess", defaults.preprocess),
+            PREPROCESS,
+            "[data].preprocess",
+            "preprocessing",
+        )
+        return DataSpec(dataset=dataset, preprocess=preprocess, **fractions)
+
+    def model(self, value: Any) -> ModelSpec:
+        model = self.table(value, "[model]", _MODEL_KEYS)
+        kind = self.required(model, "kind", "[model].kind", '"numpy.softmax" (or another model)')
+        kind = self.choice(kind, list(MODELS), "[model].kind", "model")
+        fixed = self.table(model.get("fixed", {}), "[model].fixed", tuple(self.arguments(kind)))
+        for name, value in fixed.items():
+            problem = self.arguments(kind)[name].check(value)
+            if problem is not None:
+                self.fail(f"[model].fixed.{name}", problem)
+        return ModelSpec(kind=kind, fixed=dict(fixed))
+
+    def arguments(self, kind: str) -> dict[str, Any]:
+        return MODELS[kind].arguments()
+
+    def params(self, value: Any, model: ModelSpec) -> tuple[ParamSpec, ...]:
+        if not isinstance(value, dict):
+            self.fail("[params]", f"got {_kind_of(value)}; allowed: a table")
+        if not value:
+            self.fail(
+                "[params]",
+                "no parameter to search; add at least one, e.g. "
+                'learning_rate = { type = "float", low = 1e-4, high = 1e-1, log = true }',
+            )
+        arguments = self.arguments(model.kind)
+        specs: dict[str, ParamSpec] = {}
+        for name, entry in value.items():
+            key = f"[params].{name}"
+            if name not in arguments:
+                self.fail(
+                    key,
+                    f"{model.kind} has no argument {name!r}"
+                    f"; allowed: {', '.join(sorted(arguments))}",
+                )
+            if name in model.fixed:
+                self.fail(key, "also set in [model].fixed; a value is either fixed or searched")
+            spec = self.param(name, entry, key, specs)
+            self.param_fits_model(spec, arguments[name], key, model.kind)
+            specs[name] = spec
+        return tuple(specs.values())
+
+    def param(self, name: str, entry: Any, key: str, earlier: dict[str, ParamSpec]) -> ParamSpec:
+        entry = self.table(entry, key, _PARAM_KEYS)
+        ptype = self.required(entry, "type", f"{key}.type", '"float", "int" or "categorical"')
+        self.choice(ptype, PARAM_TYPES, f"{key}.type", "type")
+        when = self.when(entry.get("when", {}), key, earlier)
+        log = self.boolean(entry.get("log", False), f"{key}.log")
+        if ptype == "categorical":
+            for extra in ("low", "high", "log", "step"):
+                if extra in entry:
+                    self.fail(
+                        key,
+                        f"{extra} does not apply to a categorical parameter; "
+                        "list the values in choices",
+                    )
+            choices = self.required(entry, "choices", f"{key}.choices", "[a list of values]")
+            if not isinstance(choices, list):
+                self.fail(key, f"choices is {_kind_of(choices)}; allowed: a list of values")
+            if not choices:
+                self.fail(key, "choices is empty; list at least one value")
+            for c in choices:
+                if not isinstance(c, bool | int | float | str):
+                    self.fail(
+                        key, f"choice {c!r} is {_kind_of(c)}; allowed: strings, numbers, booleans"
+                    )
+            if len({(type(c), c) for c in choices}) != len(choices):
+                self.fail(key, "choices lists a value twice; list each value once")
+            return ParamSpec(name=name, type=ptype, choices=tuple(choices), when=when)
+
+        if "choices" in entry:
+            self.fail(
+                key,
+                f'choices applies to type = "categorical" only; a {ptype} '
+                "parameter takes low and high",
+            )
+        number = Interval(integer=ptype == "int")
+        low = self.required(entry, "low", f"{key}.low", "a number")
+        high = self.required(entry, "high", f"{key}.high", "a number")
+        self.check(low, number, f"{key}.low")
+        self.check(high, number, f"{key}.high")
+        if low >= high:
+            self.fail(
+                key, f"low ({low!r}) must be below high ({high!r}); swap them or widen the range"
+            )
+        step = entry.get("step")
+        if log and step is not None:
+            self.fail(key, "log and step cannot be combined; remove one of them")
+        if log and low <= 0:
+            self.fail(key, f"log = true needs low > 0, got low = {low!r}; raise low or drop log")
+        if step is not None:
+            self.check(
+                step, Interval(0, None, integer=ptype == "int", low_open=True), f"{key}.step"
+            )
+        if ptype == "float":
+            low, high = float(low), float(high)
+            step = float(step) if step is not None else None
+        return ParamSpec(name=name, type=ptype, low=low, high=high, log=log, step=step, when=when)
+
+    def when(
+        self, value: Any, key: str, earlier: dict[str, ParamSpec]
+    ) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+        if not isinstance(value, dict):
+            self.fail(
+                f"{key}.when",
+                f'got {_kind_of(value)}; allowed: a table such as {{ reg = ["l1", "l2"] }}',
+            )
+        conditions = []
+        for parent, values in value.items():
+            if parent not in earlier:
+                allowed = ", ".join(earlier) or "none (declare the parent parameter above)"
+                self.fail(
+                    key,
+                    f"when names {parent!r}, which is not a parameter declared "
+                    f"before it; allowed: {allowed}",
+                )
+            if earlier[parent].type != "categorical":
+                self.fail(
+                    key,
+                    f"when names {parent!r}, which is a {earlier[parent].type} "
+                    "parameter; allowed: categorical parameters",
+                )
+            values = values if isinstance(values, list) else [values]
+            choices = earlier[parent].choices
+            for v in values:
+                if not any(type(v) is type(c) and v == c for c in choices):
+                    self.fail(
+                        key,
+                        f"when.{parent} lists {v!r}, which is not among {parent}'s "
+                        f"choices; allowed: {', '.join(repr(c) for c in choices)}",
+                    )
+            conditions.append((parent, tuple(values)))
+        return tuple(conditions)
+
+    def param_fits_model(self, spec: ParamSpec, constraint: Any, key: str, kind: str) -> None:
+        if spec.type == "categorical":
+            values = spec.choices
+        else:
+            if spec.type == "float" and getattr(constraint, "integer", False):
+                self.fail(key, f'{kind} takes whole numbers for {spec.name}; use type = "int"')
+            if not isinstance(constraint, Interval):
+                self.fail(
+                    key,
+                    f"{kind} takes {constraint.describe()} for {spec.name}; "
+                    'use type = "categorical"',
+                )
+            values = (spec.low, spec.high)
+        for v in values:
+            problem = constraint.check(v)
+            if problem is not None:
+                self.fail(
+                    key,
+                    f"{kind} does not accept {spec.name} = {v!r}; "
+                    f"allowed: {constraint.describe()}",
+                )
+
+    def algorithm(self, value: Any, key: str, registry: dict[str, Algorithm]) -> AlgorithmSpec:
+        if isinstance(value, str):
+            value = {"type": value}
+        if not isinstance(value, dict):
+            self.fail(
+                key,
+                f"got {_kind_of(value)}; allowed: a name or a table such as "
+                '{ type = "...", ... }',
+            )
+        options = dict(value)
+        name = options.pop("type", None)
+        if name is None:
+            self.fail(key, f"missing type; allowed: {', '.join(registry)}")
+        name = self.choice(name, list(registry), f"{key}.type", "type")
+        algorithm = registry[name]
+        missing = algorithm.missing_packages()
+        if missing:
+            self.fail(
+                f"{key}.type",
+                f"{name!r} needs the package(s) {', '.join(missing)}; "
+                f"pip install {' '.join(missing)}, or choose another type",
+            )
+        accepted = algorithm.options()
+        for option, v in options.items():
+            if option not in accepted:
+                self.fail(
+                    f"{key}.{option}",
+                    self._unknown(f"option of {name}", option, list(accepted) or ["(none)"]),
+                )
+            problem = option_type_problem(accepted[option], v)
+            if problem is not None:
+                self.fail(f"{key}.{option}", problem)
+        return AlgorithmSpec(type=name, options=options)
+
+    def buildable(self, spec: StudySpec) -> None:
+        """Build the sampler and pruner once, so Optuna's own checks run now, not in a trial."""
+        from search.space import make_pruner
+        from search.space import make_sampler
+
+        for key, make in (("[study].sampler", make_sampler), ("[study].pruner", make_pruner)):
+            try:
+                make(spec, seed=0)
+            except UsageError:
+                raise
+            except (TypeError, ValueError) as e:
+                self.fail(
+                    key,
+                    f"{e}".rstrip(".") + "; see the Optuna documentation of "
+                    f"{key.split('.')[-1]} {getattr(spec, key.split('.')[-1]).type!r}",
+                )

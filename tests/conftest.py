@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# A small, fast study: 6 trials of 3 epochs on digits, no pruning.
+TINY = """
+[study]
+name = "tiny"
+n_trials = 6
+seed = 0
+sampler = { type = "tpe", n_startup_trials = 3 }
+pruner = "none"
+
+[data]
+dataset = "digits"
+val_fraction = 0.2
+
+[model]
+kind = "numpy.softmax"
+fixed = { epochs = 3 }
+
+[params]
+learning_rate = { type = "float", low = 1e-3, high = 1e-1, log = true }
+batch_size = { type = "categorical", choices = [32, 64] }
+reg = { type = "categorical", choices = ["none", "l1", "l2"] }
+reg_strength = { type = "float", low = 1e-5, high = 1e-2, log = true, when = { reg = ["l1", "l2"] } }
+"""  # noqa: E501 (a TOML inline table cannot span lines)
+
+
+@pytest.fixture
+def write_study(tmp_path: Path):
+    """Write a study file into the test's folder and return its path."""
+
+    def write(text: str = TINY, name: str = "study.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'hpsearch.db'}"
