@@ -13,14 +13,22 @@ from dataclasses import field
 from typing import Any
 
 from models._constraints import Constraint
+from models._constraints import Options
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """Where a model kind's class lives and which constructor arguments the kind fixes."""
+    """Where a model kind's class lives and how the kind narrows its constructor.
+
+    preset: arguments the kind fixes (a study file cannot set them).
+    restrict: narrower constraints for some arguments (e.g. the SVM's losses).
+    defaults: the kind's own defaults, applied before the study file's values.
+    """
 
     target: str  # "module:Class", imported on first use so torch loads only for Torch models
     preset: dict[str, Any] = field(default_factory=dict)
+    restrict: dict[str, Constraint] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     def load(self) -> type:
         module, name = self.target.split(":")
@@ -28,15 +36,24 @@ class ModelEntry:
 
     def arguments(self) -> dict[str, Constraint]:
         """Constructor arguments a study file may set (fixed or searched), with constraints."""
-        constraints = self.load()._parameter_constraints
+        constraints = {**self.load()._parameter_constraints, **self.restrict}
         return {k: v for k, v in constraints.items() if k not in self.preset and k != "seed"}
 
     def build(self, params: dict[str, Any], seed: int) -> Any:
-        return self.load()(**self.preset, **params, seed=seed)
+        return self.load()(**{**self.defaults, **params}, **self.preset, seed=seed)
 
+
+_LINEAR = "models.linear:LinearClassifier"
 
 MODELS: dict[str, ModelEntry] = {
-    "numpy.softmax": ModelEntry("models.linear:LinearClassifier", {"loss": "softmax"}),
+    "numpy.softmax": ModelEntry(_LINEAR, preset={"loss": "softmax"}),
+    "numpy.linear_svm": ModelEntry(
+        _LINEAR,
+        restrict={"loss": Options(("hinge", "weston_watkins"))},
+        defaults={"loss": "hinge"},
+    ),
+    "numpy.perceptron": ModelEntry(_LINEAR, preset={"loss": "perceptron"}),
+    "numpy.mlp": ModelEntry("models.mlp:MLP"),
 }
 
 __all__ = ["MODELS", "ModelEntry"]

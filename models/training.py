@@ -1,21 +1,44 @@
-"""Pieces of the training loop that every NumPy model shares."""
+"""The training loop every model shares: mini-batches, divergence checks, the epoch loop.
+
+`train()` is the one epoch loop: the search objective drives it with a callback that reports to
+Optuna, and retraining runs it without one, so both see the same early stopping and the same
+kept weights. Models expose `partial_fit` (one epoch), `evaluate`, `get_weights`/`set_weights`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
 
 import numpy as np
 
+SAMPLING = ("shuffle", "bootstrap")
+# Beyond this any weight is a sign of divergence, long before float32 overflows; stopping here
+# saves the epochs a diverging trial would otherwise burn.
+MAX_ABS_WEIGHT = 1e6
+TRAIN_EVAL_ROWS = 10_000  # training metrics per epoch come from at most this many rows
+
 
 class TrainingDiverged(ArithmeticError):
-    """Training produced a non-finite loss; the message says where."""
+    """Training produced a non-finite loss or exploding weights; the message says where."""
 
 
-def minibatches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Index arrays of one epoch: a fresh permutation of range(n), cut into batches.
+def minibatches(
+    n: int, batch_size: int, rng: np.random.Generator, sampling: str = "shuffle"
+) -> Iterator[np.ndarray]:
+    """Index arrays for one epoch of ceil(n / batch_size) batches.
 
-    The last batch is smaller when batch_size does not divide n.
+    shuffle: a fresh permutation of range(n), cut into batches (the last may be smaller).
+    bootstrap: every batch drawn with replacement (the CIFAR-10 assignment's sampling).
     """
+    if sampling == "bootstrap":
+        for _ in range(-(-n // batch_size)):
+            yield rng.integers(0, n, batch_size)
+        return
     order = rng.permutation(n)
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]
@@ -25,3 +48,80 @@ def check_finite(loss: float, epoch: int) -> None:
     """Stop at once when the loss is NaN or infinite."""
     if not np.isfinite(loss):
         raise TrainingDiverged(f"training loss became {loss} in epoch {epoch}")
+
+
+def check_weights(params: dict[str, np.ndarray], epoch: int) -> None:
+    for name, value in params.items():
+        biggest = float(np.abs(value).max())
+        if not biggest <= MAX_ABS_WEIGHT:  # also catches NaN
+            raise TrainingDiverged(
+                f"weights exploded in epoch {epoch}: max |{name}| = {biggest:.3g}"
+            )
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of one training run, and the epoch whose weights were kept."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    kept_epoch: int = -1
+
+    @property
+    def kept_val_accuracy(self) -> float:
+        return self.val_accuracy[self.kept_epoch]
+
+
+def _evenly_spaced(n: int, limit: int) -> np.ndarray | slice:
+    return slice(None) if n <= limit else np.linspace(0, n - 1, limit).astype(np.int64)
+
+
+def train(
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    classes: np.ndarray,
+    on_epoch: Callable[[int, History], None] | None = None,
+    guard: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> History:
+    """Train `model.epochs` epochs, evaluating on validation after each one.
+
+    With `model.patience` > 0 training stops after that many epochs without a better
+    validation accuracy, and the weights of the best epoch are restored; otherwise the final
+    weights are kept. `on_epoch(epoch, history)` runs after every epoch (and may raise, e.g. to
+    prune). `guard()` wraps the numeric work of each epoch (the search uses it so interrupts
+    land only there).
+    """
+    history = History()
+    rows = _evenly_spaced(len(X), TRAIN_EVAL_ROWS)
+    X_eval, y_eval = X[rows], y[rows]
+    patience = getattr(model, "patience", 0)
+    best_weights = None
+    for epoch in range(model.epochs):
+        with guard():
+            model.partial_fit(X, y, classes=classes)
+            train_metrics = model.evaluate(X_eval, y_eval)
+            val_metrics = model.evaluate(X_val, y_val)
+        history.train_loss.append(train_metrics[0])
+        history.train_accuracy.append(train_metrics[1])
+        history.val_loss.append(val_metrics[0])
+        history.val_accuracy.append(val_metrics[1])
+        if not np.isfinite(val_metrics[0]):
+            raise TrainingDiverged(f"validation loss became {val_metrics[0]} in epoch {epoch}")
+        improved = history.kept_epoch < 0 or val_metrics[1] > history.kept_val_accuracy
+        if improved or not patience:
+            history.kept_epoch = epoch
+            if patience:
+                best_weights = model.get_weights()
+        if on_epoch is not None:
+            on_epoch(epoch, history)
+        if patience and epoch - history.kept_epoch >= patience:
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return history

@@ -1,7 +1,8 @@
 """The objective: build a model from a trial's parameters, train it epoch by epoch, report.
 
 The objective owns the epoch loop (optuna's Trial.report pattern); models never import optuna.
-A trial's value is the validation accuracy of its final weights, the weights it would export.
+A trial's value is the validation accuracy of the weights it would export: the final ones, or
+with early stopping (`patience`) those of the best epoch.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import numpy as np
 import optuna
 
 from models import MODELS
+from models.training import History
 from models.training import TrainingDiverged
+from models.training import train
 from search.space import suggest
 
 if TYPE_CHECKING:
@@ -98,29 +101,25 @@ class Objective:
         trial.set_user_attr("seed", seed)
         model = MODELS[spec.model.kind].build({**spec.model.fixed, **params}, seed)
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
+
+        def report(epoch: int, history: History) -> None:
+            # The rounded numbers are the truth everywhere: curves, reports and the value.
+            for name in CURVES:
+                curves[name].append(_short(getattr(history, name)[-1]))
+            trial.report(curves["val_accuracy"][-1], step=epoch)
+            self.interrupts.check()
+            if trial.should_prune():
+                raise optuna.TrialPruned(
+                    f"validation accuracy {curves['val_accuracy'][-1]:.4f} after epoch {epoch}"
+                )
+
         start = time.perf_counter()
         try:
-            for epoch in range(model.epochs):
-                with self.interrupts.training():
-                    model.partial_fit(data.X_train, data.y_train, classes=data.classes)
-                    metrics = (
-                        *model.evaluate(data.X_train, data.y_train),
-                        *model.evaluate(data.X_val, data.y_val),
-                    )
-                # The rounded numbers are the truth everywhere: curves, reports and the value.
-                metrics = tuple(_short(m) for m in metrics)
-                for name, value in zip(CURVES, metrics, strict=True):
-                    curves[name].append(value)
-                if not np.isfinite(metrics[2]):
-                    raise TrainingDiverged(f"validation loss became {metrics[2]} in epoch {epoch}")
-                val_accuracy = metrics[3]
-                trial.report(val_accuracy, step=epoch)
-                self.interrupts.check()
-                if trial.should_prune():
-                    raise optuna.TrialPruned(
-                        f"validation accuracy {val_accuracy:.4f} after epoch {epoch}"
-                    )
-            return val_accuracy
+            history = train(model, data.X_train, data.y_train, data.X_val, data.y_val,
+                            classes=data.classes, on_epoch=report,
+                            guard=self.interrupts.training)  # fmt: skip
+            # The weights kept: the final ones, or the best epoch's with early stopping.
+            return curves["val_accuracy"][history.kept_epoch]
         except TrainingDiverged as e:
             trial.set_user_attr("fail_reason", str(e))
             trial.set_user_attr("diverged", True)

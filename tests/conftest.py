@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,18 @@ def write_study(tmp_path: Path):
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'hpsearch.db'}"
+
+
+def require_torch():
+    """torch, or a skip with the reason where it is not installed.
+
+    CI sets HPSEARCH_REQUIRE_TORCH=1 (it installs torch 2.13.0), so there a missing torch is a
+    failure, never a silent skip.
+    """
+    if os.environ.get("HPSEARCH_REQUIRE_TORCH") == "1":
+        import torch
+
+        return torch
+    return pytest.importorskip(
+        "torch", reason="torch is not installed: pip install torch==2.13.0 (CI installs it)"
+    )

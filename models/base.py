@@ -1,0 +1,180 @@
+"""The machinery every NumPy classifier shares; subclasses define only their network.
+
+A subclass implements `_init_params(n_features, n_classes)`, `_forward(X, train)` returning
+(scores of shape (N, C), cache), `_backward(dscores, cache)` returning gradients keyed like
+`params_`, and `_weight_names()` (the arrays that regularization applies to, never biases).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from typing import Self
+
+import numpy as np
+
+from models._constraints import Interval
+from models._constraints import Options
+from models._constraints import validate_arguments
+from models.layers import INITS
+from models.losses import LOSSES
+from models.optimizers import OPTIMIZERS
+from models.optimizers import make_optimizer
+from models.regularizers import REGULARIZERS
+from models.regularizers import penalty
+from models.schedules import SCHEDULES
+from models.schedules import lr_at
+from models.training import SAMPLING
+from models.training import check_finite
+from models.training import check_weights
+from models.training import minibatches
+
+_EVAL_CHUNK = 4096  # rows scored at once by evaluate(), bounds memory on large datasets
+
+COMMON_CONSTRAINTS = {
+    "learning_rate": Interval(0.0, None, low_open=True),
+    "batch_size": Interval(1, None, integer=True),
+    "epochs": Interval(1, None, integer=True),
+    "reg": Options(REGULARIZERS),
+    "reg_strength": Interval(0.0, None),
+    "optimizer": Options(OPTIMIZERS),
+    "momentum": Interval(0.0, 1.0, high_open=True),
+    "schedule": Options(SCHEDULES),
+    "lr_decay": Interval(0.0, None),
+    "lr_step": Interval(1, None, integer=True),
+    "lr_gamma": Interval(0.0, 1.0, low_open=True),
+    "sampling": Options(SAMPLING),
+    "patience": Interval(0, None, integer=True),
+    "init": Options(INITS),
+    "init_mean": Interval(),
+    "init_std": Interval(0.0, None, low_open=True),
+    "loss": Options(tuple(LOSSES)),
+    "seed": Interval(0, None, integer=True),
+}
+
+
+class GradientModel:
+    """Mini-batch training, regularization, schedules and evaluation for any network.
+
+    Every constructor argument of a subclass is stored as-is (scikit-learn's rule: no logic in
+    __init__) and checked against `_parameter_constraints` on the first `partial_fit`.
+    """
+
+    _parameter_constraints: dict[str, Any] = COMMON_CONSTRAINTS
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._parameter_constraints}
+
+    # -- to be defined by subclasses -------------------------------------------------------
+
+    def _init_params(self, n_features: int, n_classes: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _forward(self, X: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
+        raise NotImplementedError
+
+    def _backward(self, dscores: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _weight_names(self) -> list[str]:
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        validate_arguments(self._parameter_constraints, self.get_params())
+
+    def _initialize(self, n_features: int, classes: Any) -> None:
+        self._validate()
+        self.classes_ = np.asarray(classes)
+        self._rng = np.random.default_rng(self.seed)
+        self.params_ = self._init_params(n_features, len(self.classes_))
+        self._optimizer = make_optimizer(self.optimizer, self.learning_rate, self.momentum)
+        self.loss_curve_: list[float] = []
+
+    def loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+        """Regularized loss of a batch and the gradient of every array in params_.
+
+        Args:
+            X: Inputs of shape (N, D).
+            y: Class indices of shape (N,), values in [0, C).
+
+        Returns:
+            The data loss plus the weight penalty, and gradients keyed like params_.
+        """
+        scores, cache = self._forward(X, train=True)
+        data_loss, dscores = LOSSES[self.loss](scores, y)
+        grads = self._backward(dscores, cache)
+        weights = {name: self.params_[name] for name in self._weight_names()}
+        reg_loss, reg_grads = penalty(self.reg, self.reg_strength, weights)
+        for name, grad in reg_grads.items():
+            grads[name] += grad
+        return data_loss + reg_loss, grads
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray, classes: Any = None) -> Self:
+        """Train for exactly one epoch.
+
+        Args:
+            X: Inputs of shape (N, D), float32.
+            y: Labels of shape (N,).
+            classes: All labels that can occur; needed on the first call only.
+        """
+        if not hasattr(self, "params_"):
+            self._initialize(X.shape[1], np.unique(y) if classes is None else classes)
+        y_idx = np.searchsorted(self.classes_, y)
+        epoch = len(self.loss_curve_)
+        self._optimizer.learning_rate = lr_at(
+            self.schedule, self.learning_rate, epoch, epochs=self.epochs,
+            lr_decay=self.lr_decay, lr_step=self.lr_step, lr_gamma=self.lr_gamma,
+        )  # fmt: skip
+        total, seen = 0.0, 0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for idx in minibatches(len(X), self.batch_size, self._rng, self.sampling):
+                loss, grads = self.loss_and_grads(X[idx], y_idx[idx])
+                check_finite(loss, epoch)
+                self._optimizer.step(self.params_, grads)
+                total += loss * len(idx)
+                seen += len(idx)
+        check_weights(self.params_, epoch)
+        self.loss_curve_.append(total / seen)
+        return self
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
+        """Train from scratch for `epochs` epochs (no early stopping: it needs validation data;
+        models.training.train() does that)."""
+        for attr in ("params_", "classes_"):
+            self.__dict__.pop(attr, None)
+        for _ in range(self.epochs):
+            self.partial_fit(X, y)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Class scores of shape (N, C), in evaluation mode (no dropout)."""
+        return self._forward(X, train=False)[0]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Mean accuracy."""
+        return float((self.predict(X) == y).mean())
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Data loss (no penalty) and accuracy over all of X, scored in chunks."""
+        y_idx = np.searchsorted(self.classes_, y)
+        loss_sum = 0.0
+        correct = 0
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, len(X), _EVAL_CHUNK):
+                scores = self.decision_function(X[start : start + _EVAL_CHUNK])
+                target = y_idx[start : start + _EVAL_CHUNK]
+                loss, _ = LOSSES[self.loss](scores, target)
+                loss_sum += loss * len(target)
+                correct += int((scores.argmax(axis=1) == target).sum())
+        return loss_sum / len(X), correct / len(X)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """A copy of the learned arrays."""
+        return {name: value.copy() for name, value in self.params_.items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.params_ = {name: value.copy() for name, value in weights.items()}

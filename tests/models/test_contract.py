@@ -1,0 +1,147 @@
+"""Every NumPy model kind through the same checks (scikit-learn's parametrize_with_checks idea)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from models import MODELS
+from models.regularizers import penalty
+from models.training import TrainingDiverged
+
+NUMPY_KINDS = [k for k in MODELS if k.startswith("numpy.")]
+# Settings under which each kind learns the small problems below quickly.
+QUICK = {
+    "numpy.softmax": {"learning_rate": 0.5},
+    "numpy.linear_svm": {"learning_rate": 0.1},
+    "numpy.perceptron": {"learning_rate": 0.1},
+    "numpy.mlp": {"learning_rate": 0.1, "hidden": [32]},
+}
+
+
+def _problem(n=100, d=8, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    return X, rng.integers(0, c, n), c
+
+
+def build(kind, seed=0, **params):
+    return MODELS[kind].build({**QUICK[kind], **params}, seed)
+
+
+@pytest.fixture(params=NUMPY_KINDS)
+def kind(request):
+    return request.param
+
+
+def test_fit_returns_self_with_float32_weights_and_right_shapes(kind):
+    X, y, c = _problem()
+    model = build(kind, epochs=2)
+    assert model.fit(X, y) is model
+    assert all(v.dtype == np.float32 for v in model.params_.values())
+    assert model.decision_function(X).shape == (len(X), c)
+    assert model.predict(X).shape == (len(X),)
+    assert 0.0 <= model.score(X, y) <= 1.0
+
+
+def test_n_partial_fits_equal_fit_and_inputs_are_unchanged(kind):
+    X, y, c = _problem()
+    X_before, y_before = X.copy(), y.copy()
+    fitted = build(kind, epochs=3, seed=1).fit(X, y)
+    stepwise = build(kind, epochs=3, seed=1)
+    for _ in range(3):
+        assert stepwise.partial_fit(X, y, classes=np.arange(c)) is stepwise
+    for name, value in fitted.params_.items():
+        np.testing.assert_array_equal(value, stepwise.params_[name])
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+
+
+@pytest.mark.parametrize("extra", [{}, {"sampling": "bootstrap"}, {"optimizer": "adam"}])
+def test_same_seed_same_weights_other_seed_other_weights(kind, extra):
+    X, y, _ = _problem()
+    if kind == "numpy.mlp":
+        extra = {**extra, "dropout": 0.3}
+    a, b, other = (build(kind, seed=s, epochs=3, **extra).fit(X, y) for s in (5, 5, 6))
+    for name in a.params_:
+        np.testing.assert_array_equal(a.params_[name], b.params_[name])
+    assert any(not np.array_equal(a.params_[n], other.params_[n]) for n in a.params_)
+
+
+def test_overfits_twenty_samples(kind):
+    X, y, _ = _problem(n=20, d=30, c=4, seed=3)
+    model = build(kind, epochs=300, batch_size=5).fit(X, y)
+    assert model.score(X, y) == 1.0
+
+
+@pytest.mark.parametrize("kind", [k for k in NUMPY_KINDS if k != "numpy.perceptron"])
+def test_stronger_l2_gives_smaller_weights(kind):
+    # Not for the perceptron: its criterion has no margin and is scale-invariant, so its weight
+    # norm is set by the number of mistake-driven updates, not by an optimum that L2 trades
+    # against; measured norms for strengths 0, 0.01, 0.1, 1 were 0.17, 0.21, 0.12, 0.14.
+    X, y, _ = _problem(n=200, d=10)
+    norms = []
+    for strength in (0.0, 0.01, 0.1):
+        model = build(kind, reg="l2", reg_strength=strength, epochs=30).fit(X, y)
+        norms.append(math.sqrt(sum(float(np.sum(model.params_[w] ** 2))
+                                   for w in model._weight_names())))  # fmt: skip
+    assert norms[0] > norms[1] > norms[2]
+
+
+def test_penalty_is_added_for_weights_and_never_for_biases(kind):
+    X, y, c = _problem(n=30)
+    model = build(kind, reg="l2", reg_strength=0.5, epochs=1).fit(X, y)
+    for name in model.params_:
+        model.params_[name] += 0.25  # non-zero biases too
+    regularized = model.loss_and_grads(X, np.searchsorted(model.classes_, y))[0]
+    model.reg = "none"
+    plain = model.loss_and_grads(X, np.searchsorted(model.classes_, y))[0]
+    weights = {w: model.params_[w] for w in model._weight_names()}
+    assert not any(w.startswith("b") for w in weights)
+    assert regularized - plain == pytest.approx(penalty("l2", 0.5, weights)[0], rel=1e-5)
+
+
+def test_a_huge_learning_rate_stops_training_with_a_reason(kind):
+    X, y, _ = _problem()
+    model = build(kind, learning_rate=1e30, epochs=5)
+    with pytest.raises(TrainingDiverged, match="epoch 0"):
+        model.fit(X * 100, y)
+
+
+def test_bad_arguments_are_refused_in_fit_with_their_name(kind):
+    X, y, _ = _problem()
+    for bad in ({"batch_size": 0}, {"reg": "l3"}, {"optimizer": "rmsprop"}, {"momentum": 1.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            build(kind, **bad).fit(X, y)
+
+
+def test_initial_softmax_loss_is_close_to_ln_c():
+    X, y, c = _problem(n=500, d=20, c=10)
+    model = MODELS["numpy.softmax"].build({"learning_rate": 1e-12}, seed=0)
+    model.partial_fit(X, y, classes=np.arange(c))  # an epoch with lr 1e-12 changes nothing
+    assert model.evaluate(X, y)[0] == pytest.approx(math.log(10), abs=0.01)
+
+
+def test_init_options():
+    X, y, c = _problem(n=10, d=400)
+    for init, std in (("he", math.sqrt(2 / 400)), ("xavier", math.sqrt(2 / 403))):
+        model = build("numpy.softmax", init=init, learning_rate=1e-12, epochs=1).fit(X, y)
+        assert np.std(model.params_["W"]) == pytest.approx(std, rel=0.1)
+    model = build("numpy.mlp", init="normal", init_mean=0.1, init_std=0.1,
+                  learning_rate=1e-12, epochs=1, hidden=[300]).fit(X, y)  # fmt: skip
+    assert np.mean(model.params_["W1"]) == pytest.approx(0.1, abs=0.01)
+    assert np.std(model.params_["W1"]) == pytest.approx(0.1, rel=0.05)
+
+
+def test_hidden_widths_in_every_form():
+    X, y, c = _problem(d=6)
+    for hidden, widths in (([7, 5], [7, 5]), (9, [9]), ("8-4-3", [8, 4, 3]), ([], [])):
+        model = build("numpy.mlp", hidden=hidden, epochs=1).fit(X, y)
+        shapes = [model.params_[f"W{i}"].shape for i in range(1, len(widths) + 2)]
+        assert shapes == list(zip([6, *widths], [*widths, c], strict=True))
+    model = build("numpy.mlp", hidden=[99], depth=3, width=10, epochs=1).fit(X, y)
+    assert [model.params_[f"W{i}"].shape[1] for i in (1, 2, 3)] == [10, 10, 10]
+    with pytest.raises(ValueError, match="hidden"):
+        build("numpy.mlp", hidden="10-x").fit(X, y)
