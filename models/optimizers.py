@@ -1,5 +1,8 @@
 """Optimizers: `step(params, grads)` updates `params` in place; `grads` has the same keys.
 
+`step` may overwrite `grads` (they are the batch's temporaries): scaling a gradient in place
+saves allocating and streaming a temporary as large as the weights on every batch.
+
 State (velocities, moments) is keyed by parameter name and created on first use. The learning
 rate is a plain attribute that the training loop sets from the schedule every epoch.
 """
@@ -31,7 +34,8 @@ class SGD:
         for name, grad in grads.items():
             param = params[name]
             if mu == 0.0:
-                param -= lr * grad
+                grad *= lr
+                param -= grad
                 continue
             v = self._velocity.get(name)
             if v is None:
@@ -39,11 +43,13 @@ class SGD:
             if self.nesterov:
                 param -= mu * v  # undo the old look-ahead ...
                 v *= mu
-                v -= lr * grad
+                grad *= lr
+                v -= grad
                 param += (1 + mu) * v  # ... and take the new one
             else:
                 v *= mu
-                v -= lr * grad
+                grad *= lr
+                v -= grad
                 param += v
 
 
