@@ -26,6 +26,7 @@ from search.storage import open_storage
 if TYPE_CHECKING:
     import optuna
 
+    from models.data import Dataset
     from search.study_file import StudySpec
 
 
@@ -136,6 +137,23 @@ class _Progress:
         self.bar.close()
 
 
+def load_data(spec: StudySpec) -> Dataset:
+    """The study's dataset; a missing or malformed file is the user's to fix (exit 2)."""
+    from models.data import DataError
+    from models.data import load_dataset
+
+    try:
+        return load_dataset(
+            spec.data.dataset,
+            val_fraction=spec.data.val_fraction,
+            test_fraction=spec.data.test_fraction,
+            preprocess=spec.data.preprocess,
+            seed=spec.seed,
+        )
+    except DataError as e:
+        raise UsageError(f"{spec.source}: [data].dataset: {e}") from None
+
+
 def run_study(
     spec: StudySpec,
     target: StorageURL,
@@ -150,10 +168,10 @@ def run_study(
 
     out = out or sys.stdout
 
-    from models.data import load_dataset
     from models.training import TrainingDiverged
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # hpsearch reports trials itself
+    data = load_data(spec)  # before storage: a bad data file must not leave a study behind
     storage = open_storage(target, create=True)
     study = create_or_resume(spec, storage, target)
     budget = n_trials or spec.n_trials
@@ -166,13 +184,6 @@ def run_study(
         )
         print("\n".join(summary_lines(study, budget)), file=out)
         return 0
-    data = load_dataset(
-        spec.data.dataset,
-        val_fraction=spec.data.val_fraction,
-        test_fraction=spec.data.test_fraction,
-        preprocess=spec.data.preprocess,
-        seed=spec.seed,
-    )
     interrupts = Interrupts()
     progress = _Progress(study, budget, done, quiet)
 

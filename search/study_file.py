@@ -22,6 +22,7 @@ from models import MODELS
 from models._constraints import Interval
 from models.data import DATASETS
 from models.data import PREPROCESS
+from models.data import is_npz_path
 from search.algorithms import DEFAULT_PRUNER
 from search.algorithms import PRUNERS
 from search.algorithms import SAMPLERS
@@ -309,9 +310,10 @@ class _Parser:
     def data(self, value: Any) -> DataSpec:
         data = self.table(value, "[data]", _DATA_KEYS)
         defaults = DataSpec()
-        dataset = self.choice(
-            data.get("dataset", defaults.dataset), list(DATASETS), "[data].dataset", "dataset"
-        )
+        dataset = data.get("dataset", defaults.dataset)
+        if not (isinstance(dataset, str) and is_npz_path(dataset)):
+            dataset = self.choice(dataset, list(DATASETS) + ["path/to/file.npz"],
+                                  "[data].dataset", "dataset")  # fmt: skip
         fractions = {}
         for name in ("val_fraction", "test_fraction"):
             value = data.get(name, getattr(defaults, name))

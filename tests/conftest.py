@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# Every test (and every process a test starts) caches datasets in a folder of its own, never in
+# the user's ~/.cache/hpsearch.
+if "HPSEARCH_DATA_DIR" not in os.environ:
+    os.environ["HPSEARCH_DATA_DIR"] = tempfile.mkdtemp(prefix="hpsearch-test-data-")
+    atexit.register(shutil.rmtree, os.environ["HPSEARCH_DATA_DIR"], ignore_errors=True)
 
 # A small, fast study: 6 trials of 3 epochs on digits, no pruning.
 TINY = """

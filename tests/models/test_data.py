@@ -12,7 +12,7 @@ def test_digits_splits_are_disjoint_stratified_and_complete():
     sizes = (len(data.y_train), len(data.y_val), len(data.y_test))
     assert sum(sizes) == 1797
     assert data.X_train.shape == (sizes[0], 64) and data.X_train.dtype == np.float32
-    assert data.image_shape == (8, 8, 1)
+    assert data.image_shape == (1, 8, 8)
     assert len(data.y_test) == pytest.approx(0.2 * 1797, abs=10)
     assert len(data.y_val) == pytest.approx(0.2 * 0.8 * 1797, abs=10)
     for y in (data.y_train, data.y_val, data.y_test):

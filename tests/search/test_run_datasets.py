@@ -1,0 +1,96 @@
+"""`hpsearch run` with every dataset name (fixtures in the real formats, over HTTP)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import optuna
+import pytest
+
+from models.data.sources import SOURCES
+from models.data.sources import RemoteFile
+from models.data.sources import Source
+from search.cli import main
+from tests.conftest import TINY
+from tests.models.test_datasets import DEAD
+from tests.models.test_datasets import cifar_tar
+from tests.models.test_datasets import images_and_labels
+from tests.models.test_datasets import own_cache  # noqa: F401 (autouse fixture)
+from tests.models.test_datasets import require_debian_fashion
+from tests.models.test_datasets import serve_idx
+from tests.models.test_datasets import server  # noqa: F401 (fixture)
+from tests.models.test_datasets import sha256
+
+
+def _study(dataset: str) -> str:
+    return TINY.replace('dataset = "digits"', f'dataset = "{dataset}"').replace(
+        "n_trials = 6", "n_trials = 2"
+    )
+
+
+def _run_ok(write_study, db_url, dataset: str) -> optuna.Study:
+    assert main(["run", str(write_study(_study(dataset))), "--storage", db_url, "--quiet"]) == 0
+    study = optuna.load_study(study_name="tiny", storage=db_url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    return study
+
+
+def test_run_on_mnist(server, monkeypatch, write_study, db_url):  # noqa: F811
+    serve_idx(server, monkeypatch)
+    _run_ok(write_study, db_url, "mnist")
+
+
+def test_run_on_cifar10(server, monkeypatch, write_study, db_url):  # noqa: F811
+    batches = {f"data_batch_{i}": images_and_labels(20, (3072,), i) for i in range(1, 6)}
+    batches["test_batch"] = images_and_labels(20, (3072,), 9)
+    archive = cifar_tar(batches)
+    (server.root / "cifar-10-python.tar.gz").write_bytes(archive)
+    monkeypatch.setitem(
+        SOURCES,
+        "cifar10",
+        Source(
+            files=(RemoteFile("cifar-10-python.tar.gz", sha256(archive)),), mirrors=(server.url,)
+        ),
+    )
+    _run_ok(write_study, db_url, "cifar10")
+
+
+def test_run_on_intel_and_on_an_npz_path(own_cache, tmp_path, write_study, db_url):  # noqa: F811
+    X, y = images_and_labels(60, (48 * 48 * 3,), 1)
+    (own_cache / "intel").mkdir(parents=True)
+    np.savez(own_cache / "intel" / "intel_landscapes.npz", train_images=X[:40],
+             train_labels=y[:40] % 6, val_images=X[40:50], val_labels=y[40:50] % 6,
+             test_images=X[50:], test_labels=y[50:] % 6)  # fmt: skip
+    _run_ok(write_study, db_url, "intel")
+    np.savez(tmp_path / "mine.npz", X_train=X[:50], y_train=y[:50])
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    _run_ok(write_study, other, str(tmp_path / "mine.npz"))
+
+
+def test_run_on_the_real_fashion_mnist(monkeypatch, write_study, db_url):
+    require_debian_fashion()
+    monkeypatch.setitem(
+        SOURCES, "fashion-mnist", replace(SOURCES["fashion-mnist"], mirrors=(DEAD,))
+    )  # offline
+    study = _run_ok(write_study, db_url, "fashion-mnist")
+    assert study.best_value > 0.7  # 3 epochs of softmax regression on the real data
+
+
+@pytest.mark.parametrize("problem", ["missing", "not-npz", "offline"])
+def test_bad_data_ends_in_exit_2_and_creates_no_study(
+    problem, monkeypatch, tmp_path, write_study, capsys
+):
+    if problem == "offline":
+        monkeypatch.setitem(SOURCES, "mnist", replace(SOURCES["mnist"], mirrors=(DEAD,)))
+        dataset = "mnist"
+    else:
+        dataset = str(tmp_path / "data.npz")
+        if problem == "not-npz":
+            (tmp_path / "data.npz").write_text("not an archive")
+    db = tmp_path / "h.db"
+    path = write_study(_study(dataset))
+    assert main(["run", str(path), "--storage", f"sqlite:///{db}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"{path}: [data].dataset: ")
+    assert not db.exists()
