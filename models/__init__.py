@@ -42,6 +42,9 @@ class ModelEntry:
     def build(self, params: dict[str, Any], seed: int) -> Any:
         return self.load()(**{**self.defaults, **params}, **self.preset, seed=seed)
 
+    def needs_torch(self) -> bool:
+        return self.target.startswith("models.torch_models:")
+
 
 _LINEAR = "models.linear:LinearClassifier"
 
@@ -54,6 +57,9 @@ MODELS: dict[str, ModelEntry] = {
     ),
     "numpy.perceptron": ModelEntry(_LINEAR, preset={"loss": "perceptron"}),
     "numpy.mlp": ModelEntry("models.mlp:MLP"),
+    "torch.logistic": ModelEntry("models.torch_models:TorchLogistic"),
+    "torch.mlp": ModelEntry("models.torch_models:TorchMLP"),
+    "torch.cnn": ModelEntry("models.torch_models:TorchCNN"),
 }
 
 __all__ = ["MODELS", "ModelEntry"]

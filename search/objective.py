@@ -115,7 +115,8 @@ class Objective:
 
         start = time.perf_counter()
         try:
-            history = train(model, data.X_train, data.y_train, data.X_val, data.y_val,
+            images = getattr(model, "wants_images", False)  # a CNN takes (N, C, H, W) views
+            history = train(model, *data.split("train", images), *data.split("val", images),
                             classes=data.classes, on_epoch=report,
                             guard=self.interrupts.training)  # fmt: skip
             # The weights kept: the final ones, or the best epoch's with early stopping.

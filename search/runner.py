@@ -168,6 +168,7 @@ def run_study(
 
     out = out or sys.stdout
 
+    from models.torch_models import TorchMissing
     from models.training import TrainingDiverged
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # hpsearch reports trials itself
@@ -201,6 +202,8 @@ def run_study(
                 catch=(TrainingDiverged,),
                 callbacks=[progress, stop_when_asked],
             )
+    except TorchMissing as e:
+        raise UsageError(f"{spec.source}: [model].kind: {e}") from None
     except KeyboardInterrupt:
         if interrupts.signal is None:  # Ctrl-C before the handler was installed
             interrupts.signal = 2

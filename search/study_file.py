@@ -23,6 +23,7 @@ from models._constraints import Interval
 from models.data import DATASETS
 from models.data import PREPROCESS
 from models.data import is_npz_path
+from models.torch_models import torch_installed
 from search.algorithms import DEFAULT_PRUNER
 from search.algorithms import PRUNERS
 from search.algorithms import SAMPLERS
@@ -330,6 +331,12 @@ class _Parser:
         model = self.table(value, "[model]", _MODEL_KEYS)
         kind = self.required(model, "kind", "[model].kind", '"numpy.softmax" (or another model)')
         kind = self.choice(kind, list(MODELS), "[model].kind", "model")
+        if MODELS[kind].needs_torch() and not torch_installed():
+            self.fail(
+                "[model].kind",
+                f"{kind} needs PyTorch, which is not installed; pip "
+                "install torch==2.13.0 (the CPU build), or choose a numpy.* model",
+            )
         fixed = self.table(model.get("fixed", {}), "[model].fixed", tuple(self.arguments(kind)))
         for name, value in fixed.items():
             problem = self.arguments(kind)[name].check(value)

@@ -61,6 +61,11 @@ class Dataset:
     classes: np.ndarray
     image_shape: tuple[int, int, int]
 
+    def split(self, name: str, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """X and y of "train", "val" or "test"; with `images`, X as (N, C, H, W) (a view)."""
+        X, y = getattr(self, f"X_{name}"), getattr(self, f"y_{name}")
+        return (X.reshape(len(X), *self.image_shape) if images else X), y
+
 
 def is_npz_path(name: str) -> bool:
     return name.endswith(".npz")

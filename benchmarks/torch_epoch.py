@@ -1,0 +1,97 @@
+"""One epoch of hpsearch's Torch models on Fashion-MNIST-shaped data, against peers.
+
+    python benchmarks/torch_epoch.py [--n 54000] [--repeats 2]
+
+Data: N x 1 x 28 x 28 float32 (synthetic: speed does not depend on the pixel values), 10
+classes, plain SGD, all cores. Rows:
+
+- torch.mlp (784-200-200-10) against hpsearch's NumPy MLP with the same layers, in the same run.
+- torch.cnn (16-32-64 and 32-64-128 channels, BatchNorm, one 128-unit hidden layer) against a
+  bare PyTorch loop over the very same network (randperm, index, forward, backward, step): the
+  ratio is what hpsearch's training wrapper costs.
+
+Each figure is the minimum over --repeats runs, measurements interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models import MODELS  # noqa: E402
+
+
+def epoch_of(kind: str, params: dict, X: np.ndarray, y: np.ndarray) -> tuple[Callable, object]:
+    model = MODELS[kind].build({**params, "epochs": 100, "learning_rate": 1e-3}, seed=0)
+    model.partial_fit(X[:256], y[:256], classes=np.arange(10))  # build the network
+    return (lambda: model.partial_fit(X, y)), model
+
+
+def bare_loop(net: torch.nn.Module, X: np.ndarray, y: np.ndarray, batch: int) -> Callable:
+    """The same network trained by the textbook PyTorch loop."""
+    net = __import__("copy").deepcopy(net).train()
+    optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def run() -> None:
+        order = torch.randperm(len(Xt))
+        for start in range(0, len(Xt), batch):
+            idx = order[start : start + batch]
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx]).backward()
+            optimizer.step()
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=54_000)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    images = rng.standard_normal((args.n, 1, 28, 28), dtype=np.float32)
+    flat = images.reshape(args.n, -1)
+    y = rng.integers(0, 10, args.n)
+    print(
+        f"# {args.n} x 1 x 28 x 28 float32, 10 classes, SGD, torch {torch.__version__} with "
+        f"{torch.get_num_threads()} threads\n"
+    )
+    print("| model | batch | s/epoch | peer | peer s/epoch | ratio (ours / peer) |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for batch in (64, 256):
+        mlp = {"hidden": [200, 200], "batch_size": batch}
+        ours, _ = epoch_of("torch.mlp", {**mlp, "dropout": 0.0}, flat, y)
+        peer, _ = epoch_of("numpy.mlp", mlp, flat, y)
+        rows.append(("torch.mlp 784-200-200-10", batch, ours, "numpy.mlp, same layers", peer))
+    for channels in ("16-32-64", "32-64-128"):
+        params = {"channels": channels, "hidden": [128], "batch_size": 128}
+        ours, model = epoch_of("torch.cnn", params, images, y)
+        peer = bare_loop(model.net_, images, y, 128)
+        rows.append((f"torch.cnn {channels}", 128, ours, "bare PyTorch loop", peer))
+    times = {i: [float("inf"), float("inf")] for i in range(len(rows))}
+    for _ in range(args.repeats):
+        for i, (_, _, ours, _, peer) in enumerate(rows):
+            for j, fn in enumerate((ours, peer)):
+                start = time.perf_counter()
+                fn()
+                times[i][j] = min(times[i][j], time.perf_counter() - start)
+    for i, (name, batch, _, peer_name, _) in enumerate(rows):
+        ours_s, peer_s = times[i]
+        print(
+            f"| {name} | {batch} | {ours_s:.2f} | {peer_name} | {peer_s:.2f} | "
+            f"{ours_s / peer_s:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

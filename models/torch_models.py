@@ -1,0 +1,338 @@
+"""PyTorch classifiers with the same vocabulary and protocol as the NumPy models.
+
+torch is imported inside methods only, so the constraints (and study-file validation) never
+load it and `hpsearch --help` stays fast. Regularization is an explicit penalty on weight
+tensors of two or more dimensions (linear and convolution weights, never biases or BatchNorm
+scales): l1 = lambda * sum |W|, l2 = lambda * sum W**2, exactly as in models.regularizers, not
+torch's weight_decay (which would mean lambda / 2 * sum W**2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import warnings
+from typing import Any
+from typing import Self
+
+import numpy as np
+
+from models._constraints import Interval
+from models._constraints import Options
+from models.base import COMMON_CONSTRAINTS
+from models.mlp import Widths
+from models.mlp import parse_hidden
+from models.schedules import lr_at
+from models.training import MAX_ABS_WEIGHT
+from models.training import TrainingDiverged
+from models.training import check_finite
+
+_EVAL_CHUNK = 2048
+THREADS_ENV = "HPSEARCH_THREADS"  # set per worker so that workers do not oversubscribe cores
+
+
+class TorchMissing(ImportError):
+    """torch is not installed; the message says how to install it."""
+
+
+def torch_installed() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ValueError:  # sys.modules["torch"] is None: importing it is blocked
+        return False
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise TorchMissing(
+            "PyTorch is not installed; pip install torch==2.13.0 (the CPU build on a machine "
+            "without a GPU), or pip install 'hpsearch[torch]'"
+        ) from None
+    return torch
+
+
+def _threads() -> int:
+    return int(os.environ.get(THREADS_ENV) or len(os.sched_getaffinity(0)))
+
+
+_TORCH_CONSTRAINTS = {k: v for k, v in COMMON_CONSTRAINTS.items() if k != "loss"}
+_TORCH_CONSTRAINTS["device"] = Options(("auto", "cpu", "cuda"))
+
+
+class TorchClassifier:
+    """Shared training for the Torch networks: softmax cross-entropy, mini-batches sliced from
+    in-memory tensors, the NumPy models' optimizers, schedules, penalties and sampling.
+
+    Subclasses define `_network(n_inputs, n_classes, input_shape)` and may set `wants_images`
+    (inputs of shape (N, C, H, W) instead of (N, D)).
+    """
+
+    _parameter_constraints: dict[str, Any] = _TORCH_CONSTRAINTS
+    wants_images = False
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._parameter_constraints}
+
+    def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def _initialize(self, X: np.ndarray, classes: Any) -> None:
+        from models._constraints import validate_arguments
+
+        validate_arguments(self._parameter_constraints, self.get_params())
+        torch = _torch()
+        torch.set_num_threads(_threads())
+        cuda = torch.cuda.is_available()
+        if self.device == "cuda" and not cuda:
+            raise ValueError("device: 'cuda' was asked for, but no CUDA device is available")
+        self._device = torch.device("cuda" if self.device != "cpu" and cuda else "cpu")
+        torch.manual_seed(self.seed)  # initialisation and dropout draw from it
+        self._generator = torch.Generator().manual_seed(self.seed)  # batch order
+        self.classes_ = np.asarray(classes)
+        self.net_ = self._network(int(np.prod(X.shape[1:])), len(self.classes_), X.shape[1:])
+        for module in self.net_.modules():
+            weight = getattr(module, "weight", None)
+            if weight is not None and weight.dim() >= 2:
+                if self.init == "he":
+                    torch.nn.init.kaiming_normal_(weight, nonlinearity="relu")
+                elif self.init == "xavier":
+                    torch.nn.init.xavier_normal_(weight)
+                else:
+                    torch.nn.init.normal_(weight, self.init_mean, self.init_std)
+                if getattr(module, "bias", None) is not None:
+                    torch.nn.init.zeros_(module.bias)
+        self.net_.to(self._device)
+        params = self.net_.parameters()
+        lr = self.learning_rate
+        if self.optimizer == "adam":
+            self._optimizer = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        else:
+            momentum = 0.0 if self.optimizer == "sgd" else self.momentum
+            self._optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum,
+                                              nesterov=self.optimizer == "nesterov")  # fmt: skip
+        self.loss_curve_: list[float] = []
+        self._tensors: tuple[int, Any, Any] | None = None
+
+    def _as_tensors(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+        """Tensors sharing memory with the arrays (no copy), kept while X stays the same."""
+        torch = _torch()
+        if self._tensors is None or self._tensors[0] != id(X):
+            with warnings.catch_warnings():  # read-only memory maps: torch only reads them
+                warnings.simplefilter("ignore", UserWarning)
+                Xt = torch.from_numpy(np.asarray(X))
+            yt = torch.from_numpy(np.searchsorted(self.classes_, y))
+            self._tensors = (id(X), Xt, yt)
+        return self._tensors[1], self._tensors[2]
+
+    # -- the model protocol ----------------------------------------------------------------
+
+    def penalty(self) -> Any:
+        """reg_strength * (sum |W| or sum W**2) over weight tensors with two or more dims."""
+        torch = _torch()
+        if self.reg == "none" or self.reg_strength == 0:
+            return torch.zeros((), device=self._device)
+        weights = [p for p in self.net_.parameters() if p.dim() >= 2]
+        if self.reg == "l1":
+            return self.reg_strength * sum(w.abs().sum() for w in weights)
+        return self.reg_strength * sum((w * w).sum() for w in weights)
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray, classes: Any = None) -> Self:
+        """Train for exactly one epoch on X of shape (N, D), or (N, C, H, W) for a CNN."""
+        if not hasattr(self, "net_"):
+            self._initialize(X, np.unique(y) if classes is None else classes)
+        torch = _torch()
+        Xt, yt = self._as_tensors(X, y)
+        epoch = len(self.loss_curve_)
+        lr = lr_at(self.schedule, self.learning_rate, epoch, epochs=self.epochs,
+                   lr_decay=self.lr_decay, lr_step=self.lr_step,
+                   lr_gamma=self.lr_gamma)  # fmt: skip
+        for group in self._optimizer.param_groups:
+            group["lr"] = lr
+        n = len(Xt)
+        if self.sampling == "bootstrap":
+            order = torch.randint(0, n, (-(-n // self.batch_size) * self.batch_size,),
+                                  generator=self._generator)  # fmt: skip
+        else:
+            order = torch.randperm(n, generator=self._generator)
+        self.net_.train()
+        total = torch.zeros((), dtype=torch.float64, device=self._device)  # no sync per batch
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            xb, yb = Xt[idx].to(self._device), yt[idx].to(self._device)
+            self._optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(self.net_(xb), yb) + self.penalty()
+            loss.backward()
+            self._optimizer.step()
+            total += loss.detach().double() * len(idx)
+        mean = float(total) / len(order)
+        check_finite(mean, epoch)  # per epoch: a per-batch check would sync the device
+        self._check_weights(epoch)
+        self.loss_curve_.append(mean)
+        return self
+
+    def _check_weights(self, epoch: int) -> None:
+        for name, value in self.net_.named_parameters():
+            biggest = float(value.detach().abs().max())
+            if not biggest <= MAX_ABS_WEIGHT:
+                raise TrainingDiverged(
+                    f"weights exploded in epoch {epoch}: max |{name}| = {biggest:.3g}"
+                )
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
+        self.__dict__.pop("net_", None)
+        for _ in range(self.epochs):
+            self.partial_fit(X, y)
+        return self
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Class scores of shape (N, C), in evaluation mode."""
+        torch = _torch()
+        Xt, _ = self._as_tensors(X, np.zeros(len(X), dtype=self.classes_.dtype))
+        self.net_.eval()
+        with torch.no_grad():
+            chunks = [self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device)).cpu()
+                      for s in range(0, len(Xt), _EVAL_CHUNK)]  # fmt: skip
+        return torch.cat(chunks).numpy()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.decision_function(X).argmax(axis=1)]
+
+    def score(self, X: np.ndarray, y: np.ndarray) -> float:
+        return float((self.predict(X) == y).mean())
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Cross-entropy (no penalty) and accuracy over all of X."""
+        torch = _torch()
+        Xt, yt = self._as_tensors(X, y)
+        self.net_.eval()
+        loss_sum, correct = 0.0, 0
+        with torch.no_grad():
+            for s in range(0, len(Xt), _EVAL_CHUNK):
+                scores = self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device))
+                target = yt[s : s + _EVAL_CHUNK].to(self._device)
+                loss = torch.nn.functional.cross_entropy(scores, target, reduction="sum")
+                loss_sum += float(loss)
+                correct += int((scores.argmax(dim=1) == target).sum())
+        return loss_sum / len(Xt), correct / len(Xt)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """A copy of every parameter and buffer (BatchNorm statistics too), as NumPy arrays."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.net_.state_dict().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        torch = _torch()
+        self.net_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
+
+
+_COMMON_DEFAULTS = dict(
+    batch_size=64, epochs=20, reg="none", reg_strength=0.0, optimizer="sgd", momentum=0.9,
+    schedule="constant", lr_decay=0.0, lr_step=10, lr_gamma=0.1, sampling="shuffle",
+    patience=0, init="he", init_mean=0.0, init_std=1e-2, device="auto", seed=0,
+)  # fmt: skip
+
+
+def _store(obj: Any, values: dict[str, Any]) -> None:
+    """__init__ stores its arguments and does nothing else (scikit-learn's rule)."""
+    for name, value in values.items():
+        setattr(obj, name, value)
+
+
+class TorchLogistic(TorchClassifier):
+    """Multinomial logistic (softmax) regression: one linear layer."""
+
+    def __init__(self, learning_rate: float = 1e-2, batch_size: int = 64, epochs: int = 20,
+                 reg: str = "none", reg_strength: float = 0.0, optimizer: str = "sgd",
+                 momentum: float = 0.9, schedule: str = "constant", lr_decay: float = 0.0,
+                 lr_step: int = 10, lr_gamma: float = 0.1, sampling: str = "shuffle",
+                 patience: int = 0, init: str = "xavier", init_mean: float = 0.0,
+                 init_std: float = 1e-2, device: str = "auto", seed: int = 0) -> None:  # fmt: skip
+        _store(self, {k: v for k, v in locals().items() if k != "self"})
+
+    def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
+        return _torch().nn.Linear(n_inputs, n_classes)
+
+
+class TorchMLP(TorchClassifier):
+    """A feed-forward net; the defaults are the landscape assignment's table (seeds/003)."""
+
+    _parameter_constraints = {
+        **_TORCH_CONSTRAINTS,
+        "hidden": Widths(),
+        "activation": Options(("relu", "sigmoid", "tanh")),
+        "dropout": Interval(0.0, 1.0, high_open=True),
+    }
+
+    def __init__(self, hidden: Any = (200, 200), activation: str = "relu", dropout: float = 0.3,
+                 learning_rate: float = 0.002, batch_size: int = 64, epochs: int = 200,
+                 reg: str = "none", reg_strength: float = 0.0, optimizer: str = "sgd",
+                 momentum: float = 0.9, schedule: str = "constant", lr_decay: float = 0.0,
+                 lr_step: int = 10, lr_gamma: float = 0.1, sampling: str = "shuffle",
+                 patience: int = 0, init: str = "he", init_mean: float = 0.0,
+                 init_std: float = 1e-2, device: str = "auto", seed: int = 0) -> None:  # fmt: skip
+        _store(self, {k: v for k, v in locals().items() if k != "self"})
+
+    def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
+        nn = _torch().nn
+        act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[self.activation]
+        layers: list[Any] = []
+        width = n_inputs
+        for h in parse_hidden(self.hidden):
+            layers += [nn.Linear(width, h), act(), nn.Dropout(self.dropout)]
+            width = h
+        return nn.Sequential(*layers, nn.Linear(width, n_classes))
+
+
+class TorchCNN(TorchClassifier):
+    """A small AlexNet-style net: conv blocks (conv 3x3 -> [BatchNorm] -> ReLU -> max-pool 2),
+    adaptive average pooling to 2x2 so any input size works (8x8 digits to 48x48 landscapes),
+    then fully connected layers with dropout.
+
+    Args:
+        channels: Output channels of each conv block (a list or "32-64-128").
+        hidden: Widths of the fully connected layers before the output.
+        batch_norm: BatchNorm after every convolution (the assignment's switch).
+        dropout: Dropout before every fully connected layer (0 switches it off).
+    """
+
+    wants_images = True
+    _parameter_constraints = {
+        **_TORCH_CONSTRAINTS,
+        "channels": Widths(),
+        "hidden": Widths(),
+        "batch_norm": Options((True, False)),
+        "dropout": Interval(0.0, 1.0, high_open=True),
+    }
+
+    def __init__(self, channels: Any = (32, 64, 128), hidden: Any = (256,),
+                 batch_norm: bool = True, dropout: float = 0.5, learning_rate: float = 1e-2,
+                 batch_size: int = 64, epochs: int = 20, reg: str = "none",
+                 reg_strength: float = 0.0, optimizer: str = "sgd", momentum: float = 0.9,
+                 schedule: str = "constant", lr_decay: float = 0.0, lr_step: int = 10,
+                 lr_gamma: float = 0.1, sampling: str = "shuffle", patience: int = 0,
+                 init: str = "he", init_mean: float = 0.0, init_std: float = 1e-2,
+                 device: str = "auto", seed: int = 0) -> None:  # fmt: skip
+        _store(self, {k: v for k, v in locals().items() if k != "self"})
+
+    def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
+        nn = _torch().nn
+        if len(input_shape) != 3:
+            raise ValueError(f"torch.cnn needs images of shape (C, H, W), got {input_shape}")
+        layers: list[Any] = []
+        in_channels = input_shape[0]
+        for out_channels in parse_hidden(self.channels):
+            layers.append(nn.Conv2d(in_channels, out_channels, 3, padding=1,
+                                    bias=not self.batch_norm))  # fmt: skip
+            if self.batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            in_channels = out_channels
+        layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten()]
+        width = in_channels * 4
+        for h in parse_hidden(self.hidden):
+            layers += [nn.Dropout(self.dropout), nn.Linear(width, h), nn.ReLU()]
+            width = h
+        return nn.Sequential(*layers, nn.Dropout(self.dropout), nn.Linear(width, n_classes))
