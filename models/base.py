@@ -172,6 +172,11 @@ class GradientModel:
                 correct += int((scores.argmax(axis=1) == target).sum())
         return loss_sum / len(X), correct / len(X)
 
+    def weight_norm(self) -> float:
+        """sqrt(sum W**2) over the weight matrices (what L2 penalizes)."""
+        return float(np.sqrt(sum(float(np.vdot(self.params_[w], self.params_[w]))
+                                 for w in self._weight_names())))  # fmt: skip
+
     def get_weights(self) -> dict[str, np.ndarray]:
         """A copy of the learned arrays."""
         return {name: value.copy() for name, value in self.params_.items()}

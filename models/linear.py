@@ -93,3 +93,8 @@ class LinearClassifier(GradientModel):
     def _backward(self, dscores: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
         _, dW, db = affine_backward(dscores, cache, need_dx=False)
         return {"W": dW, "b": db}
+
+    def class_weight_images(self, image_shape: tuple[int, ...]) -> np.ndarray:
+        """Each class's weights as an image, shape (C_classes, *image_shape) (cs231n's
+        "templates"; the CIFAR-10 assignment shows them)."""
+        return self.params_["W"].T.reshape(len(self.classes_), *image_shape)

@@ -219,6 +219,12 @@ class TorchClassifier:
                 correct += int((scores.argmax(dim=1) == target).sum())
         return loss_sum / len(Xt), correct / len(Xt)
 
+    def weight_norm(self) -> float:
+        """sqrt(sum W**2) over weight tensors of two or more dimensions (what L2 penalizes)."""
+        with _torch().no_grad():
+            return float(sum(float((p * p).sum()) for p in self.net_.parameters()
+                             if p.dim() >= 2) ** 0.5)  # fmt: skip
+
     def get_weights(self) -> dict[str, np.ndarray]:
         """A copy of every parameter and buffer (BatchNorm statistics too), as NumPy arrays."""
         return {k: v.detach().cpu().numpy().copy() for k, v in self.net_.state_dict().items()}

@@ -67,6 +67,7 @@ class History:
     train_accuracy: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    weight_norm: list[float] = field(default_factory=list)  # sqrt(sum W**2) over weight matrices
     kept_epoch: int = -1
 
     @property
@@ -108,6 +109,7 @@ def train(
         history.train_accuracy.append(train_metrics[1])
         history.val_loss.append(val_metrics[0])
         history.val_accuracy.append(val_metrics[1])
+        history.weight_norm.append(model.weight_norm())
         if not np.isfinite(val_metrics[0]):
             raise TrainingDiverged(f"validation loss became {val_metrics[0]} in epoch {epoch}")
         improved = history.kept_epoch < 0 or val_metrics[1] > history.kept_val_accuracy

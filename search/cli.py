@@ -272,11 +272,177 @@ class _Show(_Command):
         return 0
 
 
+def _load(args: argparse.Namespace, name: str):
+    """(study, spec, storage URL) of an existing hpsearch study, or UsageError."""
+    from search.records import load_study
+    from search.storage import open_storage
+    from search.storage import resolve_url
+
+    target = resolve_url(args.storage)
+    study, spec = load_study(open_storage(target, create=False), name, target.url)
+    return study, spec, target.url
+
+
+class _Report(_Command):
+    """Write one self-contained HTML report of one or more studies."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("studies", nargs="+", metavar="STUDY", help="study names")
+        parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
+                            help="the HTML file to write (default report.html)")  # fmt: skip
+
+    def run(self, args: argparse.Namespace) -> int:
+        import time
+
+        from search.report import build_report
+
+        start = time.perf_counter()
+        loaded = [_load(args, name) for name in args.studies]
+        page = build_report([(study, spec) for study, spec, _ in loaded], loaded[0][2])
+        try:
+            args.output.write_text(page)
+        except OSError as e:
+            raise UsageError(f"-o {args.output}: cannot write: {e.strerror}") from None
+        print(
+            f"wrote {args.output} ({len(page) / 1e6:.1f} MB, {', '.join(args.studies)}) in "
+            f"{time.perf_counter() - start:.1f} s; open it in a browser, no network needed"
+        )
+        return 0
+
+
+class _Export(_Command):
+    """Write a study's best configurations as JSON, for `hpsearch retrain`."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", help="study name (see `hpsearch studies`)")
+        parser.add_argument("-o", "--output", type=Path, default=Path("best.json"),
+                            help="the JSON file to write (default best.json)")  # fmt: skip
+        parser.add_argument("--top", type=_positive_int, default=1, metavar="K",
+                            help="how many of the best configurations (default 1)")  # fmt: skip
+
+    def run(self, args: argparse.Namespace) -> int:
+        import json
+
+        from search.export import export_document
+
+        study, spec, url = _load(args, args.study)
+        doc = export_document(study, spec, url, args.top, str(args.output))
+        try:
+            args.output.write_text(json.dumps(doc, indent=2) + "\n")
+        except OSError as e:
+            raise UsageError(f"-o {args.output}: cannot write: {e.strerror}") from None
+        best = doc["configs"][0]
+        print(
+            f"wrote {args.output}: {len(doc['configs'])} configuration(s) of {args.study!r}, "
+            f"best trial {best['trial_number']} (validation accuracy "
+            f"{best['val_accuracy']:.4f}); retrain with: {doc['retrain_command']}"
+        )
+        return 0
+
+
+class _Retrain(_Command):
+    """Retrain an exported configuration, then measure test accuracy once."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("export_file", type=Path, help="a JSON file from `hpsearch export`")
+        parser.add_argument("--out", type=Path, metavar="DIR",
+                            help="where to write the weights and the JSON with the test accuracy"
+                                 " (default retrained/STUDY-trialN)")  # fmt: skip
+        parser.add_argument(
+            "--rank",
+            type=_positive_int,
+            default=1,
+            help="which configuration of the file (default 1, the best)",
+        )
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from search.retrain import retrain
+
+        return retrain(args.export_file, args.out, args.rank, args.quiet)
+
+
+class _Confirm(_Command):
+    """Retrain a study's top configurations with new seeds; rank them by mean accuracy."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", help="study name (see `hpsearch studies`)")
+        parser.add_argument(
+            "--top",
+            type=_positive_int,
+            default=3,
+            metavar="K",
+            help="how many of the best configurations (default 3)",
+        )
+        parser.add_argument(
+            "--repeats",
+            type=_positive_int,
+            default=5,
+            metavar="R",
+            help="seeds per configuration (default 5)",
+        )
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from search.retrain import confirm
+
+        study, spec, _ = _load(args, args.study)
+        return confirm(study, spec, args.top, args.repeats, args.quiet)
+
+
+class _Dashboard(_Command):
+    """Serve optuna-dashboard on the study database (127.0.0.1 unless --host says otherwise)."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="address to listen on (default 127.0.0.1: this machine only)",
+        )
+        parser.add_argument("--port", type=_int_at_least(1), default=8080, metavar="P",
+                            help="port (default 8080)")  # fmt: skip
+
+    def run(self, args: argparse.Namespace) -> int:
+        import optuna_dashboard
+
+        from search.storage import open_storage
+        from search.storage import resolve_url
+
+        target = resolve_url(args.storage)
+        storage = open_storage(target, create=False)
+        print(
+            f"optuna-dashboard on {target.url}: http://{args.host}:{args.port}/ (Ctrl-C stops it)",
+            flush=True,
+        )
+        try:
+            optuna_dashboard.run_server(storage, host=args.host, port=args.port)
+        except OSError as e:
+            raise UsageError(
+                f"--port {args.port}: cannot listen on {args.host}: {e.strerror}"
+            ) from None
+        except KeyboardInterrupt:
+            pass
+        return 0
+
+
 _COMMANDS: dict[str, type[_Command]] = {
     "run": _Run,
     "validate": _Validate,
     "studies": _Studies,
     "show": _Show,
+    "report": _Report,
+    "export": _Export,
+    "retrain": _Retrain,
+    "confirm": _Confirm,
+    "dashboard": _Dashboard,
 }
 
 

@@ -7,6 +7,7 @@ with early stopping (`patience`) those of the best epoch.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import signal
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 
 from models import MODELS
 from models.training import History
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from models.data import Dataset
     from search.study_file import StudySpec
 
-CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm")
 
 
 def derive_seed(*numbers: int) -> int:
@@ -120,7 +122,9 @@ class Objective:
                             classes=data.classes, on_epoch=report,
                             guard=self.interrupts.training)  # fmt: skip
             # The weights kept: the final ones, or the best epoch's with early stopping.
-            return curves["val_accuracy"][history.kept_epoch]
+            value = curves["val_accuracy"][history.kept_epoch]
+            self._record_class_weights(trial, model, value)
+            return value
         except TrainingDiverged as e:
             trial.set_user_attr("fail_reason", str(e))
             trial.set_user_attr("diverged", True)
@@ -130,6 +134,27 @@ class Objective:
             raise
         finally:
             self._record(trial, curves, time.perf_counter() - start)
+
+    def _record_class_weights(self, trial: optuna.Trial, model: Any, value: float) -> None:
+        """For linear models, each class's weights as an image, when the trial beats the best.
+
+        Stored as uint8 (each class scaled to 0-255 on its own): the report draws them from the
+        database alone, and only new bests are kept, so a study stores a handful of them.
+        """
+        if not hasattr(model, "class_weight_images"):
+            return
+        completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if completed and value <= max(t.value for t in completed):
+            return
+        images = model.class_weight_images(self.data.image_shape).astype(np.float64)
+        flat = images.reshape(len(images), -1)
+        low, high = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
+        scaled = np.round(255 * (flat - low) / np.maximum(high - low, 1e-12)).astype(np.uint8)
+        trial.set_user_attr("class_weights", {
+            "shape": list(images.shape),
+            "classes": [str(c) for c in self.data.classes],
+            "uint8_base64": base64.b64encode(scaled.tobytes()).decode("ascii"),
+        })  # fmt: skip
 
     @staticmethod
     def _record(trial: optuna.Trial, curves: dict[str, Any], seconds: float) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import optuna
 
     from models.data import Dataset
+    from search.study_file import DataSpec
     from search.study_file import StudySpec
 
 
@@ -137,21 +138,21 @@ class _Progress:
         self.bar.close()
 
 
-def load_data(spec: StudySpec) -> Dataset:
-    """The study's dataset; a missing or malformed file is the user's to fix (exit 2)."""
+def load_data(data: DataSpec, seed: int, source: str) -> Dataset:
+    """A study's dataset; a missing or malformed file is the user's to fix (exit 2)."""
     from models.data import DataError
     from models.data import load_dataset
 
     try:
         return load_dataset(
-            spec.data.dataset,
-            val_fraction=spec.data.val_fraction,
-            test_fraction=spec.data.test_fraction,
-            preprocess=spec.data.preprocess,
-            seed=spec.seed,
+            data.dataset,
+            val_fraction=data.val_fraction,
+            test_fraction=data.test_fraction,
+            preprocess=data.preprocess,
+            seed=seed,
         )
     except DataError as e:
-        raise UsageError(f"{spec.source}: [data].dataset: {e}") from None
+        raise UsageError(f"{source}: [data].dataset: {e}") from None
 
 
 def run_study(
@@ -172,7 +173,9 @@ def run_study(
     from models.training import TrainingDiverged
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # hpsearch reports trials itself
-    data = load_data(spec)  # before storage: a bad data file must not leave a study behind
+    data = load_data(
+        spec.data, spec.seed, spec.source
+    )  # before storage: a bad data file must not leave a study behind
     storage = open_storage(target, create=True)
     study = create_or_resume(spec, storage, target)
     budget = n_trials or spec.n_trials

@@ -30,7 +30,9 @@ def test_a_run_stores_every_trial_with_its_records(write_study, db_url, capsys):
     assert study.user_attrs[SPEC_ATTR] == load_study_file(path).to_dict()
     for t in trials:
         curves = t.user_attrs["curves"]
-        assert set(curves) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+        assert set(curves) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                               "weight_norm"}  # fmt: skip
+        assert all(norm > 0 for norm in curves["weight_norm"])
         assert all(len(v) == 3 for v in curves.values())  # one entry per epoch
         assert t.value == curves["val_accuracy"][-1]  # the final weights' accuracy
         assert t.intermediate_values == dict(enumerate(curves["val_accuracy"]))
@@ -38,6 +40,13 @@ def test_a_run_stores_every_trial_with_its_records(write_study, db_url, capsys):
         assert t.user_attrs["seconds"] > 0
         assert ("reg_strength" in t.params) == (t.params["reg"] != "none")
     assert study.best_value == max(t.value for t in trials)
+    # Each class's weights as an image, stored only by trials that beat the best so far.
+    with_images = [t for t in trials if "class_weights" in t.user_attrs]
+    assert study.best_trial in with_images
+    assert all(t.value > max([u.value for u in trials[: t.number]], default=-1)
+               for t in with_images)  # fmt: skip
+    images = study.best_trial.user_attrs["class_weights"]
+    assert images["shape"] == [10, 1, 8, 8] and len(images["classes"]) == 10
     out = capsys.readouterr().out
     assert (
         f"best validation accuracy {study.best_value:.4f} (trial {study.best_trial.number})" in out

@@ -1,0 +1,75 @@
+"""`hpsearch export`: a study's best configurations as JSON (schema: schemas/export.schema.json).
+
+The file holds everything `hpsearch retrain` needs: the dataset and its split, the model kind,
+every constructor argument (fixed and sampled), and the trial's seed.
+"""
+
+from __future__ import annotations
+
+import platform
+from datetime import UTC
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from optuna.trial import TrialState
+
+from search.errors import UsageError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from search.study_file import StudySpec
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "export.schema.json"
+
+
+def _versions(with_torch: bool) -> dict[str, str]:
+    names = ["hpsearch", "optuna", "numpy"] + (["torch"] if with_torch else [])
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return {**found, "python": platform.python_version()}
+
+
+def export_document(
+    study: optuna.Study, spec: StudySpec, storage_url: str, top: int, path: str
+) -> dict[str, Any]:
+    """The export of the `top` best complete trials of a study, best first."""
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                      key=lambda t: (-t.value, t.number))[:top]  # fmt: skip
+    if not complete:
+        raise UsageError(
+            f"{storage_url}: study {study.study_name!r} has no complete trial yet; run it first"
+        )
+    configs = []
+    for rank, trial in enumerate(complete, start=1):
+        config = {
+            "rank": rank,
+            "trial_number": trial.number,
+            "val_accuracy": trial.value,
+            "params": {**spec.model.fixed, **trial.params},
+            "seed": trial.user_attrs["seed"],
+            "epochs_run": len(trial.user_attrs["curves"]["val_accuracy"]),
+        }
+        if "best_epoch" in trial.user_attrs:
+            config["best_epoch"] = trial.user_attrs["best_epoch"]
+        configs.append(config)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "study": study.study_name,
+        "storage": storage_url,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": _versions(spec.model.kind.startswith("torch.")),
+        "data": {**spec.data.to_dict(), "seed": spec.seed},
+        "model_kind": spec.model.kind,
+        "configs": configs,
+        "retrain_command": f"hpsearch retrain {path}",
+    }

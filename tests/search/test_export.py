@@ -1,0 +1,202 @@
+"""export -> JSON Schema -> retrain round trip, confirm's statistics, and the dashboard."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import optuna
+import pytest
+
+from models import MODELS
+from models.data import load_dataset
+from models.training import train
+from search.cli import main
+from search.export import SCHEMA_PATH
+from search.objective import derive_seed
+from search.retrain import CONFIRM_ATTR
+from tests.conftest import TINY
+from tests.conftest import require_torch
+
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def finished(write_study, db_url):
+    assert main(["run", str(write_study()), "--storage", db_url, "--quiet"]) == 0
+    return optuna.load_study(study_name="tiny", storage=db_url)
+
+
+def test_export_follows_the_schema_and_holds_every_parameter(finished, db_url, tmp_path):
+    out = tmp_path / "best.json"
+    assert main(["export", "tiny", "--storage", db_url, "-o", str(out), "--top", "3"]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    ranked = sorted((t for t in finished.trials if t.state.name == "COMPLETE"),
+                    key=lambda t: (-t.value, t.number))[:3]  # fmt: skip
+    assert [c["trial_number"] for c in doc["configs"]] == [t.number for t in ranked]
+    for config, trial in zip(doc["configs"], ranked, strict=True):
+        assert config["params"] == {"epochs": 3, **trial.params}  # fixed and sampled
+        assert ("reg_strength" in config["params"]) == (trial.params["reg"] != "none")
+        assert config["seed"] == trial.user_attrs["seed"] and config["val_accuracy"] == trial.value
+        assert config["epochs_run"] == 3
+    assert doc["data"] == {"dataset": "digits", "val_fraction": 0.2, "test_fraction": 0.2,
+                           "preprocess": "standardize", "seed": 0}  # fmt: skip
+    assert doc["model_kind"] == "numpy.softmax" and doc["study"] == "tiny"
+    assert doc["retrain_command"] == f"hpsearch retrain {out}"
+    assert set(doc["versions"]) >= {"hpsearch", "optuna", "numpy", "python"}
+
+
+def test_the_schema_rejects_what_retrain_could_not_use():
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"schema_version": 1, "study": "x"}, SCHEMA)
+
+
+def test_retrain_reproduces_the_validation_accuracy_and_tests_once(finished, db_url, tmp_path,
+                                                                   capsys):  # fmt: skip
+    exported = tmp_path / "best.json"
+    assert main(["export", "tiny", "--storage", db_url, "-o", str(exported)]) == 0
+    out = tmp_path / "final"
+    capsys.readouterr()
+    assert main(["retrain", str(exported), "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "best.json").read_text())
+    jsonschema.validate(result, SCHEMA)
+    retrained = result["retrain"]
+    assert retrained["reproduced"] is True
+    assert retrained["val_accuracy"] == finished.best_value
+    assert "reproduced" in printed and f"test accuracy {retrained['test_accuracy']:.4f}" in printed
+    # The stored weights give the printed test accuracy, independently of retrain's code path.
+    weights = np.load(out / "weights.npz")
+    data = load_dataset("digits", seed=0)
+    scores = data.X_test @ weights["W"] + weights["b"]
+    assert (scores.argmax(axis=1) == data.y_test).mean() == retrained["test_accuracy"]
+    assert retrained["n_test"] == len(data.y_test)
+
+
+def test_retrain_reproduces_a_torch_trial_on_the_cpu(write_study, db_url, tmp_path):
+    require_torch()
+    text = TINY.replace("numpy.softmax", "torch.logistic").replace("n_trials = 6",
+                                                                   "n_trials = 2")  # fmt: skip
+    assert main(["run", str(write_study(text)), "--storage", db_url, "--quiet"]) == 0
+    assert main(["export", "tiny", "--storage", db_url, "-o", str(tmp_path / "b.json")]) == 0
+    assert main(["retrain", str(tmp_path / "b.json"), "--out", str(tmp_path / "o"),
+                 "--quiet"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "o" / "b.json").read_text())["retrain"]["reproduced"] is True
+
+
+BAD_EXPORTS = [
+    ("not-json", lambda d: "{not json", "not a JSON file"),
+    ("schema-version", lambda d: {**d, "schema_version": 7}, "schema_version"),
+    ("unknown-model", lambda d: {**d, "model_kind": "numpy.svmx"}, "model_kind"),
+    ("no-configs", lambda d: {**d, "configs": []}, "configs"),
+    (
+        "bad-param",
+        lambda d: {
+            **d,
+            "configs": [
+                {**d["configs"][0], "params": {**d["configs"][0]["params"], "batch_size": 0}}
+            ],
+        },
+        "batch_size",
+    ),
+    (
+        "unknown-param",
+        lambda d: {
+            **d,
+            "configs": [{**d["configs"][0], "params": {**d["configs"][0]["params"], "lr": 0.1}}],
+        },
+        "lr",
+    ),
+    ("bad-dataset", lambda d: {**d, "data": {**d["data"], "dataset": "imagenet"}}, "dataset"),
+]
+
+
+@pytest.mark.parametrize("case", BAD_EXPORTS, ids=[c[0] for c in BAD_EXPORTS])
+def test_a_bad_export_file_ends_in_one_line(case, finished, db_url, tmp_path, capsys):
+    good = tmp_path / "good.json"
+    assert main(["export", "tiny", "--storage", db_url, "-o", str(good)]) == 0
+    bad = tmp_path / "bad.json"
+    broken = case[1](json.loads(good.read_text()))
+    bad.write_text(broken if isinstance(broken, str) else json.dumps(broken))
+    capsys.readouterr()
+    assert main(["retrain", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(str(bad)) and case[2] in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_retrain_rank_that_does_not_exist(finished, db_url, tmp_path, capsys):
+    assert main(["export", "tiny", "--storage", db_url, "-o", str(tmp_path / "b.json")]) == 0
+    assert main(["retrain", str(tmp_path / "b.json"), "--rank", "4"]) == 2
+    assert "--rank 4" in capsys.readouterr().err
+
+
+def test_confirm_statistics_and_what_it_stores(finished, db_url, capsys):
+    assert main(["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "3",
+                 "--quiet"]) == 0  # fmt: skip
+    stored = optuna.load_study(study_name="tiny", storage=db_url).user_attrs[CONFIRM_ATTR]
+    results = stored["results"]
+    assert stored["top"] == 2 and stored["repeats"] == 3 and len(results) == 2
+    means = [r["mean"] for r in results]
+    assert means == sorted(means, reverse=True)  # ranked by mean validation accuracy
+    for r in results:
+        values = np.array(r["val_accuracy"])
+        assert len(values) == 3 and r["mean"] == pytest.approx(values.mean())
+        assert r["std"] == pytest.approx(values.std(ddof=1))
+        assert len(set(r["seeds"])) == 3
+        assert r["seeds"] == [derive_seed(0, r["trial"], k) for k in (1, 2, 3)]
+    # One of the runs, repeated independently, gives the recorded accuracy.
+    first = results[0]
+    data = load_dataset("digits", seed=0)
+    model = MODELS["numpy.softmax"].build(first["params"], first["seeds"][0])
+    history = train(model, data.X_train, data.y_train, data.X_val, data.y_val,
+                    classes=data.classes)  # fmt: skip
+    assert float(f"{history.kept_val_accuracy:.6g}") == first["val_accuracy"][0]
+    out = capsys.readouterr().out
+    assert f"{first['mean']:.4f} ± {first['std']:.4f}" in out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_dashboard_command_serves_the_study(finished, db_url):
+    port = _free_port()
+    proc = subprocess.Popen([BIN / "hpsearch", "dashboard", "--storage", db_url, "--port",
+                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
+                                            timeout=5) as response:  # fmt: skip
+                    summaries = json.load(response)["study_summaries"]
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+                time.sleep(0.2)
+        study_id = summaries[0]["study_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}",
+                                    timeout=30) as response:  # fmt: skip
+            assert len(json.load(response)["trials"]) == len(finished.trials)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_the_dashboard_refuses_a_missing_database(tmp_path, capsys):
+    assert main(["dashboard", "--storage", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
+    assert "does not exist" in capsys.readouterr().err
