@@ -124,6 +124,9 @@ class _Run(_Command):
             help="overrides [study].seed (a stored study keeps its own seed)",
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
+        parser.add_argument("--workers", type=_positive_int, default=1, metavar="K",
+                            help="worker processes on this machine, each with cores/K threads "
+                                 "(default 1)")  # fmt: skip
 
     def run(self, args: argparse.Namespace) -> int:
         import dataclasses
@@ -141,7 +144,37 @@ class _Run(_Command):
             n_trials=args.n_trials,
             timeout=args.timeout,
             quiet=args.quiet,
+            workers=args.workers,
         )
+
+
+class _Worker(_Command):
+    """Join a stored study from this machine and run its trials until its budget is done."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", help="study name; the study file stored with it is enough")
+        parser.add_argument(
+            "--n-trials",
+            type=_positive_int,
+            metavar="N",
+            help="the study's total of finished trials (default: as stored)",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=_positive_float,
+            metavar="SECONDS",
+            help="start no new trial after this many seconds",
+        )
+        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from search.runner import join_study
+        from search.storage import resolve_url
+
+        return join_study(args.study, resolve_url(args.storage), n_trials=args.n_trials,
+                          timeout=args.timeout, quiet=args.quiet)  # fmt: skip
 
 
 class _Studies(_Command):
@@ -435,6 +468,7 @@ class _Dashboard(_Command):
 
 _COMMANDS: dict[str, type[_Command]] = {
     "run": _Run,
+    "worker": _Worker,
     "validate": _Validate,
     "studies": _Studies,
     "show": _Show,

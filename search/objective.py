@@ -24,6 +24,8 @@ from models.training import History
 from models.training import TrainingDiverged
 from models.training import train
 from search.space import suggest
+from search.worker import Surplus
+from search.worker import check_budget
 
 if TYPE_CHECKING:
     from models.data import Dataset
@@ -91,16 +93,34 @@ def _short(x: float) -> float:
 class Objective:
     """Callable for `study.optimize`: one trial, one model, one report per epoch."""
 
-    def __init__(self, spec: StudySpec, data: Dataset, interrupts: Interrupts | None = None):
+    def __init__(
+        self,
+        spec: StudySpec,
+        data: Dataset,
+        interrupts: Interrupts | None = None,
+        budget: int | None = None,
+    ) -> None:
         self.spec = spec
         self.data = data
         self.interrupts = interrupts or Interrupts()
+        self.budget = budget  # with it, a trial beyond the budget fails as surplus (worker.py)
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec, data = self.spec, self.data
+        if self.budget is not None:
+            try:
+                check_budget(trial, self.budget)
+            except Surplus as e:
+                trial.set_user_attr("fail_reason", str(e))
+                raise
         params = suggest(trial, spec.params)
-        seed = trial_seed(spec.seed, trial.number)
-        trial.set_user_attr("seed", seed)
+        # A trial retried after its worker died inherits the dead trial's user attrs, seed
+        # included: it is the same trial again, with the same parameters and seed.
+        if "seed" in trial.user_attrs:
+            seed = trial.user_attrs["seed"]
+        else:
+            seed = trial_seed(spec.seed, trial.number)
+            trial.set_user_attr("seed", seed)
         model = MODELS[spec.model.kind].build({**spec.model.fixed, **params}, seed)
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 

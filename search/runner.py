@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -14,7 +15,6 @@ from search.objective import Objective
 from search.objective import derive_seed
 from search.records import SPEC_ATTR
 from search.records import VERSION_ATTR
-from search.records import counts_toward_budget
 from search.records import finished_count
 from search.records import state_counts
 from search.records import stored_spec
@@ -102,37 +102,32 @@ def summary_lines(study: optuna.Study, budget: int) -> list[str]:
 
 
 class _Progress:
-    """One tqdm bar over the study's finished trials, with the best value so far."""
+    """One tqdm bar over the study's finished trials (whoever ran them), with the best value."""
 
-    def __init__(self, study: optuna.Study, total: int, initial: int, quiet: bool) -> None:
+    def __init__(self, study: optuna.Study, total: int, quiet: bool) -> None:
         from tqdm import tqdm
 
         self.quiet = quiet
-        self.bar = tqdm(
-            total=total,
-            initial=initial,
-            desc=study.study_name,
-            unit="trial",
-            file=sys.stderr,
-            disable=quiet,
-            dynamic_ncols=True,
-        )
-        self._best: float | None = None
-        if any(t.state.name == "COMPLETE" for t in study.get_trials(deepcopy=False)):
-            self._show_best(study.best_value)
+        trials = study.get_trials(deepcopy=False)
+        self.bar = tqdm(total=total, initial=min(finished_count(trials), total),
+                        desc=study.study_name, unit="trial", file=sys.stderr, disable=quiet,
+                        dynamic_ncols=True)  # fmt: skip
+        self.refresh(trials)
 
-    def _show_best(self, value: float) -> None:
-        self._best = value
-        self.bar.set_postfix_str(f"best val acc {value:.4f}", refresh=False)
+    def refresh(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        complete = [t.value for t in trials if t.state.name == "COMPLETE"]
+        if complete:
+            self.bar.set_postfix_str(f"best val acc {max(complete):.4f}", refresh=False)
+        self.bar.n = min(finished_count(trials), self.bar.total)
+        self.bar.refresh()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state.name == "COMPLETE" and (self._best is None or trial.value > self._best):
-            self._show_best(trial.value)
-        reason = trial.user_attrs.get("fail_reason")
-        if trial.state.name == "FAIL" and reason and not self.quiet:
-            self.bar.write(f"trial {trial.number} failed: {reason}")
-        if counts_toward_budget(trial):
-            self.bar.update(1)
+        if trial.state.name == "FAIL" and trial.user_attrs.get("diverged") and not self.quiet:
+            self.bar.write(f"trial {trial.number} failed: {trial.user_attrs['fail_reason']}")
+        self.refresh(study.get_trials(deepcopy=False))
+
+    def write(self, message: str) -> None:
+        self.bar.write(message, file=sys.stderr)
 
     def close(self) -> None:
         self.bar.close()
@@ -155,6 +150,64 @@ def load_data(data: DataSpec, seed: int, source: str) -> Dataset:
         raise UsageError(f"{source}: [data].dataset: {e}") from None
 
 
+def _work(
+    study: optuna.Study,
+    spec: StudySpec,
+    data: Dataset,
+    budget: int,
+    timeout: float | None,
+    progress: _Progress,
+) -> int | None:
+    """Run this process's share of the trials; the signal number if interrupted."""
+    from models.torch_models import TorchMissing
+    from models.training import TrainingDiverged
+    from search.worker import run_trials
+
+    interrupts = Interrupts()
+    try:
+        with interrupts.installed():
+            run_trials(study, Objective(spec, data, interrupts, budget), budget,
+                       timeout=timeout, callbacks=[progress], catch=(TrainingDiverged,),
+                       stop=lambda: interrupts.signal is not None,
+                       log=progress.write)  # fmt: skip
+    except TorchMissing as e:
+        raise UsageError(f"{spec.source}: [model].kind: {e}") from None
+    except KeyboardInterrupt:
+        if interrupts.signal is None:  # Ctrl-C before the handler was installed
+            interrupts.signal = 2
+    return interrupts.signal
+
+
+def _finish(study: optuna.Study, spec: StudySpec, target: StorageURL, budget: int,
+            signal_number: int | None, seconds: float, out: TextIO) -> int:  # fmt: skip
+    print("\n".join(summary_lines(study, budget)), file=out)
+    if signal_number is not None:
+        print(
+            f"interrupted after {seconds:.1f} s; the running trial was marked failed, "
+            "finished trials are kept; run the same command again to resume",
+            file=out,
+        )
+        return 128 + signal_number
+    print(
+        f"this run took {seconds:.1f} s; results are in {target.url} (study {spec.name!r}); "
+        f"see `hpsearch show {spec.name}` or `optuna-dashboard {target.url}`",
+        file=out,
+    )
+    return 0
+
+
+def _sampler_study(spec: StudySpec, storage: Any) -> optuna.Study:
+    """The stored study, loaded with this process's own seeded sampler and the pruner."""
+    import optuna
+
+    n_existing = len(optuna.load_study(study_name=spec.name, storage=storage).trials)
+    # With several workers each needs its own sampler seed, or their random start-up trials
+    # would coincide; parallel studies are not reproducible anyway (../shared/optuna5.md).
+    sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing, os.getpid()))
+    return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler,
+                             pruner=make_pruner(spec))  # fmt: skip
+
+
 def run_study(
     spec: StudySpec,
     target: StorageURL,
@@ -162,68 +215,106 @@ def run_study(
     n_trials: int | None = None,
     timeout: float | None = None,
     quiet: bool = False,
+    workers: int = 1,
     out: TextIO | None = None,
 ) -> int:
     """Run trials until the study has `n_trials` finished ones; returns the exit code."""
     import optuna
 
     out = out or sys.stdout
-
-    from models.torch_models import TorchMissing
-    from models.training import TrainingDiverged
-
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # hpsearch reports trials itself
-    data = load_data(
-        spec.data, spec.seed, spec.source
-    )  # before storage: a bad data file must not leave a study behind
-    storage = open_storage(target, create=True)
+    # The data first: a bad data file must not leave a study behind; and with several workers
+    # the prepared cache is written once, here, before they memory-map it.
+    data = load_data(spec.data, spec.seed, spec.source)
+    storage = open_storage(target, create=True, heartbeat=True)
     study = create_or_resume(spec, storage, target)
     budget = n_trials or spec.n_trials
     done = finished_count(study.get_trials(deepcopy=False))
     if done >= budget:
-        print(
-            f"study {spec.name!r} already has {done} finished trials (budget {budget}); "
-            "nothing to run",
-            file=out,
-        )
+        print(f"study {spec.name!r} already has {done} finished trials (budget {budget}); "
+              "nothing to run", file=out)  # fmt: skip
         print("\n".join(summary_lines(study, budget)), file=out)
         return 0
-    interrupts = Interrupts()
-    progress = _Progress(study, budget, done, quiet)
-
-    def stop_when_asked(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if interrupts.signal is not None:
-            study.stop()
-
+    timeout = timeout if timeout is not None else spec.timeout
     start = time.monotonic()
+    if workers > 1:
+        signal_number = _run_workers(study, target, budget, timeout, quiet, workers)
+    else:
+        progress = _Progress(study, budget, quiet)
+        try:
+            signal_number = _work(study, spec, data, budget, timeout, progress)
+        finally:
+            progress.close()
+    return _finish(study, spec, target, budget, signal_number, time.monotonic() - start, out)
+
+
+def join_study(name: str, target: StorageURL, *, n_trials: int | None, timeout: float | None,
+               quiet: bool) -> int:  # fmt: skip
+    """`hpsearch worker`: run trials of a stored study until its budget is finished."""
+    import optuna
+
+    from search.records import load_study
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(target, create=False, heartbeat=True)
+    _, spec = load_study(storage, name, target.url)
+    data = load_data(spec.data, spec.seed, spec.source)
+    study = _sampler_study(spec, storage)
+    budget = n_trials or spec.n_trials
+    start = time.monotonic()
+    progress = _Progress(study, budget, quiet)
     try:
-        with interrupts.installed():
-            study.optimize(
-                Objective(spec, data, interrupts),
-                n_trials=budget - done,
-                timeout=timeout if timeout is not None else spec.timeout,
-                catch=(TrainingDiverged,),
-                callbacks=[progress, stop_when_asked],
-            )
-    except TorchMissing as e:
-        raise UsageError(f"{spec.source}: [model].kind: {e}") from None
-    except KeyboardInterrupt:
-        if interrupts.signal is None:  # Ctrl-C before the handler was installed
-            interrupts.signal = 2
+        signal_number = _work(study, spec, data, budget, timeout or spec.timeout, progress)
     finally:
         progress.close()
-    seconds = time.monotonic() - start
-    print("\n".join(summary_lines(study, budget)), file=out)
-    if interrupts.signal is not None:
-        print(
-            f"interrupted after {seconds:.1f} s; the running trial was marked failed, "
-            "finished trials are kept; run the same command again to resume",
-            file=out,
+    return _finish(study, spec, target, budget, signal_number, time.monotonic() - start,
+                   sys.stdout)  # fmt: skip
+
+
+def _run_workers(study: optuna.Study, target: StorageURL, budget: int, timeout: float | None,
+                 quiet: bool, workers: int) -> int | None:  # fmt: skip
+    """Start `workers` processes of `hpsearch worker`, each with cores / workers threads, and
+    show one progress bar for the study; Ctrl-C or SIGTERM is passed on to them once."""
+    import signal
+    import subprocess
+
+    threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+           "MKL_NUM_THREADS": threads, "HPSEARCH_THREADS": threads}  # fmt: skip
+    argv = [sys.executable, "-m", "search.cli", "worker", study.study_name, "--storage",
+            target.url, "--n-trials", str(budget), "--quiet"]  # fmt: skip
+    if timeout is not None:
+        argv += ["--timeout", str(timeout)]
+    # Their own session: a Ctrl-C in the terminal reaches this process only, which forwards it
+    # once (a second signal would interrupt a worker anywhere, even inside a database write).
+    # Their stderr is this terminal's: their messages (storage errors) are seen as they come,
+    # and a full pipe can never block a worker.
+    procs = [subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+             for _ in range(workers)]  # fmt: skip
+    progress = _Progress(study, budget, quiet)
+    received: list[int] = []
+
+    def forward(signum: int, frame: Any) -> None:
+        if not received:
+            received.append(signum)
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while any(proc.poll() is None for proc in procs):
+            time.sleep(1.0)
+            progress.refresh(study.get_trials(deepcopy=False))
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        progress.refresh(study.get_trials(deepcopy=False))
+        progress.close()
+    failed = [p for p in procs if p.returncode not in (0, 130, 143)]
+    if failed and not received:
+        raise UsageError(
+            f"a worker exited with code {failed[0].returncode}; its message is "
+            "above; run `hpsearch worker` alone to see it again"
         )
-        return 128 + interrupts.signal
-    print(
-        f"this run took {seconds:.1f} s; results are in {target.url} (study {spec.name!r}); "
-        f"see `hpsearch show {spec.name}` or `optuna-dashboard {target.url}`",
-        file=out,
-    )
-    return 0
+    return received[0] if received else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,6 +27,12 @@ ENV_VAR = "HPSEARCH_STORAGE"
 SQLITE_LOCK_TIMEOUT_S = 60
 # Without it, a PostgreSQL server that accepts connections but never answers hangs forever.
 POSTGRES_CONNECT_TIMEOUT_S = 10
+# Crash safety: each running trial's worker writes a heartbeat; a trial whose heartbeat is older
+# than the grace period is failed by the next worker that looks, and re-queued with the same
+# parameters and seed (up to MAX_RETRY times). HPSEARCH_HEARTBEAT_INTERVAL shortens it for tests.
+HEARTBEAT_ENV = "HPSEARCH_HEARTBEAT_INTERVAL"
+DEFAULT_HEARTBEAT_S = 10
+MAX_RETRY = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _OPTUNA_TABLES = {"studies", "trials", "alembic_version"}
 
@@ -111,8 +118,17 @@ def _check_url(target: StorageURL, *, create: bool) -> None:
         )
 
 
-def open_storage(target: StorageURL, *, create: bool = True) -> optuna.storages.RDBStorage:
+def heartbeat_interval() -> int:
+    return max(1, int(os.environ.get(HEARTBEAT_ENV) or DEFAULT_HEARTBEAT_S))
+
+
+def open_storage(
+    target: StorageURL, *, create: bool = True, heartbeat: bool = False
+) -> optuna.storages.RDBStorage:
     """Open (and with `create`, initialise) the study database.
+
+    With `heartbeat` (for processes that run trials), dead workers' trials are failed and
+    retried with the same parameters and seed.
 
     Raises:
         UsageError: the URL cannot be parsed or reached, names a file that is not an Optuna
@@ -129,8 +145,20 @@ def open_storage(target: StorageURL, *, create: bool = True) -> optuna.storages.
         connect_args["timeout"] = SQLITE_LOCK_TIMEOUT_S
     elif backend.startswith("postgres"):
         connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
+    crash_safety: dict[str, object] = {}
+    if heartbeat:
+        interval = heartbeat_interval()
+        crash_safety = {"heartbeat_interval": interval, "grace_period": 3 * interval}
     try:
-        return optuna.storages.RDBStorage(target.url, engine_kwargs={"connect_args": connect_args})
+        with warnings.catch_warnings():  # Optuna calls the heartbeat settings experimental
+            warnings.simplefilter("ignore")
+            if heartbeat:
+                crash_safety["heartbeat_stale_trial_callback"] = (
+                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+                )
+            return optuna.storages.RDBStorage(
+                target.url, engine_kwargs={"connect_args": connect_args}, **crash_safety
+            )
     except NoSuchModuleError:
         raise UsageError(
             f"{target.origin}: {target.url!r} names an unknown database kind "

@@ -1,0 +1,130 @@
+"""Running trials until a study's budget is finished, safely beside other workers.
+
+Every worker (the process of `hpsearch run`, each of `run --workers K`, each `hpsearch worker`
+on any machine) runs this loop against the shared storage:
+
+- Before asking for a trial it counts finished trials (complete, pruned, diverged) and trials
+  in flight (running, waiting to be retried). When the rest of the budget is already in flight
+  it waits, failing stale trials meanwhile (a dead worker's trial must not block the end).
+- Two workers can still ask at the same moment. The objective then checks the trial's rank:
+  if as many trials ahead of it (lower numbers) are finished or in flight as the budget allows,
+  it does not train and fails as surplus, which does not count. So the budget is exact.
+- Storage errors (a database restart, a lock held too long) are retried with exponential
+  backoff and never counted as trials; the root cause is logged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from typing import Any
+
+from search.errors import UsageError
+from search.records import counts_toward_budget
+from search.records import finished_count
+
+if TYPE_CHECKING:
+    import optuna
+
+POLL_S = 1.0  # how often a waiting worker looks at the study again
+MAX_BACKOFF_S = 30.0
+MAX_OUTAGE_S = 600.0  # give up after the storage has failed for this long in a row
+
+
+class Surplus(Exception):
+    """This trial started when the whole budget was already finished or in flight."""
+
+
+def storage_errors() -> tuple[type[BaseException], ...]:
+    import optuna
+    import sqlalchemy.exc
+
+    return (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+            sqlalchemy.exc.DatabaseError, optuna.exceptions.StorageInternalError)  # fmt: skip
+
+
+def root_cause(error: BaseException) -> str:
+    """The first line of the database driver's own message, without SQLAlchemy's wrapping."""
+    original = getattr(error, "orig", None) or error.__cause__ or error
+    text = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {text[0] if text else ''}"
+
+
+def check_budget(trial: optuna.Trial, budget: int) -> None:
+    """Raise Surplus when `budget` trials ahead of this one are finished or in flight."""
+    from optuna.trial import TrialState
+
+    in_flight = (TrialState.RUNNING, TrialState.WAITING)
+    ahead = 0
+    for t in trial.study.get_trials(deepcopy=False):
+        if t.number < trial.number and (counts_toward_budget(t) or t.state in in_flight):
+            ahead += 1
+    if ahead >= budget:
+        raise Surplus(f"surplus: {ahead} trials ahead of it already fill the budget of {budget}")
+
+
+def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
+    """Sleep in short steps, so a Ctrl-C (recorded, not raised) is acted on quickly."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not stop():
+        time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[Any], float],
+    budget: int,
+    *,
+    timeout: float | None,
+    callbacks: list[Callable[..., None]],
+    catch: tuple[type[Exception], ...],
+    stop: Callable[[], bool],
+    log: Callable[[str], None],
+) -> None:
+    """Run one trial at a time until the study has `budget` finished trials.
+
+    Args:
+        study: The study, on a storage with heartbeat (so stale trials can be failed).
+        objective: Called with each trial; it should call check_budget first.
+        budget: The study's total of finished trials.
+        timeout: Start no new trial after this many seconds.
+        callbacks: Passed to study.optimize.
+        catch: Exceptions that fail a trial without stopping the loop.
+        stop: True when the loop should end (an interrupt was asked for).
+        log: Where messages about storage errors go.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    start = time.monotonic()
+    backoff, outage_since = 1.0, None
+    errors = storage_errors()
+    while not stop():
+        if timeout is not None and time.monotonic() - start > timeout:
+            return
+        try:
+            trials = study.get_trials(deepcopy=False)
+            if finished_count(trials) >= budget:
+                return
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            if waiting == 0 and finished_count(trials) + running >= budget:
+                optuna.storages.fail_stale_trials(study)  # a dead worker's trial is re-queued
+                _sleep(POLL_S, stop)
+                continue
+            study.optimize(objective, n_trials=1, catch=(*catch, Surplus), callbacks=callbacks,
+                           gc_after_trial=False)  # fmt: skip
+            backoff, outage_since = 1.0, None
+        except errors as e:
+            outage_since = outage_since or time.monotonic()
+            if time.monotonic() - outage_since > MAX_OUTAGE_S:
+                raise UsageError(f"storage: failing for {MAX_OUTAGE_S:.0f} s, giving up; last "
+                                 f"error: {root_cause(e)}") from None  # fmt: skip
+            log(
+                f"storage error ({root_cause(e)}); retrying in {backoff:.0f} s "
+                f"(worker {os.getpid()})"
+            )
+            _sleep(backoff, stop)
+            backoff = min(2 * backoff, MAX_BACKOFF_S)
