@@ -24,8 +24,8 @@ from models.training import History
 from models.training import TrainingDiverged
 from models.training import train
 from search.space import suggest
+from search.worker import BudgetGuard
 from search.worker import Surplus
-from search.worker import check_budget
 
 if TYPE_CHECKING:
     from models.data import Dataset
@@ -98,18 +98,18 @@ class Objective:
         spec: StudySpec,
         data: Dataset,
         interrupts: Interrupts | None = None,
-        budget: int | None = None,
+        guard: BudgetGuard | None = None,
     ) -> None:
         self.spec = spec
         self.data = data
         self.interrupts = interrupts or Interrupts()
-        self.budget = budget  # with it, a trial beyond the budget fails as surplus (worker.py)
+        self.guard = guard  # with it, a trial beyond the budget fails as surplus (worker.py)
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec, data = self.spec, self.data
-        if self.budget is not None:
+        if self.guard is not None:
             try:
-                check_budget(trial, self.budget)
+                self.guard.check(trial)
             except Surplus as e:
                 trial.set_user_attr("fail_reason", str(e))
                 raise

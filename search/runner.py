@@ -161,12 +161,14 @@ def _work(
     """Run this process's share of the trials; the signal number if interrupted."""
     from models.torch_models import TorchMissing
     from models.training import TrainingDiverged
+    from search.worker import BudgetGuard
     from search.worker import run_trials
 
     interrupts = Interrupts()
+    guard = BudgetGuard(budget)
     try:
         with interrupts.installed():
-            run_trials(study, Objective(spec, data, interrupts, budget), budget,
+            run_trials(study, Objective(spec, data, interrupts, guard), guard,
                        timeout=timeout, callbacks=[progress], catch=(TrainingDiverged,),
                        stop=lambda: interrupts.signal is not None,
                        log=progress.write)  # fmt: skip

@@ -8,7 +8,9 @@ on any machine) runs this loop against the shared storage:
   it waits, failing stale trials meanwhile (a dead worker's trial must not block the end).
 - Two workers can still ask at the same moment. The objective then checks the trial's rank:
   if as many trials ahead of it (lower numbers) are finished or in flight as the budget allows,
-  it does not train and fails as surplus, which does not count. So the budget is exact.
+  it does not train and fails as surplus, which does not count. So the budget is exact. That
+  check is the only storage query hpsearch adds per trial: a trial that takes the last place
+  ends the worker's stretch of trials, and only then does it look at the study again.
 - Storage errors (a database restart, a lock held too long) are retried with exponential
   backoff and never counted as trials; the root cause is logged.
 """
@@ -52,17 +54,35 @@ def root_cause(error: BaseException) -> str:
     return f"{type(original).__name__}: {text[0] if text else ''}"
 
 
-def check_budget(trial: optuna.Trial, budget: int) -> None:
-    """Raise Surplus when `budget` trials ahead of this one are finished or in flight."""
-    from optuna.trial import TrialState
+class BudgetGuard:
+    """The in-trial half of the exact budget, with one storage query per trial.
 
-    in_flight = (TrialState.RUNNING, TrialState.WAITING)
-    ahead = 0
-    for t in trial.study.get_trials(deepcopy=False):
-        if t.number < trial.number and (counts_toward_budget(t) or t.state in in_flight):
-            ahead += 1
-    if ahead >= budget:
-        raise Surplus(f"surplus: {ahead} trials ahead of it already fill the budget of {budget}")
+    `check(trial)` raises Surplus when `budget` trials ahead of this one (lower numbers) are
+    finished or in flight. Otherwise it notes whether this trial takes the last place, and
+    `callback` then stops the worker's optimize loop after it, so the worker looks at the
+    study again (and waits or exits) without a query before every trial.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._last_place = False
+
+    def check(self, trial: optuna.Trial) -> None:
+        from optuna.trial import TrialState
+
+        in_flight = (TrialState.RUNNING, TrialState.WAITING)
+        ahead = 0
+        for t in trial.study.get_trials(deepcopy=False):
+            if t.number < trial.number and (counts_toward_budget(t) or t.state in in_flight):
+                ahead += 1
+        if ahead >= self.budget:
+            raise Surplus(f"surplus: {ahead} trials ahead of it already fill the budget of "
+                          f"{self.budget}")  # fmt: skip
+        self._last_place = ahead + 1 >= self.budget
+
+    def callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self._last_place or trial.user_attrs.get("fail_reason", "").startswith("surplus"):
+            study.stop()
 
 
 def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
@@ -75,7 +95,7 @@ def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
 def run_trials(
     study: optuna.Study,
     objective: Callable[[Any], float],
-    budget: int,
+    guard: BudgetGuard,
     *,
     timeout: float | None,
     callbacks: list[Callable[..., None]],
@@ -83,39 +103,50 @@ def run_trials(
     stop: Callable[[], bool],
     log: Callable[[str], None],
 ) -> None:
-    """Run one trial at a time until the study has `budget` finished trials.
+    """Run trials until the study has `guard.budget` finished trials.
 
     Args:
         study: The study, on a storage with heartbeat (so stale trials can be failed).
-        objective: Called with each trial; it should call check_budget first.
-        budget: The study's total of finished trials.
+        objective: Called with each trial; it must call `guard.check(trial)` first.
+        guard: The budget; its callback ends a stretch of trials at the last place.
         timeout: Start no new trial after this many seconds.
         callbacks: Passed to study.optimize.
         catch: Exceptions that fail a trial without stopping the loop.
         stop: True when the loop should end (an interrupt was asked for).
         log: Where messages about storage errors go.
     """
+    import warnings
+
     import optuna
     from optuna.trial import TrialState
+
+    def stop_when_asked(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if stop():
+            study.stop()
 
     start = time.monotonic()
     backoff, outage_since = 1.0, None
     errors = storage_errors()
     while not stop():
-        if timeout is not None and time.monotonic() - start > timeout:
+        left = None if timeout is None else timeout - (time.monotonic() - start)
+        if left is not None and left <= 0:
             return
         try:
             trials = study.get_trials(deepcopy=False)
-            if finished_count(trials) >= budget:
+            done = finished_count(trials)
+            if done >= guard.budget:
                 return
             running = sum(t.state == TrialState.RUNNING for t in trials)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
-            if waiting == 0 and finished_count(trials) + running >= budget:
-                optuna.storages.fail_stale_trials(study)  # a dead worker's trial is re-queued
+            if waiting == 0 and done + running >= guard.budget:
+                with warnings.catch_warnings():  # Optuna calls it experimental
+                    warnings.simplefilter("ignore")
+                    optuna.storages.fail_stale_trials(study)  # a dead worker's trial: re-queued
                 _sleep(POLL_S, stop)
                 continue
-            study.optimize(objective, n_trials=1, catch=(*catch, Surplus), callbacks=callbacks,
-                           gc_after_trial=False)  # fmt: skip
+            study.optimize(objective, n_trials=guard.budget - done, timeout=left,
+                           catch=(*catch, Surplus), gc_after_trial=False,
+                           callbacks=[*callbacks, guard.callback, stop_when_asked])  # fmt: skip
             backoff, outage_since = 1.0, None
         except errors as e:
             outage_since = outage_since or time.monotonic()
