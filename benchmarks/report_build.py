@@ -75,7 +75,7 @@ def fill(url: str, study_file: Path, trials: int, epochs: int) -> None:
             value=None if pruned else float(acc[-1]), params={k: params[k] for k in params},
             distributions={k: dists[k] for k in params},
             intermediate_values={i: float(v) for i, v in enumerate(acc)},
-            user_attrs={"curves": curves, "seconds": 0.2, "seed": 1, "best_epoch": n - 1},
+            user_attrs={"curves": curves, "seconds": 0.2, "seed": 1},
         ))  # fmt: skip
     study.add_trials(frozen)
 

@@ -252,6 +252,7 @@ class _Show(_Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
+        from search.records import best_epoch
         from search.records import finished_count
         from search.records import load_study
         from search.records import state_counts
@@ -287,7 +288,7 @@ class _Show(_Command):
             print(
                 f"  seed {best.user_attrs.get('seed')}, {len(curves['val_accuracy'])} epochs "
                 f"in {best.user_attrs.get('seconds', 0):.2f} s, best epoch "
-                f"{best.user_attrs.get('best_epoch')}"
+                f"{best_epoch(best)}"
             )
             print(
                 f"  train accuracy {span('train_accuracy')}, validation accuracy "

@@ -18,6 +18,7 @@ from typing import Any
 from optuna.trial import TrialState
 
 from search.errors import UsageError
+from search.records import best_epoch
 
 if TYPE_CHECKING:
     import optuna
@@ -59,8 +60,7 @@ def export_document(
             "seed": trial.user_attrs["seed"],
             "epochs_run": len(trial.user_attrs["curves"]["val_accuracy"]),
         }
-        if "best_epoch" in trial.user_attrs:
-            config["best_epoch"] = trial.user_attrs["best_epoch"]
+        config["best_epoch"] = best_epoch(trial)
         configs.append(config)
     return {
         "schema_version": SCHEMA_VERSION,

@@ -180,5 +180,3 @@ class Objective:
     def _record(trial: optuna.Trial, curves: dict[str, Any], seconds: float) -> None:
         trial.set_user_attr("curves", curves)
         trial.set_user_attr("seconds", round(seconds, 4))
-        if curves["val_accuracy"]:
-            trial.set_user_attr("best_epoch", int(np.argmax(curves["val_accuracy"])))

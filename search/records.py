@@ -6,7 +6,7 @@ Study user attrs:
 Trial user attrs:
     seed: the trial's seed, from the study seed and the trial number.
     curves: per-epoch train_loss, train_accuracy, val_loss, val_accuracy.
-    seconds: wall-clock training time; best_epoch: the epoch of the highest val accuracy.
+    seconds: wall-clock training time (the best epoch is derived from the curves: best_epoch()).
     fail_reason (+ diverged = True): why a trial failed on its own, e.g. a non-finite loss.
 """
 
@@ -39,6 +39,12 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     return state in ("COMPLETE", "PRUNED") or (
         state == "FAIL" and bool(trial.user_attrs.get("diverged"))
     )
+
+
+def best_epoch(trial: FrozenTrial) -> int | None:
+    """The epoch of the highest validation accuracy (the first, on ties)."""
+    values = trial.user_attrs.get("curves", {}).get("val_accuracy", [])
+    return max(range(len(values)), key=values.__getitem__) if values else None
 
 
 def finished_count(trials: Iterable[FrozenTrial]) -> int:

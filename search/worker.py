@@ -9,7 +9,8 @@ on any machine) runs this loop against the shared storage:
 - Two workers can still ask at the same moment. The objective then checks the trial's rank:
   if as many trials ahead of it (lower numbers) are finished or in flight as the budget allows,
   it does not train and fails as surplus, which does not count. So the budget is exact. That
-  check is the only storage query hpsearch adds per trial: a trial that takes the last place
+  check needs a storage query only for trials numbered budget - 1 or higher (trial n has n
+  trials ahead of it), so a study adds almost none; a trial that takes the last place
   ends the worker's stretch of trials, and only then does it look at the study again.
 - Storage errors (a database restart, a lock held too long) are retried with exponential
   backoff and never counted as trials; the root cause is logged.
@@ -70,6 +71,11 @@ class BudgetGuard:
     def check(self, trial: optuna.Trial) -> None:
         from optuna.trial import TrialState
 
+        # Trial numbers run 0, 1, 2, ... so trial n has exactly n trials ahead of it, in any
+        # state. Below budget - 1 it can be neither surplus nor the last place: no query.
+        if trial.number < self.budget - 1:
+            self._last_place = False
+            return
         in_flight = (TrialState.RUNNING, TrialState.WAITING)
         ahead = 0
         for t in trial.study.get_trials(deepcopy=False):
