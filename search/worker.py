@@ -91,6 +91,43 @@ class BudgetGuard:
             study.stop()
 
 
+def fail_silent_trials(study: optuna.Study) -> None:
+    """Fail and re-queue RUNNING trials that never wrote a heartbeat.
+
+    Optuna's fail_stale_trials skips trials without a heartbeat row: a worker killed in the
+    milliseconds between creating its trial and its first heartbeat, or a trial opened with
+    `study.ask()` by another tool, would stay RUNNING forever and block the end of the budget.
+    Such a trial is failed here once it started three grace periods ago (so a first heartbeat
+    merely delayed by a held lock is never mistaken for none), and re-queued like a stale one.
+    """
+    from datetime import UTC
+    from datetime import datetime
+
+    import sqlalchemy
+    from optuna.storages._rdb.models import TrialHeartbeatModel  # the heartbeat table
+    from optuna.trial import TrialState
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    interval = backend.get_heartbeat_interval() if hasattr(backend, "engine") else None
+    if interval is None:
+        return
+    limit = 3 * (backend.grace_period or 2 * interval)
+    now = datetime.now(UTC).replace(tzinfo=None)  # Optuna 5 stores naive UTC
+    old = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if t.datetime_start and (now - t.datetime_start).total_seconds() > limit}  # fmt: skip
+    if not old:
+        return
+    query = sqlalchemy.select(TrialHeartbeatModel.trial_id).where(
+        TrialHeartbeatModel.trial_id.in_(list(old))
+    )
+    with backend.engine.connect() as conn:
+        beating = {row[0] for row in conn.execute(query)}
+    retry = backend.get_heartbeat_stale_trial_callback()
+    for trial_id in set(old) - beating:
+        if study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and retry:
+            retry(study, study._storage.get_trial(trial_id))
+
+
 def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
     """Sleep in short steps, so a Ctrl-C (recorded, not raised) is acted on quickly."""
     end = time.monotonic() + seconds
@@ -148,6 +185,7 @@ def run_trials(
                 with warnings.catch_warnings():  # Optuna calls it experimental
                     warnings.simplefilter("ignore")
                     optuna.storages.fail_stale_trials(study)  # a dead worker's trial: re-queued
+                fail_silent_trials(study)
                 _sleep(POLL_S, stop)
                 continue
             study.optimize(objective, n_trials=guard.budget - done, timeout=left,

@@ -235,3 +235,16 @@ def test_an_unreachable_postgresql_is_a_one_line_error(capsys):
     assert main(["studies", "--storage", "postgresql://postgres@127.0.0.1:1/test"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot open" in err
+
+
+def test_a_running_trial_that_never_beat_cannot_block_the_end(write_study, tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    _create(url, write_study(SLOW.replace("n_trials = 10", "n_trials = 3")
+                             .replace("epochs = 120", "epochs = 5")))  # fmt: skip
+    # A trial opened outside hpsearch's workers: RUNNING, and no heartbeat ever written.
+    orphan = optuna.load_study(study_name="tiny", storage=url).ask()
+    worker = _worker(url, "tiny")  # heartbeat every 1 s, stale after 3 s, silent after 9 s
+    assert worker.wait(timeout=120) == 0, worker.stderr.read()
+    trials = _check_exact(url, "tiny", 3)
+    assert trials[orphan.number].state.name == "FAIL"
+    assert any(t.system_attrs.get("failed_trial") == orphan.number for t in trials)
