@@ -52,6 +52,14 @@ COMMON_CONSTRAINTS = {
 }
 
 
+def store_arguments(model: Any, arguments: dict[str, Any]) -> None:
+    """What every model's __init__ does, and all it does: store its arguments unchanged
+    (scikit-learn's rule: no logic, not even validation; `fit` validates)."""
+    for name, value in arguments.items():
+        if name not in ("self", "__class__"):
+            setattr(model, name, value)
+
+
 class GradientModel:
     """Mini-batch training, regularization, schedules and evaluation for any network.
 

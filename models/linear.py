@@ -13,6 +13,7 @@ import numpy as np
 
 from models.base import COMMON_CONSTRAINTS
 from models.base import GradientModel
+from models.base import store_arguments
 from models.layers import affine_backward
 from models.layers import affine_forward
 from models.layers import init_weight
@@ -60,24 +61,7 @@ class LinearClassifier(GradientModel):
         init_std: float = 1e-3,  # small weights: the first softmax loss is close to ln C
         seed: int = 0,
     ) -> None:
-        self.loss = loss
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.reg = reg
-        self.reg_strength = reg_strength
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.schedule = schedule
-        self.lr_decay = lr_decay
-        self.lr_step = lr_step
-        self.lr_gamma = lr_gamma
-        self.sampling = sampling
-        self.patience = patience
-        self.init = init
-        self.init_mean = init_mean
-        self.init_std = init_std
-        self.seed = seed
+        store_arguments(self, locals())
 
     def _init_params(self, n_features: int, n_classes: int) -> dict[str, np.ndarray]:
         W = init_weight(self.init, n_features, n_classes, self._rng, self.init_mean,

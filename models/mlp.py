@@ -12,6 +12,7 @@ from models._constraints import Interval
 from models._constraints import Options
 from models.base import COMMON_CONSTRAINTS
 from models.base import GradientModel
+from models.base import store_arguments
 from models.layers import ACTIVATIONS
 from models.layers import affine_backward
 from models.layers import affine_forward
@@ -111,29 +112,7 @@ class MLP(GradientModel):
         init_std: float = 1e-2,
         seed: int = 0,
     ) -> None:
-        self.hidden = hidden
-        self.depth = depth
-        self.width = width
-        self.activation = activation
-        self.dropout = dropout
-        self.loss = loss
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.reg = reg
-        self.reg_strength = reg_strength
-        self.optimizer = optimizer
-        self.momentum = momentum
-        self.schedule = schedule
-        self.lr_decay = lr_decay
-        self.lr_step = lr_step
-        self.lr_gamma = lr_gamma
-        self.sampling = sampling
-        self.patience = patience
-        self.init = init
-        self.init_mean = init_mean
-        self.init_std = init_std
-        self.seed = seed
+        store_arguments(self, locals())
 
     def layer_widths(self) -> list[int]:
         return [self.width] * self.depth if self.width > 0 else parse_hidden(self.hidden)

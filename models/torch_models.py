@@ -20,6 +20,7 @@ import numpy as np
 from models._constraints import Interval
 from models._constraints import Options
 from models.base import COMMON_CONSTRAINTS
+from models.base import store_arguments
 from models.mlp import Widths
 from models.mlp import parse_hidden
 from models.schedules import lr_at
@@ -241,12 +242,6 @@ _COMMON_DEFAULTS = dict(
 )  # fmt: skip
 
 
-def _store(obj: Any, values: dict[str, Any]) -> None:
-    """__init__ stores its arguments and does nothing else (scikit-learn's rule)."""
-    for name, value in values.items():
-        setattr(obj, name, value)
-
-
 class TorchLogistic(TorchClassifier):
     """Multinomial logistic (softmax) regression: one linear layer."""
 
@@ -256,7 +251,7 @@ class TorchLogistic(TorchClassifier):
                  lr_step: int = 10, lr_gamma: float = 0.1, sampling: str = "shuffle",
                  patience: int = 0, init: str = "xavier", init_mean: float = 0.0,
                  init_std: float = 1e-2, device: str = "auto", seed: int = 0) -> None:  # fmt: skip
-        _store(self, {k: v for k, v in locals().items() if k != "self"})
+        store_arguments(self, locals())
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
         return _torch().nn.Linear(n_inputs, n_classes)
@@ -279,7 +274,7 @@ class TorchMLP(TorchClassifier):
                  lr_step: int = 10, lr_gamma: float = 0.1, sampling: str = "shuffle",
                  patience: int = 0, init: str = "he", init_mean: float = 0.0,
                  init_std: float = 1e-2, device: str = "auto", seed: int = 0) -> None:  # fmt: skip
-        _store(self, {k: v for k, v in locals().items() if k != "self"})
+        store_arguments(self, locals())
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
         nn = _torch().nn
@@ -321,7 +316,7 @@ class TorchCNN(TorchClassifier):
                  lr_gamma: float = 0.1, sampling: str = "shuffle", patience: int = 0,
                  init: str = "he", init_mean: float = 0.0, init_std: float = 1e-2,
                  device: str = "auto", seed: int = 0) -> None:  # fmt: skip
-        _store(self, {k: v for k, v in locals().items() if k != "self"})
+        store_arguments(self, locals())
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
         nn = _torch().nn

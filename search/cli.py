@@ -68,6 +68,23 @@ def _value(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _add_budget_arguments(parser: argparse.ArgumentParser, n_trials_default: str) -> None:
+    """The flags of the commands that run trials: run and worker."""
+    parser.add_argument(
+        "--n-trials",
+        type=_positive_int,
+        metavar="N",
+        help=f"the study's total of finished trials ({n_trials_default})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="start no new trial after this many seconds",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 class _Command:
     """Base: the docstring's first line is the command's help."""
 
@@ -105,25 +122,13 @@ class _Run(_Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study_file", type=Path, help="path of the study .toml file")
-        parser.add_argument(
-            "--n-trials",
-            type=_positive_int,
-            metavar="N",
-            help="the study's total of finished trials (overrides [study].n_trials)",
-        )
-        parser.add_argument(
-            "--timeout",
-            type=_positive_float,
-            metavar="SECONDS",
-            help="start no new trial after this many seconds",
-        )
+        _add_budget_arguments(parser, "overrides [study].n_trials")
         parser.add_argument(
             "--seed",
             type=_non_negative_int,
             metavar="S",
             help="overrides [study].seed (a stored study keeps its own seed)",
         )
-        parser.add_argument("--quiet", action="store_true", help="no progress bar")
         parser.add_argument("--workers", type=_positive_int, default=1, metavar="K",
                             help="worker processes on this machine, each with cores/K threads "
                                  "(default 1)")  # fmt: skip
@@ -155,19 +160,7 @@ class _Worker(_Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", help="study name; the study file stored with it is enough")
-        parser.add_argument(
-            "--n-trials",
-            type=_positive_int,
-            metavar="N",
-            help="the study's total of finished trials (default: as stored)",
-        )
-        parser.add_argument(
-            "--timeout",
-            type=_positive_float,
-            metavar="SECONDS",
-            help="start no new trial after this many seconds",
-        )
-        parser.add_argument("--quiet", action="store_true", help="no progress bar")
+        _add_budget_arguments(parser, "default: as stored")
 
     def run(self, args: argparse.Namespace) -> int:
         from search.runner import join_study

@@ -57,6 +57,20 @@ def cifar_tar(batches: dict[str, tuple[np.ndarray, np.ndarray]], extra=()) -> by
     return buffer.getvalue()
 
 
+def cifar_batches(n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Five training batches and a test batch of n images each, in CIFAR-10's layout."""
+    batches = {f"data_batch_{i}": images_and_labels(n, (3072,), i) for i in range(1, 6)}
+    batches["test_batch"] = images_and_labels(n, (3072,), 9)
+    return batches
+
+
+def serve_cifar(server, monkeypatch, archive: bytes) -> None:
+    """Serve the archive and point the cifar10 source at it, with its own hash."""
+    (server.root / "cifar-10-python.tar.gz").write_bytes(archive)
+    files = (RemoteFile("cifar-10-python.tar.gz", sha256(archive)),)
+    monkeypatch.setitem(SOURCES, "cifar10", Source(files=files, mirrors=(server.url,)))
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
@@ -161,20 +175,12 @@ def test_the_prepared_arrays_are_memory_mapped_and_shared(server, monkeypatch, o
 
 
 def test_cifar10_tar_is_verified_extracted_and_channel_first(server, monkeypatch):
-    batches = {f"data_batch_{i}": images_and_labels(20, (3072,), i) for i in range(1, 6)}
-    batches["test_batch"] = images_and_labels(20, (3072,), 9)
+    batches = cifar_batches(20)
     X0 = batches["data_batch_1"][0]
     X0[:] = 0
     X0[:, :1024] = 255  # red channel full, green and blue empty
     archive = cifar_tar(batches)
-    (server.root / "cifar-10-python.tar.gz").write_bytes(archive)
-    monkeypatch.setitem(
-        SOURCES,
-        "cifar10",
-        Source(
-            files=(RemoteFile("cifar-10-python.tar.gz", sha256(archive)),), mirrors=(server.url,)
-        ),
-    )
+    serve_cifar(server, monkeypatch, archive)
     data = load_dataset("cifar10", val_fraction=0.1, preprocess="scale", seed=0)
     assert data.image_shape == (3, 32, 32)
     assert len(data.y_train) + len(data.y_val) == 100 and len(data.y_test) == 20
@@ -288,17 +294,9 @@ def test_a_checksum_mismatch_is_refused_and_the_cache_left_unchanged(
 
 @pytest.mark.parametrize("member", ["../escaped.txt", "/tmp/hpsearch-absolute.txt"])
 def test_a_tar_member_escaping_its_folder_is_refused(member, server, monkeypatch, own_cache):
-    batches = {f"data_batch_{i}": images_and_labels(10, (3072,), i) for i in range(1, 6)}
-    batches["test_batch"] = images_and_labels(10, (3072,), 9)
+    batches = cifar_batches(10)
     archive = cifar_tar(batches, extra=[(member, b"gotcha")])
-    (server.root / "cifar-10-python.tar.gz").write_bytes(archive)
-    monkeypatch.setitem(
-        SOURCES,
-        "cifar10",
-        Source(
-            files=(RemoteFile("cifar-10-python.tar.gz", sha256(archive)),), mirrors=(server.url,)
-        ),
-    )
+    serve_cifar(server, monkeypatch, archive)
     with pytest.raises(DataError, match="escapes its folder"):
         load_dataset("cifar10")
     assert (
@@ -317,18 +315,10 @@ def test_a_pickle_that_would_run_code_is_refused(server, monkeypatch):
         def __reduce__(self):
             return (os.system, ("echo pwned > /tmp/hpsearch-pwned",))
 
-    batches = {f"data_batch_{i}": images_and_labels(10, (3072,), i) for i in range(1, 6)}
-    batches["test_batch"] = images_and_labels(10, (3072,), 9)
+    batches = cifar_batches(10)
     archive = cifar_tar(batches, extra=[("cifar-10-batches-py/data_batch_1",
                                           pickle.dumps(Evil()))])  # fmt: skip
-    (server.root / "cifar-10-python.tar.gz").write_bytes(archive)
-    monkeypatch.setitem(
-        SOURCES,
-        "cifar10",
-        Source(
-            files=(RemoteFile("cifar-10-python.tar.gz", sha256(archive)),), mirrors=(server.url,)
-        ),
-    )
+    serve_cifar(server, monkeypatch, archive)
     with pytest.raises(DataError, match="not a CIFAR-10 python batch"):
         load_dataset("cifar10")
     assert not Path("/tmp/hpsearch-pwned").exists()

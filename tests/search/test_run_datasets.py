@@ -9,18 +9,17 @@ import optuna
 import pytest
 
 from models.data.sources import SOURCES
-from models.data.sources import RemoteFile
-from models.data.sources import Source
 from search.cli import main
 from tests.conftest import TINY
 from tests.models.test_datasets import DEAD
+from tests.models.test_datasets import cifar_batches
 from tests.models.test_datasets import cifar_tar
 from tests.models.test_datasets import images_and_labels
 from tests.models.test_datasets import own_cache  # noqa: F401 (autouse fixture)
 from tests.models.test_datasets import require_debian_fashion
+from tests.models.test_datasets import serve_cifar
 from tests.models.test_datasets import serve_idx
 from tests.models.test_datasets import server  # noqa: F401 (fixture)
-from tests.models.test_datasets import sha256
 
 
 def _study(dataset: str) -> str:
@@ -42,17 +41,9 @@ def test_run_on_mnist(server, monkeypatch, write_study, db_url):  # noqa: F811
 
 
 def test_run_on_cifar10(server, monkeypatch, write_study, db_url):  # noqa: F811
-    batches = {f"data_batch_{i}": images_and_labels(20, (3072,), i) for i in range(1, 6)}
-    batches["test_batch"] = images_and_labels(20, (3072,), 9)
+    batches = cifar_batches(20)
     archive = cifar_tar(batches)
-    (server.root / "cifar-10-python.tar.gz").write_bytes(archive)
-    monkeypatch.setitem(
-        SOURCES,
-        "cifar10",
-        Source(
-            files=(RemoteFile("cifar-10-python.tar.gz", sha256(archive)),), mirrors=(server.url,)
-        ),
-    )
+    serve_cifar(server, monkeypatch, archive)
     _run_ok(write_study, db_url, "cifar10")
 
 
