@@ -1,0 +1,133 @@
+"""Search efficiency: the default pruner against no pruning, TPE against random search.
+
+    python benchmarks/search_efficiency.py [STUDY.toml ...] [--seeds 0 1 2] [--trials N]
+
+Defaults: studies/digits_mlp.toml and studies/fashion_softmax.toml (the real Fashion-MNIST;
+`apt-get install dataset-fashion-mnist`), seeds 0, 1, 2, each file's own trial budget.
+
+For every study file and seed, three studies with the same search space, data split and seed run
+into a fresh SQLite file:
+    tpe + median   the default sampler and the default pruner (median, 5 start-up trials,
+                   3 warm-up epochs), whatever the file sets
+    tpe + none     the same without pruning
+    random + median  random search with the default pruner
+Printed per seed and as a mean over seeds:
+    pruning: best validation accuracy with and without it (the difference in points; the target
+             is within 0.5 point), and the ratio of epochs trained and of
+             seconds spent in trials.
+    TPE: the trial at which TPE's running best first reaches random search's best over the whole
+         budget ("-" if it never does), at equal trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from search.algorithms import DEFAULT_PRUNER  # noqa: E402
+from search.runner import run_study  # noqa: E402
+from search.storage import StorageURL  # noqa: E402
+from search.study_file import AlgorithmSpec  # noqa: E402
+from search.study_file import StudySpec  # noqa: E402
+from search.study_file import load_study_file  # noqa: E402
+
+MEDIAN = AlgorithmSpec("median", {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"})
+VARIANTS = {
+    "tpe+median": (AlgorithmSpec("tpe"), MEDIAN),
+    "tpe+none": (AlgorithmSpec("tpe"), AlgorithmSpec("none")),
+    "random+median": (AlgorithmSpec("random"), MEDIAN),
+}
+
+
+@dataclasses.dataclass
+class Outcome:
+    best: float
+    epochs: int
+    seconds: float  # summed trial durations (data loading and start-up not counted)
+    running_best: list[float]  # best value after each finished trial, in trial order
+
+
+def run_variant(spec: StudySpec, url: str, variant: str, seed: int, trials: int) -> Outcome:
+    import optuna
+
+    sampler, pruner = VARIANTS[variant]
+    name = f"{spec.name}-{variant}-seed{seed}"
+    spec = dataclasses.replace(spec, name=name, seed=seed, sampler=sampler, pruner=pruner)
+    code = run_study(spec, StorageURL(url, "benchmark"), n_trials=trials, quiet=True,
+                     out=io.StringIO())  # fmt: skip
+    if code != 0:
+        raise SystemExit(f"{name}: hpsearch run exited with {code}")
+    study = optuna.load_study(study_name=name, storage=url)
+    running, best = [], float("-inf")
+    epochs, seconds = 0, 0.0
+    for t in sorted(study.trials, key=lambda t: t.number):
+        epochs += len(t.user_attrs.get("curves", {}).get("val_accuracy", []))
+        seconds += (t.datetime_complete - t.datetime_start).total_seconds()
+        if t.state.name == "COMPLETE":
+            best = max(best, t.value)
+        running.append(best)
+    return Outcome(best, epochs, seconds, running)
+
+
+def trials_to_reach(running_best: list[float], target: float) -> int | None:
+    return next((i + 1 for i, v in enumerate(running_best) if v >= target), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("studies", nargs="*", type=Path,
+                        default=[ROOT / "studies/digits_mlp.toml",
+                                 ROOT / "studies/fashion_softmax.toml"])  # fmt: skip
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--trials", type=int, help="trials per study (default: the file's)")
+    args = parser.parse_args()
+
+    for path in args.studies:
+        spec = load_study_file(path)
+        trials = args.trials or spec.n_trials
+        print(f"\n{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
+              f"{spec.model.kind} on {spec.data.dataset}, {trials} trials per study")  # fmt: skip
+        print(
+            "seed  best val: pruned  unpruned  diff(pt)  epochs ratio  seconds ratio"
+            "   random best  TPE reaches it at trial"
+        )
+        diffs, epoch_ratios, second_ratios, reached = [], [], [], []
+        with tempfile.TemporaryDirectory() as tmp:
+            for seed in args.seeds:
+                url = f"sqlite:///{Path(tmp) / f'seed{seed}.db'}"
+                got = {v: run_variant(spec, url, v, seed, trials) for v in VARIANTS}
+                pruned, unpruned, rand = got["tpe+median"], got["tpe+none"], got["random+median"]
+                diff = 100 * (pruned.best - unpruned.best)
+                epoch_ratio = pruned.epochs / unpruned.epochs
+                second_ratio = pruned.seconds / unpruned.seconds
+                at = trials_to_reach(pruned.running_best, rand.best)
+                diffs.append(diff)
+                epoch_ratios.append(epoch_ratio)
+                second_ratios.append(second_ratio)
+                reached.append(at)
+                print(f"{seed:4d}  {pruned.best:15.4f}  {unpruned.best:8.4f}  {diff:+8.2f}  "
+                      f"{epoch_ratio:12.2f}  {second_ratio:13.2f}   {rand.best:11.4f}  "
+                      f"{at if at is not None else '-':>23}", flush=True)  # fmt: skip
+        hit = [a for a in reached if a is not None]
+        mean = statistics.mean
+        summary = (
+            f"mean over {len(args.seeds)} seeds: pruned - unpruned {mean(diffs):+.2f} points "
+            f"(worst {min(diffs):+.2f}); epochs trained with pruning {mean(epoch_ratios):.2f}x, "
+            f"trial seconds {mean(second_ratios):.2f}x; TPE reached random search's best in "
+            f"{len(hit)} of {len(reached)} seeds"
+        )
+        if hit:
+            summary += f", at trial {mean(hit):.1f} of {trials} on average"
+        print(summary)
+
+
+if __name__ == "__main__":
+    main()
