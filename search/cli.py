@@ -355,6 +355,7 @@ class _Export(_Command):
         import json
 
         from search.export import export_document
+        from search.records import CONFIRM_ATTR
 
         study, spec, url = _load(args, args.study)
         doc = export_document(study, spec, url, args.top, str(args.output))
@@ -363,10 +364,18 @@ class _Export(_Command):
         except OSError as e:
             raise UsageError(f"-o {args.output}: cannot write: {e.strerror}") from None
         best = doc["configs"][0]
+        if doc["ranked_by"] == "confirm":
+            c = best["confirm"]
+            how = (f"mean validation accuracy {c['mean']:.4f} ± {c['std']:.4f} over "
+                   f"{len(c['seeds'])} seeds in `hpsearch confirm`")  # fmt: skip
+        else:
+            how = f"validation accuracy {best['val_accuracy']:.4f}"
+            if study.user_attrs.get(CONFIRM_ATTR):
+                how += ("; the stored confirm predates trials now in the top, so it is not "
+                        f"used: run `hpsearch confirm {args.study}` again")  # fmt: skip
         print(
             f"wrote {args.output}: {len(doc['configs'])} configuration(s) of {args.study!r}, "
-            f"best trial {best['trial_number']} (validation accuracy "
-            f"{best['val_accuracy']:.4f}); retrain with: {doc['retrain_command']}"
+            f"best trial {best['trial_number']} ({how}); retrain with: {doc['retrain_command']}"
         )
         return 0
 

@@ -18,10 +18,12 @@ from typing import Any
 from optuna.trial import TrialState
 
 from search.errors import UsageError
+from search.records import CONFIRM_ATTR
 from search.records import best_epoch
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.trial import FrozenTrial
 
     from search.study_file import StudySpec
 
@@ -40,16 +42,37 @@ def _versions(with_torch: bool) -> dict[str, str]:
     return {**found, "python": platform.python_version()}
 
 
+def current_confirm(study: optuna.Study, ranked: list[FrozenTrial]) -> dict[int, dict[str, Any]]:
+    """The stored `hpsearch confirm` results by trial, if they still cover the study's top trials.
+
+    A confirm retrains the top K trials by search value; once later trials have entered that
+    top K it no longer says which of them is best, and an empty dict is returned.
+    """
+    results = study.user_attrs.get(CONFIRM_ATTR, {}).get("results", [])
+    by_trial = {r["trial"]: r for r in results}
+    if not by_trial or set(by_trial) != {t.number for t in ranked[: len(by_trial)]}:
+        return {}
+    return by_trial
+
+
 def export_document(
     study: optuna.Study, spec: StudySpec, storage_url: str, top: int, path: str
 ) -> dict[str, Any]:
-    """The export of the `top` best complete trials of a study, best first."""
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                      key=lambda t: (-t.value, t.number))[:top]  # fmt: skip
-    if not complete:
+    """The export of the `top` best complete trials of a study, best first.
+
+    Best means the highest search value, except among the trials a current `hpsearch confirm`
+    retrained: those come first, by their mean over the confirm's seeds.
+    """
+    ranked = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                    key=lambda t: (-t.value, t.number))  # fmt: skip
+    if not ranked:
         raise UsageError(
             f"{storage_url}: study {study.study_name!r} has no complete trial yet; run it first"
         )
+    confirmed = current_confirm(study, ranked)
+    n = len(confirmed)
+    ranked[:n] = sorted(ranked[:n], key=lambda t: (-confirmed[t.number]["mean"], t.number))
+    complete = ranked[:top]
     configs = []
     for rank, trial in enumerate(complete, start=1):
         config = {
@@ -61,6 +84,9 @@ def export_document(
             "epochs_run": len(trial.user_attrs["curves"]["val_accuracy"]),
         }
         config["best_epoch"] = best_epoch(trial)
+        if trial.number in confirmed:
+            r = confirmed[trial.number]
+            config["confirm"] = {k: r[k] for k in ("mean", "std", "val_accuracy", "seeds")}
         configs.append(config)
     return {
         "schema_version": SCHEMA_VERSION,
@@ -70,6 +96,7 @@ def export_document(
         "versions": _versions(spec.model.kind.startswith("torch.")),
         "data": {**spec.data.to_dict(), "seed": spec.seed},
         "model_kind": spec.model.kind,
+        "ranked_by": "confirm" if confirmed else "search",
         "configs": configs,
         "retrain_command": f"hpsearch retrain {path}",
     }

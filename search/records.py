@@ -3,6 +3,7 @@
 Study user attrs:
     hpsearch_spec: the parsed study file (StudySpec.to_dict()).
     hpsearch_version: the version that created the study.
+    hpsearch_confirm: the last `hpsearch confirm` (top K trials retrained with new seeds).
 Trial user attrs:
     seed: the trial's seed, from the study seed and the trial number.
     curves: per-epoch train_loss, train_accuracy, val_loss, val_accuracy.
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 SPEC_ATTR = "hpsearch_spec"
 VERSION_ATTR = "hpsearch_version"
+CONFIRM_ATTR = "hpsearch_confirm"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 

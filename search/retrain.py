@@ -18,6 +18,7 @@ from models.training import train
 from search.errors import UsageError
 from search.export import SCHEMA_VERSION
 from search.objective import derive_seed
+from search.records import CONFIRM_ATTR
 from search.runner import format_params
 from search.runner import load_data
 from search.study_file import DataSpec
@@ -162,8 +163,6 @@ def retrain(path: Path, out: Path | None, rank: int, quiet: bool) -> int:
 
 
 # -- confirm ---------------------------------------------------------------------------------
-
-CONFIRM_ATTR = "hpsearch_confirm"
 
 
 def confirm_results(

@@ -152,6 +152,15 @@ def _prepare(
         X_val, y_val, X, y = X[val], y[val], X[keep], y[keep]
     else:
         X_val, y_val = raw.X_val, raw.y_val
+    for split, key, n_held in (("test", "test_fraction", len(y_test)),
+                               ("validation", "val_fraction", len(y_val))):  # fmt: skip
+        if n_held == 0:
+            fraction = test_fraction if split == "test" else val_fraction
+            raise DataError(
+                f"{key} {fraction} leaves no {split} image: each class holds out "
+                f"round({fraction} x its size), and no class of these {len(raw.y)} images is "
+                f"large enough; raise [data].{key} or use more data"
+            )
     # Training rows in a seeded random order, so that any prefix is a fair sample.
     order = rng.permutation(len(y))
     arrays = {

@@ -111,11 +111,11 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*"))}  # fmt: skip
 
 
-def serve_idx(server, monkeypatch, name="mnist", *, n=200, n_test=50, mutate=None,
-              served_mutate=None) -> None:  # fmt: skip
+def serve_idx(server, monkeypatch, name="mnist", *, n=200, n_test=50, shape=(6, 6),
+              mutate=None, served_mutate=None) -> None:  # fmt: skip
     """Serve a tiny MNIST-format dataset and point the `name` source at it (dead mirror first)."""
-    X, y = images_and_labels(n, (6, 6), 1)
-    X_test, y_test = images_and_labels(n_test, (6, 6), 2)
+    X, y = images_and_labels(n, shape, 1)
+    X_test, y_test = images_and_labels(n_test, shape, 2)
     raw = {
         "train-images-idx3-ubyte": idx_bytes(X),
         "train-labels-idx1-ubyte": idx_bytes(y),
@@ -341,19 +341,37 @@ def test_a_users_npz_with_its_own_splits(tmp_path):
     }
 
 
-def test_intel_uses_the_assignments_names_and_flat_images(tmp_path, own_cache):
-    X, y = images_and_labels(30, (48 * 48 * 3,), 1)
+def put_intel(cache: Path, n_train: int, n_val: int, n_test: int) -> np.ndarray:
+    """The landscapes file where the user puts it: flat 48x48x3 images, 6 classes, 3 splits."""
+    X, y = images_and_labels(n_train + n_val + n_test, (48 * 48 * 3,), 1)
     y = y % 6
-    (own_cache / "intel").mkdir(parents=True)
-    np.savez(own_cache / "intel" / "intel_landscapes.npz", train_images=X[:20],
-             train_labels=y[:20], val_images=X[20:25], val_labels=y[20:25],
-             test_images=X[25:], test_labels=y[25:])  # fmt: skip
+    val = slice(n_train, n_train + n_val)
+    (cache / "intel").mkdir(parents=True)
+    np.savez(cache / "intel" / "intel_landscapes.npz", train_images=X[:n_train],
+             train_labels=y[:n_train], val_images=X[val], val_labels=y[val],
+             test_images=X[val.stop:], test_labels=y[val.stop:])  # fmt: skip
+    return X
+
+
+def test_intel_uses_the_assignments_names_and_flat_images(tmp_path, own_cache):
+    X = put_intel(own_cache, 20, 5, 5)
     data = load_dataset("intel", preprocess="none")
     assert data.image_shape == (3, 48, 48) and len(data.classes) == 6
     assert data.X_val.shape == (5, 6912)
     np.testing.assert_array_equal(
         data.X_val.reshape(5, 3, 48, 48)[0], X[20].reshape(48, 48, 3).transpose(2, 0, 1)
     )
+
+
+def test_a_validation_fraction_too_small_for_the_data_is_refused(tmp_path, own_cache):
+    X, y = images_and_labels(40, (4, 4), 1)  # 4 images a class
+    path = tmp_path / "small.npz"
+    np.savez(path, X_train=X, y_train=y, X_test=X[:10], y_test=y[:10])
+    with pytest.raises(DataError, match=r"val_fraction 0.1 leaves no validation image.*"
+                                        r"raise \[data\].val_fraction"):  # fmt: skip
+        load_dataset(str(path), val_fraction=0.1)
+    assert snapshot(own_cache / "prepared") == {}  # nothing half-made is left behind
+    assert len(load_dataset(str(path), val_fraction=0.25).y_val) == 10  # one a class
 
 
 def test_intel_missing_says_where_to_put_it(own_cache):
@@ -451,3 +469,47 @@ def test_the_real_fashion_mnist_offline(monkeypatch, own_cache):
     for f in SOURCES["fashion-mnist"].files:  # the published hashes of the decompressed files
         cached = own_cache / "fashion-mnist" / f.name.removesuffix(".gz")
         assert sha256(cached.read_bytes()) == f.sha256
+
+
+# -- the assignment studies, each on its dataset's real format -------------------------------
+
+ASSIGNMENTS = sorted(
+    (Path(__file__).resolve().parents[2] / "studies" / "assignments").glob("*.toml")
+)
+
+
+@pytest.mark.parametrize("study", ASSIGNMENTS, ids=lambda p: p.stem)
+def test_every_assignment_study_runs_where_its_data_exists(study, server, monkeypatch, own_cache,
+                                                           tmp_path):  # fmt: skip
+    """A trial of each assignment's study trains on a small dataset in its real file format.
+
+    The real datasets cannot be had here (no network); these stand in for them, served over
+    HTTP on 127.0.0.1 (MNIST, CIFAR-10) or put where the user would put them (the landscapes).
+    """
+    import tomllib
+
+    import optuna
+
+    from search.cli import main
+    from tests.conftest import require_torch
+
+    doc = tomllib.loads(study.read_text())
+    if doc["model"]["kind"].startswith("torch."):
+        require_torch()
+    dataset = doc["data"]["dataset"]
+    if dataset == "mnist":
+        serve_idx(server, monkeypatch, n=100, n_test=20, shape=(28, 28))
+    elif dataset == "cifar10":
+        # 50 images a class, so that a000's val_fraction of 0.02 holds out one of each.
+        serve_cifar(server, monkeypatch, cifar_tar(cifar_batches(100)))
+    else:
+        assert dataset == "intel"
+        put_intel(own_cache, 24, 8, 8)
+    db = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+    assert main(["run", str(study), "--storage", db, "--quiet", "--n-trials", "1"]) == 0
+    (trial,) = optuna.load_study(study_name=doc["study"]["name"], storage=db).trials
+    if trial.user_attrs.get("diverged"):  # a001's grid goes up to a learning rate of 100
+        assert trial.user_attrs["fail_reason"]  # says why, e.g. "weights exploded in epoch 0"
+    else:
+        assert trial.state.name == "COMPLETE"
+        assert len(trial.user_attrs["curves"]["val_accuracy"]) >= 1

@@ -21,7 +21,7 @@ from models.training import train
 from search.cli import main
 from search.export import SCHEMA_PATH
 from search.objective import derive_seed
-from search.retrain import CONFIRM_ATTR
+from search.records import CONFIRM_ATTR
 from tests.conftest import TINY
 from tests.conftest import require_torch
 
@@ -163,6 +163,45 @@ def test_confirm_statistics_and_what_it_stores(finished, db_url, capsys):
     assert float(f"{history.kept_val_accuracy:.6g}") == first["val_accuracy"][0]
     out = capsys.readouterr().out
     assert f"{first['mean']:.4f} ± {first['std']:.4f}" in out
+
+
+def _ranked(study):
+    return sorted((t for t in study.trials if t.state.name == "COMPLETE"),
+                  key=lambda t: (-t.value, t.number))  # fmt: skip
+
+
+def test_export_puts_the_confirm_winner_first(finished, db_url, tmp_path, capsys):
+    assert main(["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "3",
+                 "--quiet"]) == 0  # fmt: skip
+    results = optuna.load_study(study_name="tiny", storage=db_url).user_attrs[CONFIRM_ATTR]
+    results = results["results"]
+    capsys.readouterr()
+    out = tmp_path / "best.json"
+    assert main(["export", "tiny", "--storage", db_url, "-o", str(out), "--top", "3"]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["ranked_by"] == "confirm"
+    # The confirmed trials by their mean over the new seeds, then the next one by search value.
+    third = _ranked(finished)[2].number
+    assert [c["trial_number"] for c in doc["configs"]] == [r["trial"] for r in results] + [third]
+    for config, r in zip(doc["configs"], results, strict=False):
+        assert config["confirm"] == {k: r[k] for k in ("mean", "std", "val_accuracy", "seeds")}
+    assert "confirm" not in doc["configs"][2]
+    assert f"{results[0]['mean']:.4f} ± {results[0]['std']:.4f}" in capsys.readouterr().out
+
+
+def test_export_ignores_a_confirm_that_later_trials_overtook(finished, db_url, tmp_path, capsys):
+    """A confirm of trials that are no longer the top ones cannot say which is best."""
+    ranked = _ranked(finished)
+    stale = [{"trial": t.number, "mean": 0.99 - i / 100, "std": 0.0, "val_accuracy": [0.9],
+              "seeds": [1]} for i, t in enumerate(ranked[1:3])]  # fmt: skip
+    finished.set_user_attr(CONFIRM_ATTR, {"top": 2, "repeats": 1, "results": stale})
+    out = tmp_path / "best.json"
+    assert main(["export", "tiny", "--storage", db_url, "-o", str(out), "--top", "3"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["ranked_by"] == "search"
+    assert [c["trial_number"] for c in doc["configs"]] == [t.number for t in ranked[:3]]
+    assert "run `hpsearch confirm tiny` again" in capsys.readouterr().out
 
 
 def _free_port() -> int:
