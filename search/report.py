@@ -125,18 +125,23 @@ def _plot_learning_rate(groups: dict[str, list[tuple[float, float]]]) -> go.Figu
     return fig
 
 
-def _plot_weight_norms(trials: Sequence[FrozenTrial]) -> go.Figure:
+def _per_epoch(lines: Sequence[tuple[str, Sequence[float]]], y_title: str) -> go.Figure:
+    """One line per (name, values), against the epoch."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for t in trials:
-        norms = t.user_attrs.get("curves", {}).get("weight_norm", [])
-        fig.add_scatter(x=list(range(len(norms))), y=norms, mode="lines",
-                        name=f"trial {t.number} ({t.value:.4f})")  # fmt: skip
+    for name, values in lines:
+        fig.add_scatter(x=list(range(len(values))), y=list(values), mode="lines", name=name)
     fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="sqrt(sum W²)")
+    fig.update_yaxes(title_text=y_title)
     fig.update_layout(height=380)
     return fig
+
+
+def _plot_weight_norms(trials: Sequence[FrozenTrial]) -> go.Figure:
+    return _per_epoch([(f"trial {t.number} ({t.value:.4f})",
+                        t.user_attrs.get("curves", {}).get("weight_norm", []))
+                       for t in trials], "sqrt(sum W²)")  # fmt: skip
 
 
 def _plot_class_weights(images: np.ndarray, classes: list[str]) -> go.Figure:
@@ -301,21 +306,16 @@ def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
 def comparison_sections(studies: Sequence[optuna.Study]) -> list[Section]:
     """With several studies: their histories together and their best trials' curves."""
     import optuna.visualization as vis
-    import plotly.graph_objects as go
 
     def best_curves() -> go.Figure:
-        fig = go.Figure()
+        lines = []
         for study in studies:
             complete = complete_trials(study)
             if complete:
                 best = max(complete, key=lambda t: t.value)
-                values = curves_info(best).get("val_accuracy", [])
-                fig.add_scatter(x=list(range(len(values))), y=values, mode="lines",
-                                name=f"{study.study_name} (trial {best.number})")  # fmt: skip
-        fig.update_xaxes(title_text="epoch")
-        fig.update_yaxes(title_text="validation accuracy")
-        fig.update_layout(height=380)
-        return fig
+                lines.append((f"{study.study_name} (trial {best.number})",
+                              curves_info(best).get("val_accuracy", [])))  # fmt: skip
+        return _per_epoch(lines, "validation accuracy")
 
     return [
         Section("compare-history", "Optimization histories",
