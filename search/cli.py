@@ -8,6 +8,7 @@ Heavy modules (optuna, numpy, the models) are imported inside the commands, so `
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -44,6 +45,13 @@ def _int_at_least(minimum: int):
 
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
+
+
+def _port(text: str) -> int:
+    value = _int_at_least(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"got {text!r}; allowed: a whole number from 1 to 65535")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -161,13 +169,21 @@ class _Worker(_Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", help="study name; the study file stored with it is enough")
         _add_budget_arguments(parser, "default: as stored")
+        # Set by `run --workers`: stop cleanly once that process is gone.
+        parser.add_argument("--parent", type=_positive_int, help=argparse.SUPPRESS)
 
     def run(self, args: argparse.Namespace) -> int:
         from search.runner import join_study
         from search.storage import resolve_url
 
-        return join_study(args.study, resolve_url(args.storage), n_trials=args.n_trials,
-                          timeout=args.timeout, quiet=args.quiet)  # fmt: skip
+        return join_study(
+            args.study,
+            resolve_url(args.storage),
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            quiet=args.quiet,
+            parent=args.parent,
+        )
 
 
 class _Studies(_Command):
@@ -179,6 +195,7 @@ class _Studies(_Command):
         import optuna
 
         from search.records import SPEC_ATTR
+        from search.records import last_update
         from search.records import state_counts
         from search.storage import open_storage
         from search.storage import resolve_url
@@ -191,8 +208,7 @@ class _Studies(_Command):
             trials = study.get_trials(deepcopy=False)
             counts = state_counts(trials)
             spec = summary.user_attrs.get(SPEC_ATTR, {})
-            times = [t.datetime_complete or t.datetime_start for t in trials]
-            times = [t for t in times if t is not None]
+            last = last_update(trials)
             best = summary.best_trial.value if summary.best_trial else None
             rows.append(
                 [
@@ -204,11 +220,11 @@ class _Studies(_Command):
                     counts["FAIL"],
                     counts["RUNNING"],
                     "-" if best is None else f"{best:.4f}",
-                    max(times).strftime("%Y-%m-%d %H:%M:%S") if times else "-",
+                    last or "-",
                 ]
             )
         if not rows:
-            print(f"no studies in {target.url} yet; start one with `hpsearch run STUDY.toml`")
+            print(f"no studies in {target.shown} yet; start one with `hpsearch run STUDY.toml`")
             return 0
         print(
             format_table(
@@ -221,7 +237,7 @@ class _Studies(_Command):
                     "failed",
                     "running",
                     "best",
-                    "last update (UTC)",
+                    "last update",
                 ],
                 rows,
             )
@@ -253,7 +269,7 @@ class _Show(_Command):
         from search.storage import resolve_url
 
         target = resolve_url(args.storage)
-        study, spec = load_study(open_storage(target, create=False), args.study, target.url)
+        study, spec = load_study(open_storage(target, create=False), args.study, target.shown)
         trials = study.get_trials(deepcopy=False)
         counts = state_counts(trials)
         print(
@@ -306,8 +322,8 @@ def _load(args: argparse.Namespace, name: str):
     from search.storage import resolve_url
 
     target = resolve_url(args.storage)
-    study, spec = load_study(open_storage(target, create=False), name, target.url)
-    return study, spec, target.url
+    study, spec = load_study(open_storage(target, create=False), name, target.shown)
+    return study, spec, target.shown
 
 
 class _Report(_Command):
@@ -443,8 +459,9 @@ class _Dashboard(_Command):
             default="127.0.0.1",
             help="address to listen on (default 127.0.0.1: this machine only)",
         )
-        parser.add_argument("--port", type=_int_at_least(1), default=8080, metavar="P",
-                            help="port (default 8080)")  # fmt: skip
+        parser.add_argument(
+            "--port", type=_port, default=8080, metavar="P", help="port (default 8080)"
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         import optuna_dashboard
@@ -455,7 +472,8 @@ class _Dashboard(_Command):
         target = resolve_url(args.storage)
         storage = open_storage(target, create=False)
         print(
-            f"optuna-dashboard on {target.url}: http://{args.host}:{args.port}/ (Ctrl-C stops it)",
+            f"optuna-dashboard on {target.shown}: http://{args.host}:{args.port}/ "
+            "(Ctrl-C stops it)",
             flush=True,
         )
         try:
@@ -516,6 +534,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"choose a command: {', '.join(_COMMANDS)}")
     try:
         return args.handler.run(args)
+    except BrokenPipeError:
+        # `hpsearch show x | head`: the reader has gone; stop quietly, as other CLIs do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE
     except UsageError as e:
         if args.debug:
             traceback.print_exc()

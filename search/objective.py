@@ -12,6 +12,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -23,6 +24,8 @@ from models import MODELS
 from models.training import History
 from models.training import TrainingDiverged
 from models.training import train
+from search.records import FAIL_REASON_ATTR
+from search.records import UTC_OFFSET_ATTR
 from search.space import suggest
 from search.worker import BudgetGuard
 from search.worker import Surplus
@@ -37,6 +40,12 @@ CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_no
 def derive_seed(*numbers: int) -> int:
     """A 32-bit seed that depends on every number given (NumPy's SeedSequence mixing)."""
     return int(np.random.SeedSequence(list(numbers)).generate_state(1)[0])
+
+
+def utc_offset_seconds() -> int:
+    """This machine's offset from UTC now, in seconds (east positive)."""
+    offset = datetime.now().astimezone().utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -111,7 +120,7 @@ class Objective:
             try:
                 self.guard.check(trial)
             except Surplus as e:
-                trial.set_user_attr("fail_reason", str(e))
+                trial.set_user_attr(FAIL_REASON_ATTR, str(e))
                 raise
         params = suggest(trial, spec.params)
         # A trial retried after its worker died inherits the dead trial's user attrs, seed
@@ -121,6 +130,8 @@ class Objective:
         else:
             seed = trial_seed(spec.seed, trial.number)
             trial.set_user_attr("seed", seed)
+            # Optuna stores start and end times in this machine's local time, without a zone.
+            trial.set_user_attr(UTC_OFFSET_ATTR, utc_offset_seconds())
         model = MODELS[spec.model.kind].build({**spec.model.fixed, **params}, seed)
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 
@@ -146,11 +157,11 @@ class Objective:
             self._record_class_weights(trial, model, value)
             return value
         except TrainingDiverged as e:
-            trial.set_user_attr("fail_reason", str(e))
+            trial.set_user_attr(FAIL_REASON_ATTR, f"diverged: {e}")
             trial.set_user_attr("diverged", True)
             raise
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
+            trial.set_user_attr(FAIL_REASON_ATTR, "interrupted")
             raise
         finally:
             self._record(trial, curves, time.perf_counter() - start)

@@ -20,8 +20,12 @@ from search.records import state_counts
 from search.records import stored_spec
 from search.space import make_pruner
 from search.space import make_sampler
+from search.storage import ENV_VAR
 from search.storage import StorageURL
 from search.storage import open_storage
+
+# How long a process that lost the race to create a study waits for the winner's spec.
+SPEC_WAIT_S = 10.0
 
 if TYPE_CHECKING:
     import optuna
@@ -50,39 +54,57 @@ def create_or_resume(
 ) -> optuna.Study:
     """Create the study, or load it when the name exists and was made from the same search.
 
-    The sampler is seeded from the study seed and the number of trials already there, so a
-    resumed study does not replay the random start-up trials of its first run.
+    Safe when several processes start on the same name at the same moment (the README's
+    many-machines recipe): exactly one creates the study and stores its spec; the others
+    wait for the spec to be stored, then check it like any resume. The sampler is seeded from
+    the study seed and the number of trials already there, so a resumed study does not replay
+    the random start-up trials of its first run.
     """
     import optuna
+    from optuna.exceptions import DuplicatedStudyError
+    from optuna.study import StudyDirection
 
-    n_existing = 0
-    if spec.name in optuna.get_all_study_names(storage=storage):
+    study_id = None
+    if spec.name not in optuna.get_all_study_names(storage=storage):
+        try:
+            study_id = storage.create_new_study(
+                directions=[StudyDirection.MAXIMIZE], study_name=spec.name
+            )
+        except DuplicatedStudyError:
+            pass  # another process created it a moment ago
+    if study_id is not None:
+        from search import __version__
+
+        storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
+        storage.set_study_user_attr(study_id, VERSION_ATTR, __version__)
+    else:
         existing = optuna.load_study(study_name=spec.name, storage=storage)
-        stored = stored_spec(existing, target.url)
+        _wait_for_spec(existing, storage)
+        stored = stored_spec(existing, target.shown)
         for key, value in spec.identity().items():
             if stored.identity()[key] != value:
                 raise UsageError(
                     f"{spec.source}: {key}: {_difference(stored.identity()[key], value)} from "
-                    f"the stored study {spec.name!r} in {target.url}; give the study a new "
+                    f"the stored study {spec.name!r} in {target.shown}; give the study a new "
                     f"[study].name, or delete the old one: optuna delete-study --study-name "
-                    f"{spec.name} --storage {target.url}"
+                    f"{spec.name} --storage {target.shown}"
                 )
-        n_existing = len(existing.get_trials(deepcopy=False))
+    n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing))
-    study = optuna.create_study(
-        storage=storage,
-        study_name=spec.name,
-        direction=spec.direction,
-        sampler=sampler,
-        pruner=make_pruner(spec),
-        load_if_exists=True,
+    return optuna.load_study(
+        study_name=spec.name, storage=storage, sampler=sampler, pruner=make_pruner(spec)
     )
-    if SPEC_ATTR not in study.user_attrs:
-        from search import __version__
 
-        study.set_user_attr(SPEC_ATTR, spec.to_dict())
-        study.set_user_attr(VERSION_ATTR, __version__)
-    return study
+
+def _wait_for_spec(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
+    """A study created this instant by another process gets its spec a moment later."""
+    deadline = time.monotonic() + SPEC_WAIT_S
+    while time.monotonic() < deadline:
+        if SPEC_ATTR in storage.get_study_user_attrs(study._study_id):
+            return
+        if storage.get_n_trials(study._study_id):
+            return  # it has trials and no spec: not an hpsearch study; stored_spec says so
+        time.sleep(0.05)
 
 
 def summary_lines(study: optuna.Study, budget: int) -> list[str]:
@@ -166,12 +188,23 @@ def _work(
 
     interrupts = Interrupts()
     guard = BudgetGuard(budget)
+
+    def stop() -> bool:
+        return interrupts.signal is not None
+
+    study._storage.set_handlers(log=progress.write, stop=stop)
     try:
         with interrupts.installed():
-            run_trials(study, Objective(spec, data, interrupts, guard), guard,
-                       timeout=timeout, callbacks=[progress], catch=(TrainingDiverged,),
-                       stop=lambda: interrupts.signal is not None,
-                       log=progress.write)  # fmt: skip
+            run_trials(
+                study,
+                Objective(spec, data, interrupts, guard),
+                guard,
+                timeout=timeout,
+                callbacks=[progress],
+                catch=(TrainingDiverged,),
+                stop=stop,
+                log=progress.write,
+            )
     except TorchMissing as e:
         raise UsageError(f"{spec.source}: [model].kind: {e}") from None
     except KeyboardInterrupt:
@@ -180,8 +213,15 @@ def _work(
     return interrupts.signal
 
 
-def _finish(study: optuna.Study, spec: StudySpec, target: StorageURL, budget: int,
-            signal_number: int | None, seconds: float, out: TextIO) -> int:  # fmt: skip
+def _finish(
+    study: optuna.Study,
+    spec: StudySpec,
+    target: StorageURL,
+    budget: int,
+    signal_number: int | None,
+    seconds: float,
+    out: TextIO,
+) -> int:
     print("\n".join(summary_lines(study, budget)), file=out)
     if signal_number is not None:
         print(
@@ -191,8 +231,8 @@ def _finish(study: optuna.Study, spec: StudySpec, target: StorageURL, budget: in
         )
         return 128 + signal_number
     print(
-        f"this run took {seconds:.1f} s; results are in {target.url} (study {spec.name!r}); "
-        f"see `hpsearch show {spec.name}` or `optuna-dashboard {target.url}`",
+        f"this run took {seconds:.1f} s; results are in {target.shown} (study {spec.name!r}); "
+        f"see `hpsearch show {spec.name}` or `optuna-dashboard {target.shown}`",
         file=out,
     )
     return 0
@@ -202,12 +242,13 @@ def _sampler_study(spec: StudySpec, storage: Any) -> optuna.Study:
     """The stored study, loaded with this process's own seeded sampler and the pruner."""
     import optuna
 
-    n_existing = len(optuna.load_study(study_name=spec.name, storage=storage).trials)
+    n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     # With several workers each needs its own sampler seed, or their random start-up trials
-    # would coincide; parallel studies are not reproducible anyway (../shared/optuna5.md).
+    # would coincide; parallel studies are not reproducible anyway.
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing, os.getpid()))
-    return optuna.load_study(study_name=spec.name, storage=storage, sampler=sampler,
-                             pruner=make_pruner(spec))  # fmt: skip
+    return optuna.load_study(
+        study_name=spec.name, storage=storage, sampler=sampler, pruner=make_pruner(spec)
+    )
 
 
 def run_study(
@@ -228,38 +269,68 @@ def run_study(
     # The data first: a bad data file must not leave a study behind; and with several workers
     # the prepared cache is written once, here, before they memory-map it.
     data = load_data(spec.data, spec.seed, spec.source)
-    storage = open_storage(target, create=True, heartbeat=True)
+    storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
     study = create_or_resume(spec, storage, target)
     budget = n_trials or spec.n_trials
     done = finished_count(study.get_trials(deepcopy=False))
     if done >= budget:
-        print(f"study {spec.name!r} already has {done} finished trials (budget {budget}); "
-              "nothing to run", file=out)  # fmt: skip
+        print(
+            f"study {spec.name!r} already has {done} finished trials (budget {budget}); "
+            "nothing to run",
+            file=out,
+        )
         print("\n".join(summary_lines(study, budget)), file=out)
         return 0
     timeout = timeout if timeout is not None else spec.timeout
     start = time.monotonic()
     if workers > 1:
-        signal_number = _run_workers(study, target, budget, timeout, quiet, workers)
+        signal_number, lost = _run_workers(study, target, budget, timeout, quiet, workers)
     else:
         progress = _Progress(study, budget, quiet)
         try:
-            signal_number = _work(study, spec, data, budget, timeout, progress)
+            signal_number, lost = _work(study, spec, data, budget, timeout, progress), []
         finally:
             progress.close()
-    return _finish(study, spec, target, budget, signal_number, time.monotonic() - start, out)
+    code = _finish(study, spec, target, budget, signal_number, time.monotonic() - start, out)
+    done = finished_count(study.get_trials(deepcopy=False))
+    if lost and signal_number is None and done < budget:
+        print(
+            f"{len(lost)} of {workers} workers stopped early (see above) and the others "
+            f"finished without them, with {done} of {budget} trials; run the same command "
+            "again to finish the study",
+            file=sys.stderr,
+        )
+        return 2 if all(c == 2 for c in lost) else 1
+    return code
 
 
-def join_study(name: str, target: StorageURL, *, n_trials: int | None, timeout: float | None,
-               quiet: bool) -> int:  # fmt: skip
-    """`hpsearch worker`: run trials of a stored study until its budget is finished."""
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def join_study(
+    name: str,
+    target: StorageURL,
+    *,
+    n_trials: int | None,
+    timeout: float | None,
+    quiet: bool,
+    parent: int | None = None,
+) -> int:
+    """`hpsearch worker`: run trials of a stored study until its budget is finished.
+
+    With `parent` (set by `run --workers`), the worker stops cleanly once that process is gone.
+    """
     import optuna
 
     from search.records import load_study
+    from search.worker import watch_parent
 
+    if parent is not None:
+        watch_parent(parent)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    storage = open_storage(target, create=False, heartbeat=True)
-    _, spec = load_study(storage, name, target.url)
+    storage = open_storage(target, create=False, heartbeat=True, log=_stderr)
+    _, spec = load_study(storage, name, target.shown)
     data = load_data(spec.data, spec.seed, spec.source)
     study = _sampler_study(spec, storage)
     budget = n_trials or spec.n_trials
@@ -269,32 +340,86 @@ def join_study(name: str, target: StorageURL, *, n_trials: int | None, timeout: 
         signal_number = _work(study, spec, data, budget, timeout or spec.timeout, progress)
     finally:
         progress.close()
-    return _finish(study, spec, target, budget, signal_number, time.monotonic() - start,
-                   sys.stdout)  # fmt: skip
+    return _finish(
+        study, spec, target, budget, signal_number, time.monotonic() - start, sys.stdout
+    )
 
 
-def _run_workers(study: optuna.Study, target: StorageURL, budget: int, timeout: float | None,
-                 quiet: bool, workers: int) -> int | None:  # fmt: skip
+def _describe_exit(index: int, workers: int, proc: Any) -> str:
+    """Which worker stopped, and how, in one line."""
+    import signal
+
+    who = f"worker {index + 1} of {workers} (pid {proc.pid})"
+    code = proc.returncode
+    if code < 0:
+        name = signal.Signals(-code).name
+        return (
+            f"{who} was killed by {name}; the other workers go on, and its running trial is "
+            "failed and re-queued once its heartbeat is stale"
+        )
+    if code in (130, 143):
+        name = "SIGINT" if code == 130 else "SIGTERM"
+        return (
+            f"{who} was stopped by {name}; its running trial was marked failed; the others go on"
+        )
+    if code == 2:
+        return f"{who} stopped on bad input (exit 2); its message is above"
+    return f"{who} exited with code {code}; its message is above"
+
+
+def _run_workers(
+    study: optuna.Study,
+    target: StorageURL,
+    budget: int,
+    timeout: float | None,
+    quiet: bool,
+    workers: int,
+) -> tuple[int | None, list[int]]:
     """Start `workers` processes of `hpsearch worker`, each with cores / workers threads, and
-    show one progress bar for the study; Ctrl-C or SIGTERM is passed on to them once."""
+    show one progress bar for the study; Ctrl-C or SIGTERM is passed on to them once.
+
+    A worker that stops early is reported (which one, and how) and the others go on.
+    Returns the signal received, if any, and the exit codes of workers that stopped early.
+    """
     import signal
     import subprocess
 
     threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
-           "MKL_NUM_THREADS": threads, "HPSEARCH_THREADS": threads}  # fmt: skip
-    argv = [sys.executable, "-m", "search.cli", "worker", study.study_name, "--storage",
-            target.url, "--n-trials", str(budget), "--quiet"]  # fmt: skip
+    # The URL goes in the environment, not the command line, where `ps` would show a password.
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "HPSEARCH_THREADS": threads,
+        ENV_VAR: target.url,
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "search.cli",
+        "worker",
+        study.study_name,
+        "--n-trials",
+        str(budget),
+        "--quiet",
+        "--parent",
+        str(os.getpid()),
+    ]  # fmt: skip (one command line, grouped as a person would type it)
     if timeout is not None:
         argv += ["--timeout", str(timeout)]
     # Their own session: a Ctrl-C in the terminal reaches this process only, which forwards it
     # once (a second signal would interrupt a worker anywhere, even inside a database write).
+    # They watch this process and stop cleanly if it dies (search/worker.py: watch_parent).
     # Their stderr is this terminal's: their messages (storage errors) are seen as they come,
     # and a full pipe can never block a worker.
-    procs = [subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
-             for _ in range(workers)]  # fmt: skip
+    procs = [
+        subprocess.Popen(argv, env=env, start_new_session=True, stdout=subprocess.DEVNULL)
+        for _ in range(workers)
+    ]
     progress = _Progress(study, budget, quiet)
     received: list[int] = []
+    lost: dict[int, int] = {}
 
     def forward(signum: int, frame: Any) -> None:
         if not received:
@@ -307,16 +432,19 @@ def _run_workers(study: optuna.Study, target: StorageURL, budget: int, timeout: 
     try:
         while any(proc.poll() is None for proc in procs):
             time.sleep(1.0)
+            for index, proc in enumerate(procs):
+                code = proc.poll()
+                if code not in (None, 0) and index not in lost and not received:
+                    lost[index] = code
+                    progress.write(_describe_exit(index, workers, proc))
             progress.refresh(study.get_trials(deepcopy=False))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
         progress.refresh(study.get_trials(deepcopy=False))
         progress.close()
-    failed = [p for p in procs if p.returncode not in (0, 130, 143)]
-    if failed and not received:
-        raise UsageError(
-            f"a worker exited with code {failed[0].returncode}; its message is "
-            "above; run `hpsearch worker` alone to see it again"
-        )
-    return received[0] if received else None
+    for index, proc in enumerate(procs):  # those that stopped in the last second
+        if proc.returncode != 0 and index not in lost and not received:
+            lost[index] = proc.returncode
+            _stderr(_describe_exit(index, workers, proc))
+    return (received[0] if received else None), list(lost.values())

@@ -9,7 +9,9 @@ them, so they are never modified.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +25,11 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///hpsearch.db"
 ENV_VAR = "HPSEARCH_STORAGE"
 # A report, a backup or optuna-dashboard can hold SQLite's lock for seconds; SQLite's default
-# 5 s wait then fails trials with a misleading error (../shared/optuna5.md).
+# 5 s wait then fails trials with a misleading error. A lock held longer still is a storage
+# error like any other: workers retry it (search/retrying.py). HPSEARCH_SQLITE_LOCK_TIMEOUT
+# shortens the wait for tests.
 SQLITE_LOCK_TIMEOUT_S = 60
+SQLITE_LOCK_ENV = "HPSEARCH_SQLITE_LOCK_TIMEOUT"
 # Without it, a PostgreSQL server that accepts connections but never answers hangs forever.
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Crash safety: each running trial's worker writes a heartbeat; a trial whose heartbeat is older
@@ -35,12 +40,20 @@ DEFAULT_HEARTBEAT_S = 10
 MAX_RETRY = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _OPTUNA_TABLES = {"studies", "trials", "alembic_version"}
+# Two processes opening a new database at the same moment both create Optuna's tables; the
+# loser's CREATE TABLE or version row fails. Opening again then finds the winner's schema.
+_OPEN_TRIES = 6
 
 
 @dataclass(frozen=True)
 class StorageURL:
     url: str
     origin: str  # where the URL came from, for messages: "--storage", "HPSEARCH_STORAGE", ...
+
+    @property
+    def shown(self) -> str:
+        """The URL as printed and stored: any password is masked (`***`)."""
+        return mask_password(self.url)
 
     def sqlite_path(self) -> Path | None:
         """The database file of a sqlite URL; None for other databases and in-memory SQLite."""
@@ -52,6 +65,20 @@ class StorageURL:
         return Path(parsed.database)
 
 
+def mask_password(url: str) -> str:
+    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db`."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
 def resolve_url(flag: str | None) -> StorageURL:
     """--storage wins over HPSEARCH_STORAGE, which wins over ./hpsearch.db."""
     if flag:
@@ -61,20 +88,46 @@ def resolve_url(flag: str | None) -> StorageURL:
     return StorageURL(DEFAULT_URL, "storage")
 
 
+ALLOWED_URLS = "allowed: sqlite:///path/to/file.db or postgresql://user@host/dbname"
+
+
 def _check_url(target: StorageURL, *, create: bool) -> None:
+    """Refuse what is not an Optuna database, before SQLAlchemy or Optuna write anything."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    allowed = "allowed: sqlite:///path/to/file.db or postgresql://user@host/dbname"
     try:
-        make_url(target.url)
+        parsed = make_url(target.url)
     except ArgumentError:
         raise UsageError(
-            f"{target.origin}: cannot parse {target.url!r} as a database URL; {allowed}"
+            f"{target.origin}: cannot parse {target.shown!r} as a database URL; {ALLOWED_URLS}"
         ) from None
-    path = target.sqlite_path()
-    if path is None:
-        return
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise UsageError(
+                f"{target.origin}: {target.shown!r} is an in-memory SQLite database, which "
+                f"keeps nothing after the command ends; {ALLOWED_URLS}"
+            )
+        _check_sqlite_file(target, Path(parsed.database), create=create)
+    else:
+        _check_server_tables(target, create=create)
+
+
+def _refuse_foreign(target: StorageURL, where: str, tables: set[str], create: bool) -> None:
+    if tables and not _OPTUNA_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:5])
+        raise UsageError(
+            f"{target.origin}: {where} is a database of another program (tables: {shown}); "
+            "left untouched. Use a new database for hpsearch"
+        )
+    if not tables and not create:
+        raise UsageError(
+            f"{target.origin}: {where} holds no hpsearch studies yet (it is empty); run "
+            "`hpsearch run STUDY.toml` first, or point --storage at an existing database"
+        )
+
+
+def _check_sqlite_file(target: StorageURL, path: Path, *, create: bool) -> None:
     if not path.exists():
         if not create:
             raise UsageError(
@@ -88,7 +141,7 @@ def _check_url(target: StorageURL, *, create: bool) -> None:
             )
         return
     if path.is_dir():
-        raise UsageError(f"{target.origin}: {path} is a directory; {allowed}")
+        raise UsageError(f"{target.origin}: {path} is a directory; {ALLOWED_URLS}")
     with path.open("rb") as f:
         header = f.read(len(_SQLITE_MAGIC))
     if header and header != _SQLITE_MAGIC:
@@ -96,82 +149,157 @@ def _check_url(target: StorageURL, *, create: bool) -> None:
             f"{target.origin}: {path} is not an SQLite database (left untouched); "
             "point --storage at an hpsearch database or a new file"
         )
-    if not header:
-        return  # an empty file is an empty SQLite database
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    tables: set[str] = set()
+    if header:  # an empty file is an empty SQLite database
         try:
-            tables = {
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            }
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise UsageError(
-            f"{target.origin}: {path} cannot be read as SQLite ({e}); left untouched"
-        ) from None
-    if tables and not _OPTUNA_TABLES <= tables:
-        shown = ", ".join(sorted(tables)[:5])
-        raise UsageError(
-            f"{target.origin}: {path} is an SQLite database of another program "
-            f"(tables: {shown}); left untouched. Use a new file for hpsearch"
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                tables = {r[0] for r in rows}
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            raise UsageError(
+                f"{target.origin}: {path} cannot be read as SQLite ({e}); left untouched"
+            ) from None
+    _refuse_foreign(target, str(path), tables, create)
+
+
+def _connect_args(backend: str) -> dict[str, object]:
+    if backend == "sqlite":
+        return {"timeout": float(os.environ.get(SQLITE_LOCK_ENV) or SQLITE_LOCK_TIMEOUT_S)}
+    if backend.startswith("postgres"):
+        # Without it, a PostgreSQL server that accepts connections but never answers hangs.
+        return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+    return {}
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _engine_problem(target: StorageURL, error: Exception) -> UsageError:
+    """The one-line message for a URL whose engine cannot be made or reached."""
+    from sqlalchemy.exc import NoSuchModuleError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    backend = target.url.split(":", 1)[0]
+    if isinstance(error, NoSuchModuleError):
+        return UsageError(
+            f"{target.origin}: {target.shown!r} names an unknown database kind {backend!r}; "
+            f"{ALLOWED_URLS}, or another SQLAlchemy URL whose driver is installed"
         )
+    if isinstance(error, ImportError):
+        name = getattr(error, "name", None) or str(error)
+        return UsageError(
+            f"{target.origin}: {backend} needs the Python package {name!r}, which is not "
+            f"installed; pip install its driver (for PostgreSQL: pip install 'hpsearch[postgres]')"
+        )
+    if isinstance(error, SQLAlchemyError):
+        return UsageError(f"{target.origin}: cannot open {target.shown!r}: {_first_line(error)}")
+    return UsageError(f"{target.origin}: cannot open {target.shown!r}: {error}")
+
+
+def _check_server_tables(target: StorageURL, *, create: bool) -> None:
+    """A database server's tables, read without creating anything."""
+    import sqlalchemy
+    from sqlalchemy.exc import SQLAlchemyError
+
+    backend = target.url.split(":", 1)[0].split("+", 1)[0]
+    try:
+        engine = sqlalchemy.create_engine(
+            target.url, connect_args=_connect_args(backend), poolclass=sqlalchemy.pool.NullPool
+        )
+        try:
+            tables = set(sqlalchemy.inspect(engine).get_table_names())
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, ImportError) as e:
+        raise _engine_problem(target, e) from None
+    _refuse_foreign(target, target.shown, tables, create)
+
+
+_READ_ONLY = ("readonly database", "read-only", "unable to open database file")
+
+
+def read_only_problem(error: BaseException) -> str | None:
+    """The driver's words when a write failed because the database or its folder is read-only."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(getattr(error, "orig", None) or error).strip().splitlines()
+        if text and any(words in text[0].lower() for words in _READ_ONLY):
+            return text[0]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def read_only_error(shown: str, problem: str) -> UsageError:
+    return UsageError(
+        f"storage: cannot write to {shown} ({problem}): the database file or its folder is "
+        "read-only (SQLite writes a journal beside the file); make both writable, or copy "
+        "the database to a folder you can write to"
+    )
 
 
 def heartbeat_interval() -> int:
     return max(1, int(os.environ.get(HEARTBEAT_ENV) or DEFAULT_HEARTBEAT_S))
 
 
+def _is_creation_race(error: Exception) -> bool:
+    """Another process created Optuna's schema at the same moment (the loser's error)."""
+    text = str(getattr(error, "orig", None) or error).lower()
+    return any(
+        words in text
+        for words in ("already exists", "unique constraint", "duplicate key", "database is locked")
+    )
+
+
 def open_storage(
-    target: StorageURL, *, create: bool = True, heartbeat: bool = False
-) -> optuna.storages.RDBStorage:
+    target: StorageURL, *, create: bool = True, heartbeat: bool = False, log=None
+) -> optuna.storages.BaseStorage:
     """Open (and with `create`, initialise) the study database.
 
-    With `heartbeat` (for processes that run trials), dead workers' trials are failed and
-    retried with the same parameters and seed.
+    With `heartbeat` (for processes that run trials), each running trial's worker writes a
+    heartbeat, so a dead worker's trial can be failed and retried with the same parameters and
+    seed, and every storage call is retried through outages (search/retrying.py), its root
+    cause given to `log`.
 
     Raises:
-        UsageError: the URL cannot be parsed or reached, names a file that is not an Optuna
-            database, needs a driver that is not installed, or has an old schema.
+        UsageError: the URL cannot be parsed or reached, names a database that is not an Optuna
+            database (or is empty, without `create`), is read-only, needs a driver that is not
+            installed, or has an old schema.
     """
     _check_url(target, create=create)
     import optuna
-    from sqlalchemy.exc import NoSuchModuleError
     from sqlalchemy.exc import SQLAlchemyError
 
     backend = target.url.split(":", 1)[0].split("+", 1)[0]
-    connect_args: dict[str, object] = {}
-    if backend == "sqlite":
-        connect_args["timeout"] = SQLITE_LOCK_TIMEOUT_S
-    elif backend.startswith("postgres"):
-        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
     crash_safety: dict[str, object] = {}
     if heartbeat:
         interval = heartbeat_interval()
         crash_safety = {"heartbeat_interval": interval, "grace_period": 3 * interval}
-    try:
-        with warnings.catch_warnings():  # Optuna calls the heartbeat settings experimental
-            warnings.simplefilter("ignore")
-            if heartbeat:
-                crash_safety["heartbeat_stale_trial_callback"] = (
-                    optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    for attempt in range(_OPEN_TRIES):
+        try:
+            with warnings.catch_warnings():  # Optuna calls the heartbeat settings experimental
+                warnings.simplefilter("ignore")
+                rdb = optuna.storages.RDBStorage(
+                    target.url,
+                    engine_kwargs={"connect_args": _connect_args(backend)},
+                    **crash_safety,
                 )
-            return optuna.storages.RDBStorage(
-                target.url, engine_kwargs={"connect_args": connect_args}, **crash_safety
-            )
-    except NoSuchModuleError:
-        raise UsageError(
-            f"{target.origin}: {target.url!r} names an unknown database kind "
-            f"{backend!r}; allowed: sqlite:///file.db, postgresql://..., any "
-            "SQLAlchemy URL"
-        ) from None
-    except ModuleNotFoundError as e:
-        raise UsageError(
-            f"{target.origin}: {backend} needs the Python package {e.name!r}, "
-            f"which is not installed; pip install {e.name}"
-        ) from None
-    except SQLAlchemyError as e:
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise UsageError(f"{target.origin}: cannot open {target.url!r}: {reason}") from None
-    except RuntimeError as e:  # Optuna's schema-version check
-        raise UsageError(f"{target.origin}: {e}".replace("\n", " ")) from None
+            break
+        except (SQLAlchemyError, ImportError) as e:
+            if isinstance(e, SQLAlchemyError) and _is_creation_race(e):
+                if attempt + 1 < _OPEN_TRIES:
+                    time.sleep(0.05 * 2**attempt + random.random() * 0.05)
+                    continue
+            raise _engine_problem(target, e) from None
+        except RuntimeError as e:  # Optuna's schema-version check
+            raise UsageError(f"{target.origin}: {e}".replace("\n", " ")) from None
+    if not heartbeat:
+        return rdb
+    from search.retrying import RetryingStorage
+
+    return RetryingStorage(rdb, log=log or (lambda message: None), shown=target.shown)

@@ -5,68 +5,68 @@ on any machine) runs this loop against the shared storage:
 
 - Before asking for a trial it counts finished trials (complete, pruned, diverged) and trials
   in flight (running, waiting to be retried). When the rest of the budget is already in flight
-  it waits, failing stale trials meanwhile (a dead worker's trial must not block the end).
+  it waits, failing dead workers' trials meanwhile (they must not block the end).
 - Two workers can still ask at the same moment. The objective then checks the trial's rank:
   if as many trials ahead of it (lower numbers) are finished or in flight as the budget allows,
   it does not train and fails as surplus, which does not count. So the budget is exact. That
   check needs a storage query only for trials numbered budget - 1 or higher (trial n has n
   trials ahead of it), so a study adds almost none; a trial that takes the last place
   ends the worker's stretch of trials, and only then does it look at the study again.
-- Storage errors (a database restart, a lock held too long) are retried with exponential
-  backoff and never counted as trials; the root cause is logged.
+- Storage errors (a database restart, a lock held too long) are retried call by call with
+  backoff by the storage itself (search/retrying.py) and never counted as trials.
+- A trial whose worker died is failed with its reason and re-queued with the same parameters
+  and seed: `stale` when its heartbeat stopped (judged by the database server's clock, as
+  Optuna does), `silent` when it never wrote one (judged by how long this worker has watched
+  it, on this worker's monotonic clock). No wall clock written by one machine is ever compared
+  with another machine's, so workers in any time zone agree.
+
+The loop is hpsearch's own ask/tell loop rather than `study.optimize`: Optuna's loop lets a
+storage error escape from its bookkeeping and its heartbeat thread die, and fails stale trials
+without saying why.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.errors import UsageError
+from search.records import FAIL_REASON_ATTR
 from search.records import counts_toward_budget
+from search.records import fail_reason
 from search.records import finished_count
 
 if TYPE_CHECKING:
     import optuna
 
 POLL_S = 1.0  # how often a waiting worker looks at the study again
-MAX_BACKOFF_S = 30.0
-MAX_OUTAGE_S = 600.0  # give up after the storage has failed for this long in a row
+MAX_RETRY = 3  # a dead worker's trial is re-queued this many times at most
+# User attrs a re-queued trial does not inherit: they describe the attempt that died.
+_NOT_INHERITED = (FAIL_REASON_ATTR, "diverged", "curves", "seconds", "class_weights")
 
 
 class Surplus(Exception):
     """This trial started when the whole budget was already finished or in flight."""
 
 
-def storage_errors() -> tuple[type[BaseException], ...]:
-    import optuna
-    import sqlalchemy.exc
-
-    return (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
-            sqlalchemy.exc.DatabaseError, optuna.exceptions.StorageInternalError)  # fmt: skip
-
-
-def root_cause(error: BaseException) -> str:
-    """The first line of the database driver's own message, without SQLAlchemy's wrapping."""
-    original = getattr(error, "orig", None) or error.__cause__ or error
-    text = str(original).strip().splitlines()
-    return f"{type(original).__name__}: {text[0] if text else ''}"
-
-
 class BudgetGuard:
     """The in-trial half of the exact budget, with one storage query per trial.
 
     `check(trial)` raises Surplus when `budget` trials ahead of this one (lower numbers) are
-    finished or in flight. Otherwise it notes whether this trial takes the last place, and
-    `callback` then stops the worker's optimize loop after it, so the worker looks at the
-    study again (and waits or exits) without a query before every trial.
+    finished or in flight. Otherwise it notes whether this trial takes the last place
+    (`last_place`); the worker then ends its stretch of trials after it and looks at the
+    study again (waits or exits), without a query before every trial.
     """
 
     def __init__(self, budget: int) -> None:
         self.budget = budget
-        self._last_place = False
+        self.last_place = False
 
     def check(self, trial: optuna.Trial) -> None:
         from optuna.trial import TrialState
@@ -74,7 +74,7 @@ class BudgetGuard:
         # Trial numbers run 0, 1, 2, ... so trial n has exactly n trials ahead of it, in any
         # state. Below budget - 1 it can be neither surplus nor the last place: no query.
         if trial.number < self.budget - 1:
-            self._last_place = False
+            self.last_place = False
             return
         in_flight = (TrialState.RUNNING, TrialState.WAITING)
         ahead = 0
@@ -82,50 +82,207 @@ class BudgetGuard:
             if t.number < trial.number and (counts_toward_budget(t) or t.state in in_flight):
                 ahead += 1
         if ahead >= self.budget:
-            raise Surplus(f"surplus: {ahead} trials ahead of it already fill the budget of "
-                          f"{self.budget}")  # fmt: skip
-        self._last_place = ahead + 1 >= self.budget
-
-    def callback(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if self._last_place or trial.user_attrs.get("fail_reason", "").startswith("surplus"):
-            study.stop()
+            self.last_place = True
+            raise Surplus(
+                f"surplus: {ahead} trials ahead of it already fill the budget of {self.budget}"
+            )
+        self.last_place = ahead + 1 >= self.budget
 
 
-def fail_silent_trials(study: optuna.Study) -> None:
-    """Fail and re-queue RUNNING trials that never wrote a heartbeat.
+def requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a dead worker's trial again: same parameters, same seed, up to MAX_RETRY times.
 
-    Optuna's fail_stale_trials skips trials without a heartbeat row: a worker killed in the
-    milliseconds between creating its trial and its first heartbeat, or a trial opened with
-    `study.ask()` by another tool, would stay RUNNING forever and block the end of the budget.
-    Such a trial is failed here once it started three grace periods ago (so a first heartbeat
-    merely delayed by a held lock is never mistaken for none), and re-queued like a stale one.
+    The retry's system attrs `failed_trial` and `retry_history` are those of Optuna's
+    RetryHeartbeatStaleTrialCallback, so Optuna's tools read them as usual.
     """
-    from datetime import UTC
-    from datetime import datetime
+    import optuna
 
-    import sqlalchemy
-    from optuna.storages._rdb.models import TrialHeartbeatModel  # the heartbeat table
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRY:
+        return
+    system_attrs = {"failed_trial": trial.number, **trial.system_attrs}
+    system_attrs["retry_history"] = history
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED}
+    study.add_trial(
+        optuna.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=user_attrs,
+            system_attrs=system_attrs,
+        )
+    )
+
+
+def fail_dead_trial(study: optuna.Study, trial_id: int, reason: str) -> bool:
+    """Fail a RUNNING trial whose worker is gone, with its reason, and re-queue it.
+
+    Several workers may find the same dead trial at once: the first to set its state wins and
+    re-queues it; for the others the trial is already finished, which is not an error.
+    Returns whether this worker failed it.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    backend = getattr(study._storage, "_backend", study._storage)
-    interval = backend.get_heartbeat_interval() if hasattr(backend, "engine") else None
+    storage = study._storage
+    try:
+        storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
+        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            return False
+    except UpdateFinishedTrialError:
+        return False  # another worker got there first
+    requeue(study, storage.get_trial(trial_id))
+    return True
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail RUNNING trials whose heartbeat is older than the grace period, and re-queue them.
+
+    The age is the database server's `now()` minus the server-written heartbeat: one clock.
+    """
+    storage = study._storage
+    interval = storage.get_heartbeat_interval()
     if interval is None:
         return
-    limit = 3 * (backend.grace_period or 2 * interval)
-    now = datetime.now(UTC).replace(tzinfo=None)  # Optuna 5 stores naive UTC
-    old = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-           if t.datetime_start and (now - t.datetime_start).total_seconds() > limit}  # fmt: skip
-    if not old:
-        return
-    query = sqlalchemy.select(TrialHeartbeatModel.trial_id).where(
-        TrialHeartbeatModel.trial_id.in_(list(old))
+    grace = storage.backend.grace_period or 2 * interval
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        fail_dead_trial(
+            study,
+            trial_id,
+            f"stale: no heartbeat for over {grace} s (its worker died or lost the database)",
+        )
+
+
+class SilentTrials:
+    """RUNNING trials that never wrote a heartbeat, timed on this worker's monotonic clock.
+
+    Optuna's stale check skips trials without a heartbeat row: a worker killed in the
+    milliseconds between creating its trial and its first heartbeat, or a trial opened with
+    `study.ask()` by another tool, would stay RUNNING forever and block the end of the budget.
+    Such a trial is failed once this worker has watched it RUNNING without a heartbeat for
+    three grace periods (so a first heartbeat merely delayed by a held lock is never mistaken
+    for none). Trial start times are not used: they are the writing machine's local wall clock.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.first_seen: dict[int, float] = {}
+
+    def check(self, study: optuna.Study) -> list[int]:
+        """Fail the trials silent for too long; returns their trial ids."""
+        import sqlalchemy
+        from optuna.storages._rdb.models import TrialHeartbeatModel
+        from optuna.trial import TrialState
+
+        storage = study._storage
+        interval = storage.get_heartbeat_interval()
+        if interval is None:
+            return []
+        limit = 3 * (storage.backend.grace_period or 2 * interval)
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        running = {t._trial_id: t for t in trials}
+        query = sqlalchemy.select(TrialHeartbeatModel.trial_id).where(
+            TrialHeartbeatModel.trial_id.in_(list(running))
+        )
+        with storage.backend.engine.connect() as conn:
+            beating = {row[0] for row in conn.execute(query)}
+        now = self.clock()
+        silent = set(running) - beating
+        self.first_seen = {i: self.first_seen.get(i, now) for i in silent}
+        failed = []
+        for trial_id, since in self.first_seen.items():
+            if now - since > limit and fail_dead_trial(
+                study,
+                trial_id,
+                f"silent: RUNNING for over {limit} s without ever writing a "
+                "heartbeat (its worker died as it started, or another tool opened it)",
+            ):
+                failed.append(trial_id)
+        return failed
+
+
+class _Heartbeat:
+    """Writes the trial's heartbeat every interval; a missed beat (database away) is skipped."""
+
+    def __init__(self, study: optuna.Study, trial_id: int) -> None:
+        self.storage = study._storage
+        self.trial_id = trial_id
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(
+            target=self._beat, daemon=True, name=f"heartbeat-{trial_id}"
+        )
+
+    def _beat(self) -> None:
+        interval = self.storage.get_heartbeat_interval()
+        while True:
+            self.storage.record_heartbeat(self.trial_id)  # never raises on a lost connection
+            if self.stopped.wait(interval):
+                return
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        if self.storage.get_heartbeat_interval() is None:
+            yield
+            return
+        self.thread.start()
+        try:
+            yield
+        finally:
+            self.stopped.set()
+            self.thread.join()
+
+
+def _error_reason(error: BaseException) -> str:
+    from search.retrying import is_transient
+    from search.retrying import root_cause
+
+    if is_transient(error):
+        return f"storage failure: {root_cause(error)}"
+    return f"error: {type(error).__name__}: {error}"
+
+
+def run_one(
+    study: optuna.Study,
+    objective: Callable[[Any], float],
+    catch: tuple[type[Exception], ...],
+    log: Callable[[str], None],
+) -> optuna.trial.FrozenTrial:
+    """Ask for a trial, train it under a heartbeat, tell its outcome; the trial as stored.
+
+    Exceptions in `catch` fail the trial (the objective has stored its reason). Any other
+    exception, and KeyboardInterrupt, fails it too and is raised again once that is stored.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    trial = study.ask()
+    value: float | None = None
+    state = TrialState.COMPLETE
+    error: BaseException | None = None
+    with _Heartbeat(study, trial._trial_id).running():
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except catch:
+            state = TrialState.FAIL
+        except (Exception, KeyboardInterrupt) as e:
+            state, error = TrialState.FAIL, e
+            if not isinstance(e, KeyboardInterrupt):
+                with contextlib.suppress(Exception):
+                    trial.set_user_attr(FAIL_REASON_ATTR, _error_reason(e))
+    study.tell(
+        trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True
     )
-    with backend.engine.connect() as conn:
-        beating = {row[0] for row in conn.execute(query)}
-    retry = backend.get_heartbeat_stale_trial_callback()
-    for trial_id in set(old) - beating:
-        if study._storage.set_trial_state_values(trial_id, state=TrialState.FAIL) and retry:
-            retry(study, study._storage.get_trial(trial_id))
+    stored = study._storage.get_trial(trial._trial_id)
+    if stored.state != state:
+        log(
+            f"trial {trial.number} was failed by another worker while this one could not "
+            f"reach the database ({fail_reason(stored)}); it was re-queued"
+        )
+    if error is not None:
+        raise error
+    return stored
 
 
 def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
@@ -149,57 +306,73 @@ def run_trials(
     """Run trials until the study has `guard.budget` finished trials.
 
     Args:
-        study: The study, on a storage with heartbeat (so stale trials can be failed).
+        study: The study, on a RetryingStorage with heartbeat (search/storage.py).
         objective: Called with each trial; it must call `guard.check(trial)` first.
-        guard: The budget; its callback ends a stretch of trials at the last place.
+        guard: The budget; a trial in its last place ends a stretch of trials.
         timeout: Start no new trial after this many seconds.
-        callbacks: Passed to study.optimize.
+        callbacks: Called with (study, finished trial) after every trial.
         catch: Exceptions that fail a trial without stopping the loop.
         stop: True when the loop should end (an interrupt was asked for).
-        log: Where messages about storage errors go.
+        log: Where messages about storage errors and dead trials go.
     """
     import warnings
 
-    import optuna
     from optuna.trial import TrialState
 
-    def stop_when_asked(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if stop():
-            study.stop()
-
+    # Optuna warns that its heartbeat is meant for study.optimize; this loop beats itself.
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     start = time.monotonic()
-    backoff, outage_since = 1.0, None
-    errors = storage_errors()
+    silent = SilentTrials()
+
+    def time_left() -> float | None:
+        return None if timeout is None else timeout - (time.monotonic() - start)
+
+    def out_of_time() -> bool:
+        left = time_left()
+        return left is not None and left <= 0
+
     while not stop():
-        left = None if timeout is None else timeout - (time.monotonic() - start)
-        if left is not None and left <= 0:
+        if out_of_time():
             return
-        try:
-            trials = study.get_trials(deepcopy=False)
-            done = finished_count(trials)
-            if done >= guard.budget:
-                return
-            running = sum(t.state == TrialState.RUNNING for t in trials)
-            waiting = sum(t.state == TrialState.WAITING for t in trials)
-            if waiting == 0 and done + running >= guard.budget:
-                with warnings.catch_warnings():  # Optuna calls it experimental
-                    warnings.simplefilter("ignore")
-                    optuna.storages.fail_stale_trials(study)  # a dead worker's trial: re-queued
-                fail_silent_trials(study)
-                _sleep(POLL_S, stop)
-                continue
-            study.optimize(objective, n_trials=guard.budget - done, timeout=left,
-                           catch=(*catch, Surplus), gc_after_trial=False,
-                           callbacks=[*callbacks, guard.callback, stop_when_asked])  # fmt: skip
-            backoff, outage_since = 1.0, None
-        except errors as e:
-            outage_since = outage_since or time.monotonic()
-            if time.monotonic() - outage_since > MAX_OUTAGE_S:
-                raise UsageError(f"storage: failing for {MAX_OUTAGE_S:.0f} s, giving up; last "
-                                 f"error: {root_cause(e)}") from None  # fmt: skip
-            log(
-                f"storage error ({root_cause(e)}); retrying in {backoff:.0f} s "
-                f"(worker {os.getpid()})"
-            )
-            _sleep(backoff, stop)
-            backoff = min(2 * backoff, MAX_BACKOFF_S)
+        trials = study.get_trials(deepcopy=False)
+        done = finished_count(trials)
+        if done >= guard.budget:
+            return
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        waiting = sum(t.state == TrialState.WAITING for t in trials)
+        if waiting == 0 and done + running >= guard.budget:
+            fail_stale_trials(study)
+            try:
+                silent.check(study)
+            except Exception as e:  # the database is away: look again at the next poll
+                from search.retrying import is_transient
+
+                if not is_transient(e):
+                    raise
+            _sleep(POLL_S, stop)
+            continue
+        for _ in range(guard.budget - done):
+            if stop() or out_of_time():
+                break
+            fail_stale_trials(study)
+            trial = run_one(study, objective, (*catch, Surplus), log)
+            for callback in callbacks:
+                callback(study, trial)
+            if guard.last_place:
+                break
+
+
+def watch_parent(parent_pid: int, interval: float = 0.5) -> None:
+    """Stop this worker cleanly (as SIGTERM would) once the process that started it is gone.
+
+    `run --workers` starts workers in their own sessions, so that a Ctrl-C reaches the parent
+    only; if the parent is killed, its workers must not run on unseen. A worker whose parent
+    died is adopted by another process, so its parent pid changes.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()

@@ -1,0 +1,189 @@
+"""A storage that rides out database outages: every call is retried, none is counted as a trial.
+
+Workers talk to the database through `RetryingStorage`. A call that fails because the
+connection failed (a PostgreSQL restart, a server that is down for a while, an SQLite lock held
+longer than the lock timeout) is logged with the driver's own message and tried again with
+exponential backoff (1 s, 2 s, ... up to 30 s). Training simply pauses at its next storage call
+(an epoch's report) until the database is back. After MAX_OUTAGE_S of failure in a row the
+worker gives up with one line. Anything else (a read-only database, a bug) is not retried.
+
+Which calls are safe to repeat: reads, heartbeats, parameter, attribute and intermediate-value
+writes are idempotent. A state change that was committed just before the connection broke is
+recognised on the retry (the trial already has that state). A trial created just before the
+connection broke and created again on the retry leaves a RUNNING trial nobody works on; it never
+writes a heartbeat, and waiting workers fail it as silent (search/worker.py).
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import sqlalchemy.exc
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import BaseHeartbeat
+
+from search.errors import UsageError
+from search.storage import read_only_error
+from search.storage import read_only_problem
+
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+MAX_OUTAGE_S = 600.0  # give up after the storage has failed for this long in a row
+
+
+class StorageUnavailable(UsageError):
+    """The database stayed unreachable for MAX_OUTAGE_S; the message is one line."""
+
+
+def root_cause(error: BaseException) -> str:
+    """The first line of the database driver's own message, without SQLAlchemy's wrapping."""
+    original = error
+    while True:
+        inner = getattr(original, "orig", None) or original.__cause__
+        if inner is None or inner is original:
+            break
+        original = inner
+    text = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {text[0] if text else ''}"
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a storage error is the connection's (worth retrying) rather than the data's."""
+    if read_only_problem(error) is not None:
+        return False
+    seen = error
+    while seen is not None:
+        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        seen = seen.__cause__
+    return False
+
+
+class _Outage:
+    """Backoff and messages for one run of failures; shared by a worker's threads."""
+
+    def __init__(self, log: Callable[[str], None], stop: Callable[[], bool]) -> None:
+        self.log = log
+        self.stop = stop
+        self.lock = threading.Lock()
+        self.since: float | None = None
+
+    def failed(self, error: BaseException, backoff: float, shown: str) -> None:
+        with self.lock:
+            self.since = self.since or time.monotonic()
+            lasted = time.monotonic() - self.since
+        if lasted > MAX_OUTAGE_S:
+            raise StorageUnavailable(
+                f"storage: {shown} failing for {lasted:.0f} s, giving up; last error: "
+                f"{root_cause(error)}; run the same command again once it is back"
+            ) from None
+        self.log(
+            f"storage error ({root_cause(error)}); retrying in {backoff:.0f} s "
+            f"(worker {os.getpid()})"
+        )
+        end = time.monotonic() + backoff
+        while time.monotonic() < end:
+            if self.stop():
+                raise KeyboardInterrupt  # a Ctrl-C while the database is away: stop now
+            time.sleep(min(0.2, max(0.0, end - time.monotonic())))
+
+    def recovered(self) -> None:
+        with self.lock:
+            if self.since is None:
+                return
+            lasted, self.since = time.monotonic() - self.since, None
+        self.log(f"storage reachable again after {lasted:.0f} s (worker {os.getpid()})")
+
+
+class _RetryingBase:
+    """The calls; the class below gets one delegating method per storage method."""
+
+    def __init__(
+        self,
+        backend: optuna.storages.RDBStorage,
+        *,
+        log: Callable[[str], None],
+        shown: str = "the database",
+        stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.backend = backend
+        self._inner = optuna.storages._CachedStorage(backend)
+        self._shown = shown
+        self._outage = _Outage(log, stop)
+
+    def set_handlers(self, *, log: Callable[[str], None], stop: Callable[[], bool]) -> None:
+        """Where messages go (a progress bar's write) and when a retry should give up waiting."""
+        self._outage.log = log
+        self._outage.stop = stop
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        backoff = FIRST_BACKOFF_S
+        attempt = 0
+        while True:
+            try:
+                result = getattr(self._inner, name)(*args, **kwargs)
+            except UpdateFinishedTrialError:
+                # A state change that the database committed just before the connection broke.
+                if attempt and name == "set_trial_state_values":
+                    trial = self._call("get_trial", args[0])
+                    if trial.state == kwargs.get("state", args[1] if len(args) > 1 else None):
+                        return True
+                raise
+            except Exception as e:
+                if not is_transient(e):
+                    problem = read_only_problem(e)
+                    if problem is not None:
+                        raise read_only_error(self._shown, problem) from None
+                    raise
+                self._outage.failed(e, backoff, self._shown)
+                backoff = min(2 * backoff, MAX_BACKOFF_S)
+                attempt += 1
+                continue
+            if attempt:
+                self._outage.recovered()
+            return result
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        """One heartbeat; a failed one is skipped (the next comes one interval later)."""
+        try:
+            self._inner.record_heartbeat(trial_id)
+        except Exception as e:
+            if not is_transient(e):
+                raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def _delegate(name: str) -> Callable[..., Any]:
+    def method(self: _RetryingBase, *args: Any, **kwargs: Any) -> Any:
+        return self._call(name, *args, **kwargs)
+
+    method.__name__ = name
+    return method
+
+
+_METHODS = {
+    name
+    for base in (BaseStorage, BaseHeartbeat)
+    for name, value in vars(base).items()
+    if callable(value) and not name.startswith("__") and name != "record_heartbeat"
+}
+RetryingStorage = abc.ABCMeta(
+    "RetryingStorage",
+    (_RetryingBase, BaseStorage, BaseHeartbeat),
+    {
+        "__doc__": __doc__,
+        "__module__": __name__,
+        **{name: _delegate(name) for name in sorted(_METHODS)},
+    },
+)
