@@ -158,6 +158,7 @@ class _Run(_Command):
             timeout=args.timeout,
             quiet=args.quiet,
             workers=args.workers,
+            debug=args.debug,
         )
 
 

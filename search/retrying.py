@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import optuna
+import sqlalchemy
 import sqlalchemy.exc
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
@@ -58,9 +59,16 @@ def is_transient(error: BaseException) -> bool:
     """Whether a storage error is the connection's (worth retrying) rather than the data's."""
     if read_only_problem(error) is not None:
         return False
+    # PendingRollbackError: a query retried inside a session whose connection just died.
+    lost = (
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        sqlalchemy.exc.PendingRollbackError,
+        sqlalchemy.exc.DisconnectionError,
+    )
     seen = error
     while seen is not None:
-        if isinstance(seen, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        if isinstance(seen, lost):
             return True
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
             return True
@@ -125,12 +133,35 @@ class _RetryingBase:
         self._outage.log = log
         self._outage.stop = stop
 
+    def fail_if_running(self, trial_id: int) -> bool:
+        """Set a RUNNING trial to FAIL in one conditional UPDATE; whether this call did it.
+
+        Optuna reads the state, then writes it, which two workers on SQLite can both pass;
+        `UPDATE ... WHERE state = RUNNING` lets exactly one of them win.
+        """
+        return self._call("_fail_if_running", trial_id)
+
+    def _fail_if_running(self, trial_id: int) -> bool:
+        from datetime import datetime
+
+        from optuna.storages._rdb.models import TrialModel
+        from optuna.trial import TrialState
+
+        update = (
+            sqlalchemy.update(TrialModel)
+            .where(TrialModel.trial_id == trial_id, TrialModel.state == TrialState.RUNNING)
+            .values(state=TrialState.FAIL, datetime_complete=datetime.now())
+        )
+        with self.backend.engine.begin() as conn:
+            return conn.execute(update).rowcount == 1
+
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         backoff = FIRST_BACKOFF_S
         attempt = 0
+        target = self if name == "_fail_if_running" else self._inner
         while True:
             try:
-                result = getattr(self._inner, name)(*args, **kwargs)
+                result = getattr(target, name)(*args, **kwargs)
             except UpdateFinishedTrialError:
                 # A state change that the database committed just before the connection broke.
                 if attempt and name == "set_trial_state_values":

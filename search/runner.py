@@ -260,8 +260,12 @@ def run_study(
     quiet: bool = False,
     workers: int = 1,
     out: TextIO | None = None,
+    debug: bool = False,
 ) -> int:
-    """Run trials until the study has `n_trials` finished ones; returns the exit code."""
+    """Run trials until the study has `n_trials` finished ones; returns the exit code.
+
+    With `workers` > 1, worker processes run the trials (with `debug`, they show tracebacks).
+    """
     import optuna
 
     out = out or sys.stdout
@@ -284,7 +288,7 @@ def run_study(
     timeout = timeout if timeout is not None else spec.timeout
     start = time.monotonic()
     if workers > 1:
-        signal_number, lost = _run_workers(study, target, budget, timeout, quiet, workers)
+        signal_number, lost = _run_workers(study, target, budget, timeout, quiet, workers, debug)
     else:
         progress = _Progress(study, budget, quiet)
         try:
@@ -374,6 +378,7 @@ def _run_workers(
     timeout: float | None,
     quiet: bool,
     workers: int,
+    debug: bool,
 ) -> tuple[int | None, list[int]]:
     """Start `workers` processes of `hpsearch worker`, each with cores / workers threads, and
     show one progress bar for the study; Ctrl-C or SIGTERM is passed on to them once.
@@ -408,6 +413,8 @@ def _run_workers(
     ]  # fmt: skip (one command line, grouped as a person would type it)
     if timeout is not None:
         argv += ["--timeout", str(timeout)]
+    if debug:
+        argv.append("--debug")
     # Their own session: a Ctrl-C in the terminal reaches this process only, which forwards it
     # once (a second signal would interrupt a worker anywhere, even inside a database write).
     # They watch this process and stop cleanly if it dies (search/worker.py: watch_parent).

@@ -122,15 +122,14 @@ def fail_dead_trial(study: optuna.Study, trial_id: int, reason: str) -> bool:
     Returns whether this worker failed it.
     """
     from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
 
     storage = study._storage
     try:
         storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
-        if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-            return False
     except UpdateFinishedTrialError:
         return False  # another worker got there first
+    if not storage.fail_if_running(trial_id):
+        return False
     requeue(study, storage.get_trial(trial_id))
     return True
 

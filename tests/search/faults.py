@@ -1,0 +1,158 @@
+"""Helpers for the fault tests: a PostgreSQL database per test, the server stopped and started
+for real, and a process's stderr read line by line so that tests wait on what it says."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.records import FAIL_REASONS
+from search.records import fail_reason
+from search.records import finished_count
+
+HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
+
+
+def postgres_url() -> str:
+    url = os.environ.get("HPSEARCH_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip(
+            "HPSEARCH_TEST_POSTGRES_URL is not set (.ci/run sets it to this machine's PostgreSQL)"
+        )
+    return url
+
+
+def _admin_engine():
+    import sqlalchemy
+
+    # No pool: the tests restart the server, which kills pooled connections.
+    return sqlalchemy.create_engine(
+        postgres_url(), isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool
+    )
+
+
+def new_postgres_database() -> Iterator[str]:
+    """A fresh, empty database on the test server; dropped afterwards."""
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    admin = _admin_engine()
+    name = f"hpsearch_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
+    finally:
+        wait_postgres_up()
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _cluster() -> list[str]:
+    versions = sorted(os.listdir("/etc/postgresql"))
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
+
+
+def postgres(action: str) -> None:
+    """Stop, start or restart this machine's PostgreSQL server (the tests run as root)."""
+    subprocess.run([*_cluster(), action], check=True, capture_output=True, timeout=120)
+    if action != "stop":
+        wait_postgres_up()
+
+
+def wait_postgres_up(seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1"]).returncode != 0:
+        if time.monotonic() > deadline:
+            subprocess.run([*_cluster(), "start"], capture_output=True)
+            raise AssertionError("PostgreSQL did not come back")
+        time.sleep(0.2)
+
+
+class Lines(threading.Thread):
+    """Reads a stream line by line; `wait_for(pattern)` returns once a line matches."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+        self.start()
+
+    def run(self) -> None:
+        for line in self.stream:
+            with self.changed:
+                self.lines.append(line.rstrip("\n"))
+                self.changed.notify_all()
+        with self.changed:
+            self.lines.append("")  # end of stream
+            self.changed.notify_all()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def count(self, pattern: str) -> int:
+        return sum(bool(re.search(pattern, line)) for line in self.lines)
+
+    def wait_for(self, pattern: str, n: int = 1, seconds: float = 300) -> None:
+        """Until n lines match (an event), or fail after `seconds` (a bound, not a timing)."""
+        with self.changed:
+            ok = self.changed.wait_for(lambda: self.count(pattern) >= n, timeout=seconds)
+        assert ok, f"no line matching {pattern!r} in:\n{self.text}"
+
+
+def states(url: str, name: str) -> Counter:
+    try:
+        trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
+    except KeyError:  # not created yet
+        return Counter()
+    return Counter(t.state.name for t in trials)
+
+
+def wait_until(predicate, seconds: float = 300) -> None:
+    """Poll a condition on the database (an event), failing after `seconds` (a bound)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def check_exact(url: str, name: str, budget: int) -> list[optuna.trial.FrozenTrial]:
+    """The budget is exact, nothing is left running, and every FAIL row says why."""
+    trials = optuna.load_study(study_name=name, storage=url).trials
+    assert finished_count(trials) == budget
+    counts = Counter(t.state.name for t in trials)
+    assert counts["RUNNING"] == 0 and counts["WAITING"] == 0
+    for t in trials:
+        if t.state.name == "FAIL":
+            assert fail_reason(t).startswith(FAIL_REASONS), (t.number, t.user_attrs)
+    return trials
+
+
+def wait_gone(pid: int, seconds: float = 120) -> None:
+    wait_until(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), seconds)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
