@@ -12,7 +12,6 @@ import contextlib
 import signal
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -25,7 +24,6 @@ from models.training import History
 from models.training import TrainingDiverged
 from models.training import train
 from search.records import FAIL_REASON_ATTR
-from search.records import UTC_OFFSET_ATTR
 from search.space import suggest
 from search.worker import BudgetGuard
 from search.worker import Surplus
@@ -40,12 +38,6 @@ CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_no
 def derive_seed(*numbers: int) -> int:
     """A 32-bit seed that depends on every number given (NumPy's SeedSequence mixing)."""
     return int(np.random.SeedSequence(list(numbers)).generate_state(1)[0])
-
-
-def utc_offset_seconds() -> int:
-    """This machine's offset from UTC now, in seconds (east positive)."""
-    offset = datetime.now().astimezone().utcoffset()
-    return int(offset.total_seconds()) if offset is not None else 0
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -130,8 +122,6 @@ class Objective:
         else:
             seed = trial_seed(spec.seed, trial.number)
             trial.set_user_attr("seed", seed)
-            # Optuna stores start and end times in this machine's local time, without a zone.
-            trial.set_user_attr(UTC_OFFSET_ATTR, utc_offset_seconds())
         model = MODELS[spec.model.kind].build({**spec.model.fixed, **params}, seed)
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 

@@ -10,17 +10,12 @@ Trial user attrs:
     seconds: wall-clock training time (the best epoch is derived from the curves: best_epoch()).
     fail_reason: why a FAIL trial failed, on every FAIL row; it starts with one of
         FAIL_REASONS (diverged trials also carry diverged = True).
-    utc_offset: the worker's UTC offset in seconds when it started the trial; Optuna stores
-        the trial's start and end in the worker's local time without a zone.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime
-from datetime import timedelta
-from datetime import timezone
 from typing import TYPE_CHECKING
 
 from search.errors import UsageError
@@ -36,7 +31,6 @@ VERSION_ATTR = "hpsearch_version"
 CONFIRM_ATTR = "hpsearch_confirm"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 FAIL_REASON_ATTR = "fail_reason"
-UTC_OFFSET_ATTR = "utc_offset"
 # The first word of every fail_reason: stale and silent (its worker died; re-queued), storage
 # failure, surplus (started when the budget was full), interrupted (Ctrl-C, SIGTERM, the
 # parent of `run --workers` gone), diverged (a non-finite loss or exploding weights), error (a
@@ -71,25 +65,14 @@ def finished_count(trials: Iterable[FrozenTrial]) -> int:
     return sum(counts_toward_budget(t) for t in trials)
 
 
-def finished_at(trial: FrozenTrial) -> datetime | None:
-    """When the trial ended (or started, if running), as an aware datetime.
-
-    Optuna stores the writing machine's local time without a zone; hpsearch's workers store
-    their UTC offset with each trial. A trial written by another tool has no offset; it is
-    read as this machine's local time.
-    """
-    stamp = trial.datetime_complete or trial.datetime_start
-    if stamp is None:
-        return None
-    offset = trial.user_attrs.get(UTC_OFFSET_ATTR)
-    if offset is None:
-        return stamp.astimezone()  # naive: read as this machine's local time
-    return stamp.replace(tzinfo=timezone(timedelta(seconds=int(offset))))
-
-
 def last_update(trials: Iterable[FrozenTrial]) -> str | None:
-    """The latest trial's time in this machine's zone, with its UTC offset shown."""
-    stamps = [s for s in map(finished_at, trials) if s is not None]
+    """When the latest trial ended (or started, if running), with its UTC offset shown.
+
+    Optuna stores naive UTC and hands out naive times in this process's local zone, so the
+    time is shown in the reader's zone, whatever zone each worker ran in.
+    """
+    stamps = [t.datetime_complete or t.datetime_start for t in trials]
+    stamps = [s for s in stamps if s is not None]
     if not stamps:
         return None
     return max(stamps).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")

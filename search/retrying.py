@@ -142,6 +142,7 @@ class _RetryingBase:
         return self._call("_fail_if_running", trial_id)
 
     def _fail_if_running(self, trial_id: int) -> bool:
+        from datetime import UTC
         from datetime import datetime
 
         from optuna.storages._rdb.models import TrialModel
@@ -150,7 +151,10 @@ class _RetryingBase:
         update = (
             sqlalchemy.update(TrialModel)
             .where(TrialModel.trial_id == trial_id, TrialModel.state == TrialState.RUNNING)
-            .values(state=TrialState.FAIL, datetime_complete=datetime.now())
+            # The column holds naive UTC (Optuna converts to local time when reading).
+            .values(
+                state=TrialState.FAIL, datetime_complete=datetime.now(UTC).replace(tzinfo=None)
+            )
         )
         with self.backend.engine.begin() as conn:
             return conn.execute(update).rowcount == 1

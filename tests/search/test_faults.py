@@ -10,6 +10,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+from datetime import datetime
 
 import optuna
 import pytest
@@ -159,8 +160,10 @@ def _race(rounds: int, fresh) -> None:
     for round_ in range(rounds):
         target = fresh(round_)
         barrier, results = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=_open_and_create, args=(target, TINY, barrier, results))
-                 for _ in range(2)]  # fmt: skip
+        procs = [
+            ctx.Process(target=_open_and_create, args=(target, TINY, barrier, results))
+            for _ in range(2)
+        ]
         for p in procs:
             p.start()
         outcomes = [results.get(timeout=120) for _ in procs]
@@ -212,18 +215,24 @@ def _fail_same(url: str, trial_id: int, barrier, results) -> None:
         results.put(f"{type(e).__name__}: {e}")
 
 
+@pytest.mark.clock
 def test_two_workers_failing_the_same_dead_trial_do_not_collide(tmp_path, write_study):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    done = subprocess.run([HPSEARCH, "run", str(write_study()), "--storage", url, "--n-trials",
-                           "1", "--quiet"], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [HPSEARCH, "run", str(write_study()), "--storage", url, "--n-trials", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     ctx = multiprocessing.get_context("fork")
     # Each round's ask() takes the trial the last round re-queued: a chain of MAX_RETRY.
     for _ in range(MAX_RETRY):
         dead = optuna.load_study(study_name="tiny", storage=url).ask()  # nobody works on it
         barrier, results = ctx.Barrier(2), ctx.Queue()
-        procs = [ctx.Process(target=_fail_same, args=(url, dead._trial_id, barrier, results))
-                 for _ in range(2)]  # fmt: skip
+        procs = [
+            ctx.Process(target=_fail_same, args=(url, dead._trial_id, barrier, results))
+            for _ in range(2)
+        ]
         for p in procs:
             p.start()
         outcomes = sorted(str(results.get(timeout=120)) for _ in procs)
@@ -233,6 +242,8 @@ def test_two_workers_failing_the_same_dead_trial_do_not_collide(tmp_path, write_
         trials = optuna.load_study(study_name="tiny", storage=url).trials
         assert trials[dead.number].state.name == "FAIL"
         assert fail_reason(trials[dead.number]) == "stale: test"
+        ended = trials[dead.number].datetime_complete  # naive UTC stored, read as local time
+        assert abs((datetime.now() - ended).total_seconds()) < 300
         # Re-queued once: `failed_trial` names the first failure, `retry_history` ends here.
         requeued = [
             t for t in trials if t.system_attrs.get("retry_history", [])[-1:] == [dead.number]
@@ -245,8 +256,9 @@ def test_two_workers_failing_the_same_dead_trial_do_not_collide(tmp_path, write_
 
 def test_workers_stop_cleanly_when_their_parent_is_killed(write_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    proc, err = _start(["run", str(write_study(SLOW)), "--workers", "2", "--storage", url,
-                        "--quiet"])  # fmt: skip
+    proc, err = _start(
+        ["run", str(write_study(SLOW)), "--workers", "2", "--storage", url, "--quiet"]
+    )
     try:
         wait_until(lambda: states(url, "tiny")["RUNNING"] >= 2)
         workers = children(proc.pid)
