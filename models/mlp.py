@@ -28,7 +28,8 @@ def parse_hidden(hidden: Any) -> list[int]:
     categorical choices cannot be lists). An empty list or "" means no hidden layer.
     """
     if isinstance(hidden, str):
-        parts = [p for p in hidden.replace(" ", "").split("-") if p]
+        text = hidden.replace(" ", "")
+        parts = text.split("-") if text else []  # "" is no hidden layer; "100--5" is a typo
         if not all(p.isdigit() for p in parts):
             raise ValueError(
                 f"hidden: got {hidden!r}; allowed: widths joined by '-', e.g. '200-100'"

@@ -116,18 +116,34 @@ class TorchClassifier:
             self._optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum,
                                               nesterov=self.optimizer == "nesterov")  # fmt: skip
         self.loss_curve_: list[float] = []
-        self._tensors: tuple[int, Any, Any] | None = None
+        self._tensors: dict[str, tuple[np.ndarray, Any]] = {}
 
-    def _as_tensors(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
-        """Tensors sharing memory with the arrays (no copy), kept while X stays the same."""
-        torch = _torch()
-        if self._tensors is None or self._tensors[0] != id(X):
+    def _tensor(self, slot: str, array: np.ndarray, convert: Any) -> Any:
+        """`convert(array)`, kept while the same array object comes back (the epoch loop passes
+        the same arrays every epoch). The array itself is kept too: comparing ids alone would
+        match a new array that happens to reuse a freed one's id."""
+        cached = self._tensors.get(slot)
+        if cached is None or cached[0] is not array:
+            cached = (array, convert(array))
+            self._tensors[slot] = cached
+        return cached[1]
+
+    def _inputs(self, X: np.ndarray) -> Any:
+        """A tensor sharing memory with X (no copy)."""
+
+        def convert(X: np.ndarray) -> Any:
             with warnings.catch_warnings():  # read-only memory maps: torch only reads them
                 warnings.simplefilter("ignore", UserWarning)
-                Xt = torch.from_numpy(np.asarray(X))
-            yt = torch.from_numpy(np.searchsorted(self.classes_, y))
-            self._tensors = (id(X), Xt, yt)
-        return self._tensors[1], self._tensors[2]
+                return _torch().from_numpy(np.asarray(X))
+
+        return self._tensor("X", X, convert)
+
+    def _as_tensors(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+        """Inputs and class indices, each cached by its own array."""
+        labels = self._tensor(
+            "y", y, lambda y: _torch().from_numpy(np.searchsorted(self.classes_, y))
+        )
+        return self._inputs(X), labels
 
     # -- the model protocol ----------------------------------------------------------------
 
@@ -192,7 +208,7 @@ class TorchClassifier:
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Class scores of shape (N, C), in evaluation mode."""
         torch = _torch()
-        Xt, _ = self._as_tensors(X, np.zeros(len(X), dtype=self.classes_.dtype))
+        Xt = self._inputs(X)
         self.net_.eval()
         with torch.no_grad():
             chunks = [self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device)).cpu()
@@ -233,13 +249,6 @@ class TorchClassifier:
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         torch = _torch()
         self.net_.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
-
-
-_COMMON_DEFAULTS = dict(
-    batch_size=64, epochs=20, reg="none", reg_strength=0.0, optimizer="sgd", momentum=0.9,
-    schedule="constant", lr_decay=0.0, lr_step=10, lr_gamma=0.1, sampling="shuffle",
-    patience=0, init="he", init_mean=0.0, init_std=1e-2, device="auto", seed=0,
-)  # fmt: skip
 
 
 class TorchLogistic(TorchClassifier):

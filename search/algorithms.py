@@ -81,6 +81,8 @@ def option_type_problem(param: inspect.Parameter, value: Any) -> str | None:
     if isinstance(default, int) and not isinstance(default, bool):
         if isinstance(value, bool) or not isinstance(value, int):
             return f"got {value!r}; allowed: a whole number"
+        if value < 0 <= default:  # counts: start-up trials, warm-up steps, candidates
+            return f"got {value!r}; allowed: a whole number >= 0"
     if isinstance(default, float) and (
         isinstance(value, bool) or not isinstance(value, int | float)
     ):

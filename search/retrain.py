@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from models import MODELS
+from models._constraints import Interval
 from models.training import History
 from models.training import train
 from search.errors import UsageError
@@ -22,6 +23,7 @@ from search.records import CONFIRM_ATTR
 from search.runner import format_params
 from search.runner import load_data
 from search.study_file import DataSpec
+from search.study_file import name_problem
 from search.study_file import parse_study
 
 if TYPE_CHECKING:
@@ -84,7 +86,26 @@ def _read_export(path: Path) -> dict[str, Any]:
         )
     if not isinstance(doc["configs"], list) or not doc["configs"]:
         raise UsageError(f"{path}: configs: must be a non-empty list")
+    # Names from a file are data, never paths: the default output folder is built from them.
+    problem = name_problem(doc.get("study"))
+    if problem is not None:
+        raise UsageError(f"{path}: study: {problem}")
     return doc
+
+
+_SEED = Interval(0, 2**32 - 1, integer=True)  # NumPy and torch seeds: 32 bits
+_TRIAL_NUMBER = Interval(0, None, integer=True)
+
+
+def _check_config(path: Path, config: dict[str, Any], rank: int) -> None:
+    key = f"configs[{rank - 1}]"
+    for name in ("seed", "val_accuracy", "trial_number"):
+        if name not in config:
+            raise UsageError(f"{path}: {key}.{name}: missing; export again")
+    for name, constraint in (("seed", _SEED), ("trial_number", _TRIAL_NUMBER)):
+        problem = constraint.check(config[name])
+        if problem is not None:
+            raise UsageError(f"{path}: {key}.{name}: {problem}")
 
 
 def _config_spec(doc: dict[str, Any], config: dict[str, Any], source: str) -> StudySpec:
@@ -122,9 +143,7 @@ def retrain(path: Path, out: Path | None, rank: int, quiet: bool) -> int:
             f"{', '.join(str(c.get('rank')) for c in doc['configs'])}"
         )
     config = configs[0]
-    for key in ("seed", "val_accuracy", "trial_number"):
-        if key not in config:
-            raise UsageError(f"{path}: configs[{rank - 1}].{key}: missing; export again")
+    _check_config(path, config, rank)
     _config_spec(doc, config, f"{path}: configs[{rank - 1}]")
     data_spec = DataSpec(**{k: v for k, v in doc["data"].items() if k != "seed"})
     data = load_data(data_spec, doc["data"]["seed"], str(path))
@@ -136,15 +155,23 @@ def retrain(path: Path, out: Path | None, rank: int, quiet: bool) -> int:
     reproduced = val == config["val_accuracy"]
     images = getattr(model, "wants_images", False)
     test_loss, test_accuracy = model.evaluate(*data.split("test", images))
-    out = out or Path("retrained") / f"{doc.get('study', 'study')}-trial{config['trial_number']}"
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "weights.npz", **model.get_weights())
+    flag = "--out" if out else "the default folder"
+    out = out or Path("retrained") / f"{doc['study']}-trial{config['trial_number']}"
     result = {**doc, "retrain": {
         "rank": rank, "val_accuracy": val, "test_accuracy": test_accuracy,
         "test_loss": test_loss, "n_test": int(len(data.y_test)), "reproduced": reproduced,
         "seconds": round(seconds, 3), "weights": "weights.npz",
     }}  # fmt: skip
-    (out / path.name).write_text(json.dumps(result, indent=2) + "\n")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        np.savez(out / "weights.npz", **model.get_weights())
+        (out / path.name).write_text(json.dumps(result, indent=2) + "\n")
+    except OSError as e:
+        raise UsageError(
+            f"{flag} {out}: cannot write the results: {e.strerror}; choose a folder you can "
+            "write to with --out DIR (the test accuracy was "
+            f"{test_accuracy:.4f})"
+        ) from None
     verdict = "reproduced"
     if not reproduced:
         verdict = (f"differs from the study's {config['val_accuracy']:.6g} (bit-for-bit "

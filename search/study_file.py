@@ -34,6 +34,19 @@ from search.errors import UsageError
 DIRECTIONS = ("maximize",)  # the objective is validation accuracy
 PARAM_TYPES = ("float", "int", "categorical")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# Study names become folder names (retrained/NAME-trialN) and database keys: keep them short.
+MAX_NAME_LENGTH = 128
+
+
+def name_problem(name: object) -> str | None:
+    """Why `name` cannot be a study name, or None."""
+    if isinstance(name, str) and _NAME.fullmatch(name) and len(name) <= MAX_NAME_LENGTH:
+        return None
+    shown = repr(name) if not isinstance(name, str) or len(name) <= 40 else repr(name[:40] + "...")
+    return (
+        f"got {shown}; allowed: up to {MAX_NAME_LENGTH} letters, digits, '_', '.' and '-', "
+        "starting with a letter or digit"
+    )
 
 _SECTIONS = ("study", "data", "model", "params")
 _STUDY_KEYS = ("name", "n_trials", "direction", "seed", "timeout", "sampler", "pruner")
@@ -191,6 +204,7 @@ def load_study_file(path: str | Path) -> StudySpec:
         raise UsageError(f"{source}: not UTF-8 text ({e.reason}); save it as UTF-8") from None
     except OSError as e:
         raise UsageError(f"{source}: cannot be read: {e.strerror}") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as some Windows editors write
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -271,12 +285,9 @@ class _Parser:
         params = self.params(doc.get("params", {}), model)
 
         name = self.required(study, "name", "[study].name", '"a-study-name"')
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            self.fail(
-                "[study].name",
-                f"got {name!r}; allowed: letters, digits, '_', '.' and '-', "
-                "starting with a letter or digit",
-            )
+        problem = name_problem(name)
+        if problem is not None:
+            self.fail("[study].name", problem)
         n_trials = self.required(study, "n_trials", "[study].n_trials", "a whole number >= 1")
         self.check(n_trials, Interval(1, None, integer=True), "[study].n_trials")
         direction = study.get("direction", "maximize")
@@ -425,6 +436,12 @@ class _Parser:
             self.check(
                 step, Interval(0, None, integer=ptype == "int", low_open=True), f"{key}.step"
             )
+            if step > high - low:
+                self.fail(
+                    f"{key}.step",
+                    f"step {step!r} is larger than the range {low!r} to {high!r}, so only "
+                    f"low would ever be tried; allowed: a step up to {high - low!r}",
+                )
         if ptype == "float":
             low, high = float(low), float(high)
             step = float(step) if step is not None else None
@@ -454,6 +471,12 @@ class _Parser:
                     "parameter; allowed: categorical parameters",
                 )
             values = values if isinstance(values, list) else [values]
+            if not values:
+                self.fail(
+                    f"{key}.when.{parent}",
+                    "lists no value, so the parameter would never be active; list at least one "
+                    f"of {parent}'s choices, or drop the condition",
+                )
             choices = earlier[parent].choices
             for v in values:
                 if not any(type(v) is type(c) and v == c for c in choices):

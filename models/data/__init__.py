@@ -161,6 +161,12 @@ def _prepare(
                 f"round({fraction} x its size), and no class of these {len(raw.y)} images is "
                 f"large enough; raise [data].{key} or use more data"
             )
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise DataError(
+            f"the training split has only one class (label {classes[0]}); a classifier needs "
+            "images of at least two classes"
+        )
     # Training rows in a seeded random order, so that any prefix is a fair sample.
     order = rng.permutation(len(y))
     arrays = {

@@ -67,6 +67,23 @@ def check_labels(y: np.ndarray, n_images: int, n_classes: int | None, what: str)
     return y.astype(np.int64)
 
 
+def _whole_labels(y: np.ndarray, what: str) -> np.ndarray:
+    """Integer labels of shape (N,); whole-valued floats (0.0, 1.0, ...) are accepted."""
+    allowed = "whole-number labels of shape (N,)"
+    if y.ndim != 1 or not (
+        np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)
+    ):
+        raise DataError(f"{what} has shape {y.shape} and dtype {y.dtype}; allowed: {allowed}")
+    if np.issubdtype(y.dtype, np.floating):
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not whole.all():
+            raise DataError(
+                f"{what}: label {y[~whole][0]!r} is not a whole number; allowed: {allowed}"
+            )
+        y = y.astype(np.int64)
+    return y
+
+
 def read_idx_pair(images: Path, labels: Path, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     X = read_idx(images, IDX_IMAGES_MAGIC)
     y = check_labels(read_idx(labels, IDX_LABELS_MAGIC), len(X), n_classes, str(labels))
@@ -201,11 +218,15 @@ def read_npz(path: Path, flat_shape: tuple[int, int, int] | None = None) -> RawD
                 f"{path}: X_{split} has shape {X.shape} and dtype {X.dtype}; allowed:"
                 " numbers of shape (N, H, W, C), (N, H, W) or (N, D)"
             )
-        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        if len(X) == 0:
+            raise DataError(f"{path}: X_{split} holds no images; each split needs at least one")
+        if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+            bad = int(np.count_nonzero(~np.isfinite(X)))
             raise DataError(
-                f"{path}: y_{split} has shape {y.shape} and dtype {y.dtype}; allowed:"
-                " whole-number labels of shape (N,)"
+                f"{path}: X_{split} has {bad} NaN or infinite pixel values; allowed: finite "
+                "numbers (replace or drop those images)"
             )
+        y = _whole_labels(y, f"{path}: y_{split}")
         out[f"y_{split}"] = check_labels(y, len(X), None, f"{path}: y_{split}")
         out[f"X_{split}"] = _channel_first(X, flat_shape)
     shapes = {k: v.shape[1:] for k, v in out.items() if k.startswith("X_")}

@@ -145,3 +145,75 @@ def test_hidden_widths_in_every_form():
     assert [model.params_[f"W{i}"].shape[1] for i in (1, 2, 3)] == [10, 10, 10]
     with pytest.raises(ValueError, match="hidden"):
         build("numpy.mlp", hidden="10-x").fit(X, y)
+
+
+# -- the public protocol, over every kind (NumPy and Torch) -----------------------------------
+
+ALL_QUICK = {
+    **QUICK,
+    "torch.logistic": {"learning_rate": 0.5},
+    "torch.mlp": {"learning_rate": 0.1, "hidden": [32], "dropout": 0.0},
+    "torch.cnn": {"learning_rate": 0.05, "channels": [4], "hidden": [8], "dropout": 0.0},
+}
+
+
+@pytest.fixture(params=list(MODELS))
+def any_kind(request):
+    if request.param.startswith("torch."):
+        from tests.conftest import require_torch
+
+        require_torch()
+    return request.param
+
+
+def _data(kind, n=60, seed=0):
+    """Flat features, or 1 x 4 x 4 images for the CNN."""
+    X, y, c = _problem(n=n, d=16, seed=seed)
+    return (X.reshape(n, 1, 4, 4) if kind == "torch.cnn" else X), y, c
+
+
+def _build(kind, seed=0, **params):
+    return MODELS[kind].build({**ALL_QUICK[kind], **params}, seed)
+
+
+def test_public_methods_give_the_same_answers_in_any_order(any_kind):
+    X, y, c = _data(any_kind)
+    X2, y2, _ = _data(any_kind, seed=1)
+    model = _build(any_kind, epochs=2).fit(X, y)
+    expected = model.evaluate(X2.copy(), y2.copy())  # arrays it has never seen
+    model.score(X2, y2)
+    model.decision_function(X2)
+    model.predict(X2)
+    assert model.evaluate(X2, y2) == expected
+    assert model.score(X2, y2) == pytest.approx(expected[1])
+
+
+def test_training_after_predicting_on_the_same_arrays_uses_the_real_labels(any_kind):
+    X0, y0, c = _data(any_kind, seed=2)
+    X, y, _ = _data(any_kind)
+    classes = np.arange(c)
+    probed, clean = _build(any_kind, seed=3), _build(any_kind, seed=3)
+    probed.partial_fit(X0, y0, classes=classes)
+    probed.predict(X)  # a new array, first seen without labels
+    probed.partial_fit(X, y, classes=classes)
+    clean.partial_fit(X0, y0, classes=classes)
+    clean.partial_fit(X.copy(), y.copy(), classes=classes)
+    a, b = probed.get_weights(), clean.get_weights()
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_same_seed_same_weights_and_n_partial_fits_equal_fit(any_kind):
+    X, y, c = _data(any_kind)
+    fitted = _build(any_kind, seed=1, epochs=3).fit(X, y)
+    stepwise = _build(any_kind, seed=1, epochs=3)
+    for _ in range(3):
+        assert stepwise.partial_fit(X, y, classes=np.arange(c)) is stepwise
+    other = _build(any_kind, seed=2, epochs=3).fit(X, y)
+    a, b, o = fitted.get_weights(), stepwise.get_weights(), other.get_weights()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    assert any(not np.array_equal(a[n], o[n]) for n in a)
+    assert fitted.predict(X).shape == (len(X),)
+    assert fitted.decision_function(X).shape == (len(X), c)
