@@ -549,9 +549,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug in hpsearch, not bad input
+        from search.storage import read_only_error
+        from search.storage import read_only_problem
+        from search.storage import resolve_url
+
         if args.debug:
             traceback.print_exc()
-        else:
+        problem = read_only_problem(e)
+        if problem is not None:  # a write refused by a read-only database file or folder
+            shown = resolve_url(getattr(args, "storage", None)).shown
+            print(read_only_error(shown, problem), file=sys.stderr)
+            return 2
+        if not args.debug:
             print(
                 f"hpsearch: internal error: {type(e).__name__}: {e} (run again with --debug "
                 "for the traceback, and please report it)",

@@ -219,6 +219,7 @@ def test_bad_storage_is_refused_and_left_byte_identical(write_study, tmp_path, c
         (["run", "x.toml", "--timeout", "soon"], "--timeout"),
         (["run", "x.toml", "--seed", "-1"], "--seed"),
         (["show", "x", "--top", "0"], "--top"),
+        (["dashboard", "--port", "70000"], "allowed: a whole number from 1 to 65535"),
         (["frobnicate"], "invalid choice"),
         ([], "choose a command"),
     ],

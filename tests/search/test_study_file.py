@@ -27,6 +27,30 @@ BAD_FILES = [
         "[params].learning_rate.lg",
     ),
     ("missing-name", lambda s: s.replace('name = "tiny"\n', ""), "[study].name"),
+    # A name becomes a folder (retrained/NAME-trialN) and a database key: 128 characters at most.
+    ("long-name", lambda s: s.replace('name = "tiny"', f'name = "{"a" * 300}"'), "[study].name"),
+    (
+        "step-beyond-range",
+        lambda s: s.replace("high = 1e-1, log = true }", "high = 2e-3, step = 0.5 }"),
+        "[params].learning_rate.step",
+    ),
+    (
+        "hidden-typo",
+        lambda s: s.replace('"numpy.softmax"', '"numpy.mlp"').replace(
+            "fixed = { epochs = 3 }", 'fixed = { epochs = 3, hidden = "100--5" }'
+        ),
+        "[model].fixed.hidden",
+    ),
+    (
+        "negative-start-up-trials",
+        lambda s: s.replace("n_startup_trials = 3", "n_startup_trials = -1"),
+        "[study].sampler.n_startup_trials",
+    ),
+    (
+        "never-active",
+        lambda s: s.replace('when = { reg = ["l1", "l2"] }', "when = { reg = [] }"),
+        "[params].reg_strength.when.reg",
+    ),
     ("missing-n-trials", lambda s: s.replace("n_trials = 6\n", ""), "[study].n_trials"),
     ("missing-kind", lambda s: s.replace('kind = "numpy.softmax"\n', ""), "[model].kind"),
     (
@@ -301,3 +325,10 @@ def test_every_shipped_study_file_is_valid(path):
 def test_there_is_a_study_file_for_every_assignment():
     names = {p.stem[:4] for p in (ROOT / "studies" / "assignments").glob("*.toml")}
     assert names == {"a000", "a001", "a002", "a003", "a004"}
+
+
+def test_a_byte_order_mark_is_accepted_as_toml_tools_do(write_study, capsys):
+    path = write_study()
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert main(["validate", str(path)]) == 0
+    assert load_study_file(path) == load_study_file(write_study(name="plain.toml"))
