@@ -8,20 +8,20 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import optuna
-import pytest
 
-from search.records import finished_count
 from tests.conftest import TINY
-
-HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
+from tests.search.faults import HPSEARCH
+from tests.search.faults import check_exact
+from tests.search.faults import postgres_url
+from tests.search.faults import states as _states
+from tests.search.faults import wait_until as _wait
+from tests.search.test_faults import SLOW
 
 # Quick trials: one epoch of softmax regression on digits, random sampling, no pruning.
 FAST = (
@@ -29,51 +29,16 @@ FAST = (
     .replace("epochs = 3", "epochs = 1")
     .replace('sampler = { type = "tpe", n_startup_trials = 3 }', 'sampler = "random"')
 )
-# Trials of about a second, so that a kill lands inside one.
-SLOW = (
-    TINY.replace("n_trials = 6", "n_trials = 10")
-    .replace("epochs = 3", "epochs = 120")
-    .replace("choices = [32, 64]", "choices = [16]")
-)
-
-
-def postgres_url() -> str:
-    url = os.environ.get("HPSEARCH_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip(
-            "HPSEARCH_TEST_POSTGRES_URL is not set (.ci/run sets it to this machine's PostgreSQL)"
-        )
-    return url
-
-
-def _states(url: str, name: str) -> Counter:
-    try:
-        trials = optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False)
-    except (KeyError, Exception):  # not created yet, or the database is busy: look again
-        return Counter()
-    return Counter(t.state.name for t in trials)
-
-
-def _wait(predicate, seconds: float = 180.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
-def _check_exact(url: str, name: str, budget: int) -> list[optuna.trial.FrozenTrial]:
-    trials = optuna.load_study(study_name=name, storage=url).trials
-    assert finished_count(trials) == budget
-    states = Counter(t.state.name for t in trials)
-    assert states["RUNNING"] == 0 and states["WAITING"] == 0
-    return trials
 
 
 def _run_with_lock(url: str, name: str, text: str, write_study, hold_lock) -> None:
     path = write_study(text.replace('name = "tiny"', f'name = "{name}"'))
-    proc = subprocess.Popen([HPSEARCH, "run", str(path), "--workers", "4", "--storage", url,
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [HPSEARCH, "run", str(path), "--workers", "4", "--storage", url, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait(lambda: _states(url, name)["COMPLETE"] >= 20)
         before = _states(url, name)["COMPLETE"]
@@ -85,10 +50,11 @@ def _run_with_lock(url: str, name: str, text: str, write_study, hold_lock) -> No
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "error" not in err.lower()
     assert before < 200 and after < 200  # the lock was held in the middle of the run
-    trials = _check_exact(url, name, 200)
+    trials = check_exact(url, name, 200)
     assert sum(t.state.name == "COMPLETE" for t in trials) == 200  # no trial failed for it
-    assert all(t.user_attrs["fail_reason"].startswith("surplus") for t in trials
-               if t.state.name == "FAIL")  # fmt: skip
+    assert all(
+        t.user_attrs["fail_reason"].startswith("surplus") for t in trials if t.state.name == "FAIL"
+    )
 
 
 def test_four_workers_on_sqlite_with_the_write_lock_held(write_study, tmp_path):
@@ -135,8 +101,11 @@ def _worker(url: str, name: str) -> subprocess.Popen:
 
 
 def _create(url: str, path: Path) -> None:
-    done = subprocess.run([HPSEARCH, "run", str(path), "--storage", url, "--n-trials", "1",
-                           "--quiet"], capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [HPSEARCH, "run", str(path), "--storage", url, "--n-trials", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -144,7 +113,7 @@ def test_a_killed_workers_trial_is_retried_with_the_same_parameters_and_seed(
     write_study, tmp_path
 ):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    _create(url, write_study(SLOW))
+    _create(url, write_study(SLOW.replace("n_trials = 8", "n_trials = 10")))
     first = _worker(url, "tiny")
     study = optuna.load_study(study_name="tiny", storage=url)
 
@@ -159,7 +128,7 @@ def test_a_killed_workers_trial_is_retried_with_the_same_parameters_and_seed(
     first.wait()
     second = _worker(url, "tiny")
     assert second.wait(timeout=300) == 0, second.stderr.read()
-    trials = _check_exact(url, "tiny", 10)
+    trials = check_exact(url, "tiny", 10)
     assert trials[victim.number].state.name == "FAIL"
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
@@ -170,29 +139,31 @@ def test_a_killed_workers_trial_is_retried_with_the_same_parameters_and_seed(
 
 def test_a_kill_loop_loses_nothing_and_leaves_nothing_running(write_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    _create(url, write_study(SLOW.replace("n_trials = 10", "n_trials = 16")))
+    _create(url, write_study(SLOW.replace("n_trials = 8", "n_trials = 16")))
     rng = random.Random(0)
     workers = [_worker(url, "tiny") for _ in range(2)]
-    seen_complete = [0]
-    kills = 0
-    deadline = time.monotonic() + 400
-    while finished_count(optuna.load_study(study_name="tiny", storage=url).trials) < 16:
-        assert time.monotonic() < deadline, "the kill loop did not finish"
-        time.sleep(rng.uniform(1.5, 3.0))
-        complete = _states(url, "tiny")["COMPLETE"]
-        assert complete >= seen_complete[-1]  # a finished trial is never lost
-        seen_complete.append(complete)
-        alive = [w for w in workers if w.poll() is None]
-        if alive and kills < 6:
-            victim = rng.choice(alive)
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-            kills += 1
-            workers.append(_worker(url, "tiny"))
+    study = optuna.load_study(study_name="tiny", storage=url)
+    complete = 0
+    for _ in range(4):
+        # Each kill lands inside a trial: wait for one that has reported an epoch (an event).
+        _wait(
+            lambda: any(
+                t.intermediate_values
+                for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+            )
+        )
+        now = _states(url, "tiny")["COMPLETE"]
+        assert now >= complete  # a finished trial is never lost
+        complete = now
+        victim = rng.choice([w for w in workers if w.poll() is None])
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        workers.append(_worker(url, "tiny"))
     for w in workers:
         assert w.wait(timeout=300) in (0, -signal.SIGKILL)
-    assert kills >= 3
-    _check_exact(url, "tiny", 16)
+    assert sum(w.returncode == -signal.SIGKILL for w in workers) == 4
+    trials = check_exact(url, "tiny", 16)
+    assert sum(t.user_attrs.get("fail_reason", "").startswith("stale") for t in trials) >= 1
 
 
 class _Silent(threading.Thread):
@@ -219,9 +190,12 @@ def test_a_postgresql_server_that_never_answers_fails_within_seconds(tmp_path):
     silent = _Silent()
     silent.start()
     start = time.monotonic()
-    done = subprocess.run([HPSEARCH, "studies", "--storage",
-                           f"postgresql://postgres@127.0.0.1:{silent.port}/test"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [HPSEARCH, "studies", "--storage", f"postgresql://postgres@127.0.0.1:{silent.port}/test"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.monotonic() - start
     silent.sock.close()
     assert done.returncode == 2
@@ -235,16 +209,3 @@ def test_an_unreachable_postgresql_is_a_one_line_error(capsys):
     assert main(["studies", "--storage", "postgresql://postgres@127.0.0.1:1/test"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot open" in err
-
-
-def test_a_running_trial_that_never_beat_cannot_block_the_end(write_study, tmp_path):
-    url = f"sqlite:///{tmp_path / 'h.db'}"
-    _create(url, write_study(SLOW.replace("n_trials = 10", "n_trials = 3")
-                             .replace("epochs = 120", "epochs = 5")))  # fmt: skip
-    # A trial opened outside hpsearch's workers: RUNNING, and no heartbeat ever written.
-    orphan = optuna.load_study(study_name="tiny", storage=url).ask()
-    worker = _worker(url, "tiny")  # heartbeat every 1 s, stale after 3 s, silent after 9 s
-    assert worker.wait(timeout=120) == 0, worker.stderr.read()
-    trials = _check_exact(url, "tiny", 3)
-    assert trials[orphan.number].state.name == "FAIL"
-    assert any(t.system_attrs.get("failed_trial") == orphan.number for t in trials)
