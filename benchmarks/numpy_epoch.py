@@ -121,8 +121,13 @@ def torch_epoch(X: np.ndarray, y: np.ndarray, batch: int, threads: int):
         return None
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(D, H), torch.nn.ReLU(), torch.nn.Linear(H, H),
-                              torch.nn.ReLU(), torch.nn.Linear(H, C))  # fmt: skip
+    net = torch.nn.Sequential(
+        torch.nn.Linear(D, H),
+        torch.nn.ReLU(),
+        torch.nn.Linear(H, H),
+        torch.nn.ReLU(),
+        torch.nn.Linear(H, C),
+    )
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -157,17 +162,26 @@ def sklearn_epochs(X: np.ndarray, y: np.ndarray, batch: int) -> dict[str, Callab
     for loss in ("hinge", "log_loss"):
         clf = SGDClassifier(loss=loss, learning_rate="constant", eta0=1e-4, random_state=0)
         runs[f"sgd_{loss}"] = lambda clf=clf: clf.partial_fit(X, y, classes=classes)
-    mlp = MLPClassifier(hidden_layer_sizes=(H, H), solver="sgd", momentum=0.0,
-                        learning_rate_init=1e-3, batch_size=batch, random_state=0)  # fmt: skip
+    mlp = MLPClassifier(
+        hidden_layer_sizes=(H, H),
+        solver="sgd",
+        momentum=0.0,
+        learning_rate_init=1e-3,
+        batch_size=batch,
+        random_state=0,
+    )
     runs["mlp"] = lambda: mlp.partial_fit(X, y, classes=classes)
     return runs
 
 
-def print_row(batch: int, times: dict[str, float], model: str, flops: float, peer: str,
-              peer_s: float) -> None:  # fmt: skip
+def print_row(
+    batch: int, times: dict[str, float], model: str, flops: float, peer: str, peer_s: float
+) -> None:
     ours = times[model]
-    print(f"| {batch} | {model} | {ours:.3f} | {flops / ours / 1e9:.0f} | {peer} | "
-          f"{peer_s:.3f} | {ours / peer_s:.2f} |")  # fmt: skip
+    print(
+        f"| {batch} | {model} | {ours:.3f} | {flops / ours / 1e9:.0f} | {peer} | "
+        f"{peer_s:.3f} | {ours / peer_s:.2f} |"
+    )
 
 
 def main() -> None:

@@ -51,32 +51,44 @@ def fill(url: str, study_file: Path, trials: int, epochs: int) -> None:
     target = StorageURL(url, "benchmark")
     study = create_or_resume(spec, open_storage(target), target)
     rng = np.random.default_rng(0)
-    dists = {"learning_rate": FloatDistribution(1e-4, 1.0, log=True),
-             "batch_size": CategoricalDistribution([16, 32, 64, 128]),
-             "reg": CategoricalDistribution(["none", "l1", "l2"]),
-             "reg_strength": FloatDistribution(1e-6, 1e-1, log=True)}  # fmt: skip
+    dists = {
+        "learning_rate": FloatDistribution(1e-4, 1.0, log=True),
+        "batch_size": CategoricalDistribution([16, 32, 64, 128]),
+        "reg": CategoricalDistribution(["none", "l1", "l2"]),
+        "reg_strength": FloatDistribution(1e-6, 1e-1, log=True),
+    }
     frozen = []
     for _ in range(trials):
-        params = {"learning_rate": float(10 ** rng.uniform(-4, 0)),
-                  "batch_size": int(rng.choice([16, 32, 64, 128])),
-                  "reg": str(rng.choice(["none", "l1", "l2"]))}  # fmt: skip
+        params = {
+            "learning_rate": float(10 ** rng.uniform(-4, 0)),
+            "batch_size": int(rng.choice([16, 32, 64, 128])),
+            "reg": str(rng.choice(["none", "l1", "l2"])),
+        }
         if params["reg"] != "none":
             params["reg_strength"] = float(10 ** rng.uniform(-6, -1))
         pruned = rng.random() < 0.2
         n = epochs // 2 if pruned else epochs
         acc = np.minimum(0.97, 0.5 + 0.45 * (1 - np.exp(-np.arange(1, n + 1) / 5)))
         acc = np.round(acc - rng.uniform(0, 0.1), 6)
-        curves = {"train_loss": list(np.round(1 / np.arange(1, n + 1), 6)),
-                  "train_accuracy": list(acc + 0.02), "val_loss": list(np.round(
-                      1.2 / np.arange(1, n + 1), 6)), "val_accuracy": list(acc),
-                  "weight_norm": list(np.round(np.sqrt(np.arange(1, n + 1)), 6))}  # fmt: skip
-        frozen.append(optuna.trial.create_trial(
-            state=optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE,
-            value=None if pruned else float(acc[-1]), params={k: params[k] for k in params},
-            distributions={k: dists[k] for k in params},
-            intermediate_values={i: float(v) for i, v in enumerate(acc)},
-            user_attrs={"curves": curves, "seconds": 0.2, "seed": 1},
-        ))  # fmt: skip
+        curves = {
+            "train_loss": list(np.round(1 / np.arange(1, n + 1), 6)),
+            "train_accuracy": list(acc + 0.02),
+            "val_loss": list(np.round(1.2 / np.arange(1, n + 1), 6)),
+            "val_accuracy": list(acc),
+            "weight_norm": list(np.round(np.sqrt(np.arange(1, n + 1)), 6)),
+        }
+        frozen.append(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.PRUNED
+                if pruned
+                else optuna.trial.TrialState.COMPLETE,
+                value=None if pruned else float(acc[-1]),
+                params={k: params[k] for k in params},
+                distributions={k: dists[k] for k in params},
+                intermediate_values={i: float(v) for i, v in enumerate(acc)},
+                user_attrs={"curves": curves, "seconds": 0.2, "seed": 1},
+            )
+        )
     study.add_trials(frozen)
 
 
@@ -84,11 +96,16 @@ def optuna_figures(url: str) -> None:
     import optuna.visualization as vis
 
     study = optuna.load_study(study_name="big", storage=url)
-    figures = [vis.plot_optimization_history(study), vis.plot_param_importances(study),
-               vis.plot_parallel_coordinate(study), vis.plot_slice(study),
-               vis.plot_contour(study, params=["learning_rate", "reg_strength"]),
-               vis.plot_intermediate_values(study), vis.plot_edf(study),
-               vis.plot_timeline(study)]  # fmt: skip
+    figures = [
+        vis.plot_optimization_history(study),
+        vis.plot_param_importances(study),
+        vis.plot_parallel_coordinate(study),
+        vis.plot_slice(study),
+        vis.plot_contour(study, params=["learning_rate", "reg_strength"]),
+        vis.plot_intermediate_values(study),
+        vis.plot_edf(study),
+        vis.plot_timeline(study),
+    ]
     for figure in figures:
         figure.to_html(full_html=False, include_plotlyjs=False)
 

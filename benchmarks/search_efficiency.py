@@ -61,8 +61,9 @@ def run_variant(spec: StudySpec, url: str, variant: str, seed: int, trials: int)
     sampler, pruner = VARIANTS[variant]
     name = f"{spec.name}-{variant}-seed{seed}"
     spec = dataclasses.replace(spec, name=name, seed=seed, sampler=sampler, pruner=pruner)
-    code = run_study(spec, StorageURL(url, "benchmark"), n_trials=trials, quiet=True,
-                     out=io.StringIO())  # fmt: skip
+    code = run_study(
+        spec, StorageURL(url, "benchmark"), n_trials=trials, quiet=True, out=io.StringIO()
+    )
     if code != 0:
         raise SystemExit(f"{name}: hpsearch run exited with {code}")
     study = optuna.load_study(study_name=name, storage=url)
@@ -83,9 +84,12 @@ def trials_to_reach(running_best: list[float], target: float) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("studies", nargs="*", type=Path,
-                        default=[ROOT / "studies/digits_mlp.toml",
-                                 ROOT / "studies/fashion_softmax.toml"])  # fmt: skip
+    parser.add_argument(
+        "studies",
+        nargs="*",
+        type=Path,
+        default=[ROOT / "studies/digits_mlp.toml", ROOT / "studies/fashion_softmax.toml"],
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--trials", type=int, help="trials per study (default: the file's)")
     args = parser.parse_args()
@@ -93,8 +97,10 @@ def main() -> None:
     for path in args.studies:
         spec = load_study_file(path)
         trials = args.trials or spec.n_trials
-        print(f"\n{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
-              f"{spec.model.kind} on {spec.data.dataset}, {trials} trials per study")  # fmt: skip
+        print(
+            f"\n{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: "
+            f"{spec.model.kind} on {spec.data.dataset}, {trials} trials per study"
+        )
         print(
             "seed  best val: pruned  unpruned  diff(pt)  epochs ratio  seconds ratio"
             "   random best  TPE reaches it at trial"
@@ -113,9 +119,12 @@ def main() -> None:
                 epoch_ratios.append(epoch_ratio)
                 second_ratios.append(second_ratio)
                 reached.append(at)
-                print(f"{seed:4d}  {pruned.best:15.4f}  {unpruned.best:8.4f}  {diff:+8.2f}  "
-                      f"{epoch_ratio:12.2f}  {second_ratio:13.2f}   {rand.best:11.4f}  "
-                      f"{at if at is not None else '-':>23}", flush=True)  # fmt: skip
+                print(
+                    f"{seed:4d}  {pruned.best:15.4f}  {unpruned.best:8.4f}  {diff:+8.2f}  "
+                    f"{epoch_ratio:12.2f}  {second_ratio:13.2f}   {rand.best:11.4f}  "
+                    f"{at if at is not None else '-':>23}",
+                    flush=True,
+                )
         hit = [a for a in reached if a is not None]
         mean = statistics.mean
         summary = (

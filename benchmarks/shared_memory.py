@@ -48,14 +48,22 @@ def smaps(pid: int) -> dict[str, int]:
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
         key, amount = line.split(":")
         values[key] = int(amount.split()[0]) / 1024
-    return {"rss": values["Rss"], "pss": values["Pss"],
-            "uss": values["Private_Clean"] + values["Private_Dirty"]}  # fmt: skip
+    return {
+        "rss": values["Rss"],
+        "pss": values["Pss"],
+        "uss": values["Private_Clean"] + values["Private_Dirty"],
+    }
 
 
 def start(path: str, env: dict[str, str], copy: bool) -> subprocess.Popen:
     code = WORKER.format(root=str(ROOT), path=path, copy=copy)
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert proc.stdout.readline().strip() == "ready"
     return proc
 
@@ -78,14 +86,18 @@ def main() -> None:
         env = {**os.environ, "HPSEARCH_DATA_DIR": str(Path(tmp) / "cache")}
         rng = np.random.default_rng(0)
         path = str(Path(tmp) / "cifar_sized.npz")
-        np.savez(path, X_train=rng.integers(0, 256, (args.n, 32, 32, 3), dtype=np.uint8),
-                 y_train=rng.integers(0, 10, args.n),
-                 X_test=rng.integers(0, 256, (10_000, 32, 32, 3), dtype=np.uint8),
-                 y_test=rng.integers(0, 10, 10_000))  # fmt: skip
+        np.savez(
+            path,
+            X_train=rng.integers(0, 256, (args.n, 32, 32, 3), dtype=np.uint8),
+            y_train=rng.integers(0, 10, args.n),
+            X_test=rng.integers(0, 256, (10_000, 32, 32, 3), dtype=np.uint8),
+            y_test=rng.integers(0, 10, 10_000),
+        )
         prepare = "import sys; sys.path.insert(0, {!r}); from models.data import load_dataset; "
         prepare += "load_dataset({!r}, seed=0)"
-        subprocess.run([sys.executable, "-c", prepare.format(str(ROOT), path)], env=env,
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", prepare.format(str(ROOT), path)], env=env, check=True
+        )
         data_mib = sum(f.stat().st_size for f in (Path(tmp) / "cache").rglob("X_*.npy")) / 2**20
         print(
             f"# {args.n} x 3072 float32 training images + validation + 10,000 test: "

@@ -42,8 +42,11 @@ def instant(trial: optuna.Trial) -> float:
 def raw_optuna(url: str, n: int, heartbeat: bool = False) -> float:
     extra = {"heartbeat_interval": 10, "grace_period": 30} if heartbeat else {}
     storage = optuna.storages.RDBStorage(url, engine_kwargs=_engine_kwargs(url), **extra)
-    study = optuna.create_study(storage=storage, study_name=f"raw-{uuid.uuid4().hex[:8]}",
-                                sampler=optuna.samplers.RandomSampler(seed=0))  # fmt: skip
+    study = optuna.create_study(
+        storage=storage,
+        study_name=f"raw-{uuid.uuid4().hex[:8]}",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
     start = time.perf_counter()
     study.optimize(instant, n_trials=n)
     return time.perf_counter() - start
@@ -56,8 +59,11 @@ def _engine_kwargs(url: str) -> dict:
 
 def hpsearch_loop(url: str, n: int, records: bool) -> float:
     storage = open_storage(StorageURL(url, "benchmark"), heartbeat=True)
-    study = optuna.create_study(storage=storage, study_name=f"ours-{uuid.uuid4().hex[:8]}",
-                                sampler=optuna.samplers.RandomSampler(seed=0))  # fmt: skip
+    study = optuna.create_study(
+        storage=storage,
+        study_name=f"ours-{uuid.uuid4().hex[:8]}",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
 
     guard = BudgetGuard(n)
 
@@ -72,8 +78,16 @@ def hpsearch_loop(url: str, n: int, records: bool) -> float:
         return value
 
     start = time.perf_counter()
-    run_trials(study, objective, guard, timeout=None, callbacks=[], catch=(), stop=lambda: False,
-               log=print)  # fmt: skip
+    run_trials(
+        study,
+        objective,
+        guard,
+        timeout=None,
+        callbacks=[],
+        catch=(),
+        stop=lambda: False,
+        log=print,
+    )
     return time.perf_counter() - start
 
 
@@ -103,10 +117,25 @@ def throughput(tmp: Path) -> None:
         for workers in (1, 2):
             url = f"sqlite:///{tmp / f'{study}-{workers}.db'}"
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "search.cli", "run",
-                            str(ROOT / "studies" / f"{study}.toml"), "--storage", url,
-                            "--n-trials", str(n), "--workers", str(workers), "--quiet"],
-                           check=True, stdout=subprocess.DEVNULL, cwd=ROOT)  # fmt: skip
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "search.cli",
+                    "run",
+                    str(ROOT / "studies" / f"{study}.toml"),
+                    "--storage",
+                    url,
+                    "--n-trials",
+                    str(n),
+                    "--workers",
+                    str(workers),
+                    "--quiet",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
             seconds = time.perf_counter() - start
             print(f"| {study} | {n} | {workers} | {seconds:.1f} | {n / seconds * 60:.0f} |")
 

@@ -131,9 +131,14 @@ class GradientModel:
         y_idx = np.searchsorted(self.classes_, y)
         epoch = len(self.loss_curve_)
         self._optimizer.learning_rate = lr_at(
-            self.schedule, self.learning_rate, epoch, epochs=self.epochs,
-            lr_decay=self.lr_decay, lr_step=self.lr_step, lr_gamma=self.lr_gamma,
-        )  # fmt: skip
+            self.schedule,
+            self.learning_rate,
+            epoch,
+            epochs=self.epochs,
+            lr_decay=self.lr_decay,
+            lr_step=self.lr_step,
+            lr_gamma=self.lr_gamma,
+        )
         total, seen = 0.0, 0
         with np.errstate(over="ignore", invalid="ignore"):
             for idx in minibatches(len(X), self.batch_size, self._rng, self.sampling):
@@ -182,8 +187,11 @@ class GradientModel:
 
     def weight_norm(self) -> float:
         """sqrt(sum W**2) over the weight matrices (what L2 penalizes)."""
-        return float(np.sqrt(sum(float(np.vdot(self.params_[w], self.params_[w]))
-                                 for w in self._weight_names())))  # fmt: skip
+        return float(
+            np.sqrt(
+                sum(float(np.vdot(self.params_[w], self.params_[w])) for w in self._weight_names())
+            )
+        )
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """A copy of the learned arrays."""

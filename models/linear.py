@@ -64,8 +64,7 @@ class LinearClassifier(GradientModel):
         store_arguments(self, locals())
 
     def _init_params(self, n_features: int, n_classes: int) -> dict[str, np.ndarray]:
-        W = init_weight(self.init, n_features, n_classes, self._rng, self.init_mean,
-                        self.init_std)  # fmt: skip
+        W = init_weight(self.init, n_features, n_classes, self._rng, self.init_mean, self.init_std)
         return {"W": W, "b": np.zeros(n_classes, dtype=np.float32)}
 
     def _weight_names(self) -> list[str]:

@@ -122,8 +122,9 @@ class MLP(GradientModel):
         sizes = [n_features, *self.layer_widths(), n_classes]
         params = {}
         for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
-            params[f"W{i}"] = init_weight(self.init, fan_in, fan_out, self._rng, self.init_mean,
-                                          self.init_std)  # fmt: skip
+            params[f"W{i}"] = init_weight(
+                self.init, fan_in, fan_out, self._rng, self.init_mean, self.init_std
+            )
             params[f"b{i}"] = np.zeros(fan_out, dtype=np.float32)
         return params
 

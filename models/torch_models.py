@@ -113,8 +113,9 @@ class TorchClassifier:
             self._optimizer = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
         else:
             momentum = 0.0 if self.optimizer == "sgd" else self.momentum
-            self._optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum,
-                                              nesterov=self.optimizer == "nesterov")  # fmt: skip
+            self._optimizer = torch.optim.SGD(
+                params, lr=lr, momentum=momentum, nesterov=self.optimizer == "nesterov"
+            )
         self.loss_curve_: list[float] = []
         self._tensors: dict[str, tuple[np.ndarray, Any]] = {}
 
@@ -164,15 +165,22 @@ class TorchClassifier:
         torch = _torch()
         Xt, yt = self._as_tensors(X, y)
         epoch = len(self.loss_curve_)
-        lr = lr_at(self.schedule, self.learning_rate, epoch, epochs=self.epochs,
-                   lr_decay=self.lr_decay, lr_step=self.lr_step,
-                   lr_gamma=self.lr_gamma)  # fmt: skip
+        lr = lr_at(
+            self.schedule,
+            self.learning_rate,
+            epoch,
+            epochs=self.epochs,
+            lr_decay=self.lr_decay,
+            lr_step=self.lr_step,
+            lr_gamma=self.lr_gamma,
+        )
         for group in self._optimizer.param_groups:
             group["lr"] = lr
         n = len(Xt)
         if self.sampling == "bootstrap":
-            order = torch.randint(0, n, (-(-n // self.batch_size) * self.batch_size,),
-                                  generator=self._generator)  # fmt: skip
+            order = torch.randint(
+                0, n, (-(-n // self.batch_size) * self.batch_size,), generator=self._generator
+            )
         else:
             order = torch.randperm(n, generator=self._generator)
         self.net_.train()
@@ -211,8 +219,10 @@ class TorchClassifier:
         Xt = self._inputs(X)
         self.net_.eval()
         with torch.no_grad():
-            chunks = [self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device)).cpu()
-                      for s in range(0, len(Xt), _EVAL_CHUNK)]  # fmt: skip
+            chunks = [
+                self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device)).cpu()
+                for s in range(0, len(Xt), _EVAL_CHUNK)
+            ]
         return torch.cat(chunks).numpy()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -239,8 +249,9 @@ class TorchClassifier:
     def weight_norm(self) -> float:
         """sqrt(sum W**2) over weight tensors of two or more dimensions (what L2 penalizes)."""
         with _torch().no_grad():
-            return float(sum(float((p * p).sum()) for p in self.net_.parameters()
-                             if p.dim() >= 2) ** 0.5)  # fmt: skip
+            return float(
+                sum(float((p * p).sum()) for p in self.net_.parameters() if p.dim() >= 2) ** 0.5
+            )
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """A copy of every parameter and buffer (BatchNorm statistics too), as NumPy arrays."""
@@ -254,12 +265,27 @@ class TorchClassifier:
 class TorchLogistic(TorchClassifier):
     """Multinomial logistic (softmax) regression: one linear layer."""
 
-    def __init__(self, learning_rate: float = 1e-2, batch_size: int = 64, epochs: int = 20,
-                 reg: str = "none", reg_strength: float = 0.0, optimizer: str = "sgd",
-                 momentum: float = 0.9, schedule: str = "constant", lr_decay: float = 0.0,
-                 lr_step: int = 10, lr_gamma: float = 0.1, sampling: str = "shuffle",
-                 patience: int = 0, init: str = "xavier", init_mean: float = 0.0,
-                 init_std: float = 1e-2, device: str = "auto", seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        learning_rate: float = 1e-2,
+        batch_size: int = 64,
+        epochs: int = 20,
+        reg: str = "none",
+        reg_strength: float = 0.0,
+        optimizer: str = "sgd",
+        momentum: float = 0.9,
+        schedule: str = "constant",
+        lr_decay: float = 0.0,
+        lr_step: int = 10,
+        lr_gamma: float = 0.1,
+        sampling: str = "shuffle",
+        patience: int = 0,
+        init: str = "xavier",
+        init_mean: float = 0.0,
+        init_std: float = 1e-2,
+        device: str = "auto",
+        seed: int = 0,
+    ) -> None:
         store_arguments(self, locals())
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
@@ -276,13 +302,30 @@ class TorchMLP(TorchClassifier):
         "dropout": Interval(0.0, 1.0, high_open=True),
     }
 
-    def __init__(self, hidden: Any = (200, 200), activation: str = "relu", dropout: float = 0.3,
-                 learning_rate: float = 0.002, batch_size: int = 64, epochs: int = 200,
-                 reg: str = "none", reg_strength: float = 0.0, optimizer: str = "sgd",
-                 momentum: float = 0.9, schedule: str = "constant", lr_decay: float = 0.0,
-                 lr_step: int = 10, lr_gamma: float = 0.1, sampling: str = "shuffle",
-                 patience: int = 0, init: str = "he", init_mean: float = 0.0,
-                 init_std: float = 1e-2, device: str = "auto", seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        hidden: Any = (200, 200),
+        activation: str = "relu",
+        dropout: float = 0.3,
+        learning_rate: float = 0.002,
+        batch_size: int = 64,
+        epochs: int = 200,
+        reg: str = "none",
+        reg_strength: float = 0.0,
+        optimizer: str = "sgd",
+        momentum: float = 0.9,
+        schedule: str = "constant",
+        lr_decay: float = 0.0,
+        lr_step: int = 10,
+        lr_gamma: float = 0.1,
+        sampling: str = "shuffle",
+        patience: int = 0,
+        init: str = "he",
+        init_mean: float = 0.0,
+        init_std: float = 1e-2,
+        device: str = "auto",
+        seed: int = 0,
+    ) -> None:
         store_arguments(self, locals())
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
@@ -317,14 +360,31 @@ class TorchCNN(TorchClassifier):
         "dropout": Interval(0.0, 1.0, high_open=True),
     }
 
-    def __init__(self, channels: Any = (32, 64, 128), hidden: Any = (256,),
-                 batch_norm: bool = True, dropout: float = 0.5, learning_rate: float = 1e-2,
-                 batch_size: int = 64, epochs: int = 20, reg: str = "none",
-                 reg_strength: float = 0.0, optimizer: str = "sgd", momentum: float = 0.9,
-                 schedule: str = "constant", lr_decay: float = 0.0, lr_step: int = 10,
-                 lr_gamma: float = 0.1, sampling: str = "shuffle", patience: int = 0,
-                 init: str = "he", init_mean: float = 0.0, init_std: float = 1e-2,
-                 device: str = "auto", seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        channels: Any = (32, 64, 128),
+        hidden: Any = (256,),
+        batch_norm: bool = True,
+        dropout: float = 0.5,
+        learning_rate: float = 1e-2,
+        batch_size: int = 64,
+        epochs: int = 20,
+        reg: str = "none",
+        reg_strength: float = 0.0,
+        optimizer: str = "sgd",
+        momentum: float = 0.9,
+        schedule: str = "constant",
+        lr_decay: float = 0.0,
+        lr_step: int = 10,
+        lr_gamma: float = 0.1,
+        sampling: str = "shuffle",
+        patience: int = 0,
+        init: str = "he",
+        init_mean: float = 0.0,
+        init_std: float = 1e-2,
+        device: str = "auto",
+        seed: int = 0,
+    ) -> None:
         store_arguments(self, locals())
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
@@ -334,8 +394,9 @@ class TorchCNN(TorchClassifier):
         layers: list[Any] = []
         in_channels = input_shape[0]
         for out_channels in parse_hidden(self.channels):
-            layers.append(nn.Conv2d(in_channels, out_channels, 3, padding=1,
-                                    bias=not self.batch_norm))  # fmt: skip
+            layers.append(
+                nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not self.batch_norm)
+            )
             if self.batch_norm:
                 layers.append(nn.BatchNorm2d(out_channels))
             layers += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]

@@ -1,4 +1,4 @@
-"""Samplers and pruners by the names a study file uses, built from their TOML options.
+"""Samplers and pruners by the names a study file uses, and a study's own, built from its spec.
 
 Options are the keyword arguments of the Optuna class, restricted to scalar values (a TOML file
 cannot hold a callable). `seed` is never an option: it always comes from the study seed.
@@ -9,7 +9,16 @@ from __future__ import annotations
 import importlib.util
 import inspect
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
+
+from search.errors import UsageError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from search.spec import ParamSpec
+    from search.spec import StudySpec
 
 # Arguments that take Python objects or that hpsearch sets itself.
 _NOT_OPTIONS = frozenset(
@@ -93,3 +102,37 @@ def option_type_problem(param: inspect.Parameter, value: Any) -> str | None:
 def build(algorithm: Algorithm, options: dict[str, Any], **extra: Any) -> Any:
     """Instantiate; TypeError / ValueError from Optuna's own checks propagate to the caller."""
     return algorithm.load()(**options, **extra)
+
+
+def grid_values(spec: ParamSpec) -> list[Any] | None:
+    """Every value of a parameter, or None when it has infinitely many (float without step)."""
+    if spec.type == "categorical":
+        return list(spec.choices)
+    if spec.type == "int":
+        return list(range(spec.low, spec.high + 1, spec.step or 1))
+    if spec.step is None:
+        return None
+    n = int((spec.high - spec.low) / spec.step + 1e-9)
+    return [round(spec.low + i * spec.step, 12) for i in range(n + 1)]
+
+
+def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
+    """The study's sampler, seeded. GridSampler gets the grid of every parameter."""
+    extra: dict[str, Any] = {"seed": seed}
+    if spec.sampler.type == "grid":
+        grid = {}
+        for p in spec.params:
+            values = grid_values(p)
+            if values is None:
+                raise UsageError(
+                    f"{spec.source}: [params].{p.name}: the grid sampler needs a finite set of "
+                    'values; add step, or use type = "categorical" with choices'
+                )
+            grid[p.name] = values
+        extra["search_space"] = grid
+    return build(SAMPLERS[spec.sampler.type], dict(spec.sampler.options), **extra)
+
+
+def make_pruner(spec: StudySpec, seed: int = 0) -> optuna.pruners.BasePruner:
+    """The study's pruner (pruners draw no random numbers; `seed` keeps one signature)."""
+    return build(PRUNERS[spec.pruner.type], dict(spec.pruner.options))

@@ -64,16 +64,27 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [list(map(str, headers))] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+def _add_format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text for people (default), json for scripts",
     )
 
 
-def _value(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def _print_json(value: Any) -> None:
+    import dataclasses
+    import json
+
+    def plain(o: Any) -> Any:
+        if dataclasses.is_dataclass(o):
+            return dataclasses.asdict(o)
+        if isinstance(o, Path):
+            return str(o)
+        raise TypeError(f"cannot write {type(o).__name__} as JSON")
+
+    print(json.dumps(value, indent=2, default=plain))
 
 
 def _add_budget_arguments(parser: argparse.ArgumentParser, n_trials_default: str) -> None:
@@ -137,9 +148,13 @@ class _Run(_Command):
             metavar="S",
             help="overrides [study].seed (a stored study keeps its own seed)",
         )
-        parser.add_argument("--workers", type=_positive_int, default=1, metavar="K",
-                            help="worker processes on this machine, each with cores/K threads "
-                                 "(default 1)")  # fmt: skip
+        parser.add_argument(
+            "--workers",
+            type=_positive_int,
+            default=1,
+            metavar="K",
+            help="worker processes on this machine, each with cores/K threads (default 1)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         import dataclasses
@@ -151,7 +166,7 @@ class _Run(_Command):
         spec = load_study_file(args.study_file)
         if args.seed is not None:
             spec = dataclasses.replace(spec, seed=args.seed)
-        return run_study(
+        outcome = run_study(
             spec,
             resolve_url(args.storage),
             n_trials=args.n_trials,
@@ -160,6 +175,53 @@ class _Run(_Command):
             workers=args.workers,
             debug=args.debug,
         )
+        return _report_outcome(outcome)
+
+
+def _report_outcome(outcome: Any) -> int:
+    """The lines that end `run` and `worker`, and their exit code."""
+    from search.records import state_counts
+    from search.text import format_params
+
+    study, budget = outcome.study, outcome.budget
+    trials = study.get_trials(deepcopy=False)
+    counts = state_counts(trials)
+    name = study.study_name
+    if outcome.nothing_to_run:
+        print(
+            f"study {name!r} already has {outcome.finished} finished trials (budget "
+            f"{budget}); nothing to run"
+        )
+    print(
+        f"study {name!r}: {outcome.finished} of {budget} trials finished "
+        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)"
+    )
+    if counts["COMPLETE"]:
+        best = study.best_trial
+        print(
+            f"best validation accuracy {best.value:.4f} (trial {best.number}): "
+            f"{format_params(best.params)}"
+        )
+    if outcome.nothing_to_run:
+        return 0
+    if outcome.signal is not None:
+        print(
+            f"interrupted after {outcome.seconds:.1f} s; the running trial was marked failed, "
+            "finished trials are kept; run the same command again to resume"
+        )
+    else:
+        print(
+            f"this run took {outcome.seconds:.1f} s; results are in {outcome.storage} (study "
+            f"{name!r}); see `hpsearch show {name}` or `optuna-dashboard {outcome.storage}`"
+        )
+    if outcome.exit_code and outcome.signal is None:
+        print(
+            f"{len(outcome.lost)} workers stopped early (see above) and the others finished "
+            f"without them, with {outcome.finished} of {budget} trials; run the same command "
+            "again to finish the study",
+            file=sys.stderr,
+        )
+    return outcome.exit_code
 
 
 class _Worker(_Command):
@@ -177,7 +239,7 @@ class _Worker(_Command):
         from search.runner import join_study
         from search.storage import resolve_url
 
-        return join_study(
+        outcome = join_study(
             args.study,
             resolve_url(args.storage),
             n_trials=args.n_trials,
@@ -185,6 +247,7 @@ class _Worker(_Command):
             quiet=args.quiet,
             parent=args.parent,
         )
+        return _report_outcome(outcome)
 
 
 class _Studies(_Command):
@@ -192,57 +255,39 @@ class _Studies(_Command):
 
     storage = True
 
-    def run(self, args: argparse.Namespace) -> int:
-        import optuna
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _add_format_argument(parser)
 
-        from search.records import SPEC_ATTR
-        from search.records import last_update
-        from search.records import state_counts
+    def run(self, args: argparse.Namespace) -> int:
         from search.storage import open_storage
         from search.storage import resolve_url
+        from search.summary import list_studies
+        from search.text import format_table
 
         target = resolve_url(args.storage)
-        storage = open_storage(target, create=False)
-        rows = []
-        for summary in optuna.get_all_study_summaries(storage=storage):
-            study = optuna.load_study(study_name=summary.study_name, storage=storage)
-            trials = study.get_trials(deepcopy=False)
-            counts = state_counts(trials)
-            spec = summary.user_attrs.get(SPEC_ATTR, {})
-            last = last_update(trials)
-            best = summary.best_trial.value if summary.best_trial else None
-            rows.append(
-                [
-                    summary.study_name,
-                    spec.get("model", {}).get("kind", "-"),
-                    spec.get("data", {}).get("dataset", "-"),
-                    counts["COMPLETE"],
-                    counts["PRUNED"],
-                    counts["FAIL"],
-                    counts["RUNNING"],
-                    "-" if best is None else f"{best:.4f}",
-                    last or "-",
-                ]
-            )
+        rows = list_studies(open_storage(target, create=False))
+        if args.format == "json":
+            _print_json(rows)
+            return 0
         if not rows:
             print(f"no studies in {target.shown} yet; start one with `hpsearch run STUDY.toml`")
             return 0
-        print(
-            format_table(
-                [
-                    "study",
-                    "model",
-                    "dataset",
-                    "complete",
-                    "pruned",
-                    "failed",
-                    "running",
-                    "best",
-                    "last update",
-                ],
-                rows,
-            )
-        )
+        headers = ["study", "model", "dataset", "complete", "pruned", "failed", "running"]
+        table = [
+            [
+                r.study,
+                r.model or "-",
+                r.dataset or "-",
+                r.complete,
+                r.pruned,
+                r.failed,
+                r.running,
+                "-" if r.best is None else f"{r.best:.4f}",
+                r.last_update or "-",
+            ]
+            for r in rows
+        ]
+        print(format_table([*headers, "best", "last update"], table))
         return 0
 
 
@@ -260,59 +305,57 @@ class _Show(_Command):
             metavar="K",
             help="how many of the best trials to list (default 10)",
         )
+        _add_format_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from search.records import best_epoch
-        from search.records import finished_count
         from search.records import load_study
-        from search.records import state_counts
         from search.storage import open_storage
         from search.storage import resolve_url
+        from search.summary import describe_study
+        from search.text import format_table
+        from search.text import format_value
 
         target = resolve_url(args.storage)
         study, spec = load_study(open_storage(target, create=False), args.study, target.shown)
-        trials = study.get_trials(deepcopy=False)
-        counts = state_counts(trials)
+        detail = describe_study(study, spec, args.top)
+        if args.format == "json":
+            _print_json(detail)
+            return 0
+        states = detail.states
         print(
-            f"study {spec.name!r}: {spec.model.kind} on {spec.data.dataset}, "
-            f"{finished_count(trials)} of {spec.n_trials} trials finished "
-            f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
-            f"{counts['FAIL']} failed, {counts['RUNNING']} running)"
+            f"study {detail.study!r}: {detail.model} on {detail.dataset}, {detail.finished} of "
+            f"{detail.budget} trials finished ({states['COMPLETE']} complete, "
+            f"{states['PRUNED']} pruned, {states['FAIL']} failed, {states['RUNNING']} running)"
         )
-        complete = sorted(
-            (t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value, reverse=True
-        )
-        if not complete:
+        best = detail.best
+        if best is None:
             print("no complete trial yet")
             return 0
-        best = complete[0]
-        print(f"\nbest trial {best.number}: validation accuracy {best.value:.4f}")
-        for name, value in {**spec.model.fixed, **best.params}.items():
-            print(f"  {name:<16} {_value(value)}")
-        curves = best.user_attrs.get("curves", {})
-        if curves.get("val_accuracy"):
+        print(f"\nbest trial {best.trial_number}: validation accuracy {best.val_accuracy:.4f}")
+        for name, value in best.params.items():
+            print(f"  {name:<16} {format_value(value)}")
+        curves = best.curves
+        if best.epochs:
 
             def span(key: str) -> str:
-                return f"{curves[key][0]:.4g} -> {curves[key][-1]:.4g}"
+                return f"{format_value(curves[key][0])} -> {format_value(curves[key][-1])}"
 
             print(
-                f"  seed {best.user_attrs.get('seed')}, {len(curves['val_accuracy'])} epochs "
-                f"in {best.user_attrs.get('seconds', 0):.2f} s, best epoch "
-                f"{best_epoch(best)}"
+                f"  seed {best.seed}, {best.epochs} epochs in {best.seconds:.2f} s, best epoch "
+                f"{best.best_epoch}"
             )
             print(
                 f"  train accuracy {span('train_accuracy')}, validation accuracy "
                 f"{span('val_accuracy')}"
             )
             print(f"  train loss {span('train_loss')}, validation loss {span('val_loss')}")
-        names = [p.name for p in spec.params]
         rows = [
-            [t.number, f"{t.value:.4f}", f"{t.user_attrs.get('seconds', 0):.2f}"]
-            + [_value(t.params[n]) if n in t.params else "-" for n in names]
-            for t in complete[: args.top]
+            [t.trial_number, f"{t.val_accuracy:.4f}", f"{t.seconds:.2f}"]
+            + [format_value(t.params[n]) if n in t.params else "-" for n in detail.searched]
+            for t in detail.top
         ]
-        print(f"\ntop {len(rows)} of {len(complete)} complete trials")
-        print(format_table(["trial", "val acc", "seconds", *names], rows))
+        print(f"\ntop {len(rows)} of {detail.n_complete} complete trials")
+        print(format_table(["trial", "val acc", "seconds", *detail.searched], rows))
         return 0
 
 
@@ -334,8 +377,13 @@ class _Report(_Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("studies", nargs="+", metavar="STUDY", help="study names")
-        parser.add_argument("-o", "--output", type=Path, default=Path("report.html"),
-                            help="the HTML file to write (default report.html)")  # fmt: skip
+        parser.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            default=Path("report.html"),
+            help="the HTML file to write (default report.html)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         import time
@@ -363,10 +411,20 @@ class _Export(_Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", help="study name (see `hpsearch studies`)")
-        parser.add_argument("-o", "--output", type=Path, default=Path("best.json"),
-                            help="the JSON file to write (default best.json)")  # fmt: skip
-        parser.add_argument("--top", type=_positive_int, default=1, metavar="K",
-                            help="how many of the best configurations (default 1)")  # fmt: skip
+        parser.add_argument(
+            "-o",
+            "--output",
+            type=Path,
+            default=Path("best.json"),
+            help="the JSON file to write (default best.json)",
+        )
+        parser.add_argument(
+            "--top",
+            type=_positive_int,
+            default=1,
+            metavar="K",
+            help="how many of the best configurations (default 1)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         import json
@@ -383,13 +441,17 @@ class _Export(_Command):
         best = doc["configs"][0]
         if doc["ranked_by"] == "confirm":
             c = best["confirm"]
-            how = (f"mean validation accuracy {c['mean']:.4f} ± {c['std']:.4f} over "
-                   f"{len(c['seeds'])} seeds in `hpsearch confirm`")  # fmt: skip
+            how = (
+                f"mean validation accuracy {c['mean']:.4f} ± {c['std']:.4f} over "
+                f"{len(c['seeds'])} seeds in `hpsearch confirm`"
+            )
         else:
             how = f"validation accuracy {best['val_accuracy']:.4f}"
             if study.user_attrs.get(CONFIRM_ATTR):
-                how += ("; the stored confirm predates trials now in the top, so it is not "
-                        f"used: run `hpsearch confirm {args.study}` again")  # fmt: skip
+                how += (
+                    "; the stored confirm predates trials now in the top, so it is not "
+                    f"used: run `hpsearch confirm {args.study}` again"
+                )
         print(
             f"wrote {args.output}: {len(doc['configs'])} configuration(s) of {args.study!r}, "
             f"best trial {best['trial_number']} ({how}); retrain with: {doc['retrain_command']}"
@@ -402,9 +464,13 @@ class _Retrain(_Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("export_file", type=Path, help="a JSON file from `hpsearch export`")
-        parser.add_argument("--out", type=Path, metavar="DIR",
-                            help="where to write the weights and the JSON with the test accuracy"
-                                 " (default retrained/STUDY-trialN)")  # fmt: skip
+        parser.add_argument(
+            "--out",
+            type=Path,
+            metavar="DIR",
+            help="where to write the weights and the JSON with the test accuracy"
+            " (default retrained/STUDY-trialN)",
+        )
         parser.add_argument(
             "--rank",
             type=_positive_int,
@@ -415,8 +481,25 @@ class _Retrain(_Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from search.retrain import retrain
+        from search.text import format_params
 
-        return retrain(args.export_file, args.out, args.rank, args.quiet)
+        r = retrain(args.export_file, args.out, args.rank, args.quiet)
+        verdict = "reproduced"
+        if not r.reproduced:
+            verdict = (
+                f"differs from the study's {r.search_val_accuracy:.6g} (bit-for-bit "
+                "reproduction holds for NumPy models and for Torch on the CPU)"
+            )
+        print(
+            f"retrained trial {r.trial_number} of {r.study!r} ({r.model_kind}, "
+            f"{format_params(r.params)}) in {r.seconds:.1f} s"
+        )
+        print(f"validation accuracy {r.val_accuracy:.4f}: {verdict}")
+        print(
+            f"test accuracy {r.test_accuracy:.4f} on {r.n_test} held-out samples (evaluated once)"
+        )
+        print(f"wrote {r.weights} and {r.document}")
+        return 0
 
 
 class _Confirm(_Command):
@@ -441,12 +524,39 @@ class _Confirm(_Command):
             help="seeds per configuration (default 5)",
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
+        _add_format_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        from search.records import CONFIRM_ATTR
         from search.retrain import confirm
+        from search.text import format_params
+        from search.text import format_table
 
         study, spec, _ = _load(args, args.study)
-        return confirm(study, spec, args.top, args.repeats, args.quiet)
+        results = confirm(study, spec, args.top, args.repeats, args.quiet)
+        if args.format == "json":
+            _print_json([r.to_dict() for r in results])
+            return 0
+        rows = [
+            [
+                rank,
+                r.trial_number,
+                f"{r.search_val_accuracy:.4f}",
+                f"{r.mean:.4f} ± {r.std:.4f}",
+                f"{min(r.val_accuracy):.4f}",
+                f"{max(r.val_accuracy):.4f}",
+                format_params(r.params),
+            ]
+            for rank, r in enumerate(results, start=1)
+        ]
+        print(
+            f"study {study.study_name!r}: the top {len(results)} configurations, each trained "
+            f"{args.repeats} times with new seeds; validation accuracy mean ± sample std"
+        )
+        headers = ["rank", "trial", "search", "mean ± std", "min", "max", "parameters"]
+        print(format_table(headers, rows))
+        print(f"stored with the study as user attr {CONFIRM_ATTR!r}")
+        return 0
 
 
 class _Dashboard(_Command):
@@ -549,8 +659,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug in hpsearch, not bad input
-        from search.storage import read_only_error
-        from search.storage import read_only_problem
+        from search.errors import read_only_error
+        from search.errors import read_only_problem
         from search.storage import resolve_url
 
         if args.debug:

@@ -1,4 +1,5 @@
-"""The one exception type that the CLI turns into a one-line message and exit code 2."""
+"""The one exception type that the CLI turns into a one-line message and exit code 2, and the
+recognition of a write that a read-only database refused (which becomes one)."""
 
 from __future__ import annotations
 
@@ -9,3 +10,26 @@ class UsageError(Exception):
     The message is complete on its own: it names the file, key or flag, says what was wrong and
     what is allowed. The CLI prints it as one line, without a traceback, and exits with 2.
     """
+
+
+_READ_ONLY = ("readonly database", "read-only", "unable to open database file")
+
+
+def read_only_problem(error: BaseException) -> str | None:
+    """The driver's words when a write failed because the database or its folder is read-only."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        text = str(getattr(error, "orig", None) or error).strip().splitlines()
+        if text and any(words in text[0].lower() for words in _READ_ONLY):
+            return text[0]
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def read_only_error(shown: str, problem: str) -> UsageError:
+    return UsageError(
+        f"storage: cannot write to {shown} ({problem}): the database file or its folder is "
+        "read-only (SQLite writes a journal beside the file); make both writable, or copy "
+        "the database to a folder you can write to"
+    )

@@ -15,17 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from optuna.trial import TrialState
-
 from search.errors import UsageError
 from search.records import CONFIRM_ATTR
 from search.records import best_epoch
+from search.records import complete_best_first
+from search.records import confirm_trial_number
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from search.study_file import StudySpec
+    from search.spec import StudySpec
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "export.schema.json"
@@ -49,7 +49,7 @@ def current_confirm(study: optuna.Study, ranked: list[FrozenTrial]) -> dict[int,
     top K it no longer says which of them is best, and an empty dict is returned.
     """
     results = study.user_attrs.get(CONFIRM_ATTR, {}).get("results", [])
-    by_trial = {r["trial"]: r for r in results}
+    by_trial = {confirm_trial_number(r): r for r in results}
     if not by_trial or set(by_trial) != {t.number for t in ranked[: len(by_trial)]}:
         return {}
     return by_trial
@@ -63,8 +63,7 @@ def export_document(
     Best means the highest search value, except among the trials a current `hpsearch confirm`
     retrained: those come first, by their mean over the confirm's seeds.
     """
-    ranked = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                    key=lambda t: (-t.value, t.number))  # fmt: skip
+    ranked = complete_best_first(study.get_trials(deepcopy=False))
     if not ranked:
         raise UsageError(
             f"{storage_url}: study {study.study_name!r} has no complete trial yet; run it first"

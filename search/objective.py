@@ -30,7 +30,7 @@ from search.worker import Surplus
 
 if TYPE_CHECKING:
     from models.data import Dataset
-    from search.study_file import StudySpec
+    from search.spec import StudySpec
 
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm")
 
@@ -139,9 +139,14 @@ class Objective:
         start = time.perf_counter()
         try:
             images = getattr(model, "wants_images", False)  # a CNN takes (N, C, H, W) views
-            history = train(model, *data.split("train", images), *data.split("val", images),
-                            classes=data.classes, on_epoch=report,
-                            guard=self.interrupts.training)  # fmt: skip
+            history = train(
+                model,
+                *data.split("train", images),
+                *data.split("val", images),
+                classes=data.classes,
+                on_epoch=report,
+                guard=self.interrupts.training,
+            )
             # The weights kept: the final ones, or the best epoch's with early stopping.
             value = curves["val_accuracy"][history.kept_epoch]
             self._record_class_weights(trial, model, value)
@@ -171,11 +176,14 @@ class Objective:
         flat = images.reshape(len(images), -1)
         low, high = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
         scaled = np.round(255 * (flat - low) / np.maximum(high - low, 1e-12)).astype(np.uint8)
-        trial.set_user_attr("class_weights", {
-            "shape": list(images.shape),
-            "classes": [str(c) for c in self.data.classes],
-            "uint8_base64": base64.b64encode(scaled.tobytes()).decode("ascii"),
-        })  # fmt: skip
+        trial.set_user_attr(
+            "class_weights",
+            {
+                "shape": list(images.shape),
+                "classes": [str(c) for c in self.data.classes],
+                "uint8_base64": base64.b64encode(scaled.tobytes()).decode("ascii"),
+            },
+        )
 
     @staticmethod
     def _record(trial: optuna.Trial, curves: dict[str, Any], seconds: float) -> None:

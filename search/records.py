@@ -3,7 +3,9 @@
 Study user attrs:
     hpsearch_spec: the parsed study file (StudySpec.to_dict()).
     hpsearch_version: the version that created the study.
-    hpsearch_confirm: the last `hpsearch confirm` (top K trials retrained with new seeds).
+    hpsearch_confirm: the last `hpsearch confirm`: {top, repeats, at, results: a list of
+        retrain.ConfirmResult.to_dict(), best mean first}. Results stored before the key
+        `trial_number` existed name it `trial`; confirm_trial_number() reads both.
 Trial user attrs:
     seed: the trial's seed, from the study seed and the trial number.
     curves: per-epoch train_loss, train_accuracy, val_loss, val_accuracy.
@@ -19,7 +21,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from search.errors import UsageError
-from search.study_file import StudySpec
+from search.spec import StudySpec
 from search.study_file import parse_study
 
 if TYPE_CHECKING:
@@ -35,8 +37,15 @@ FAIL_REASON_ATTR = "fail_reason"
 # failure, surplus (started when the budget was full), interrupted (Ctrl-C, SIGTERM, the
 # parent of `run --workers` gone), diverged (a non-finite loss or exploding weights), error (a
 # bug: the worker stops and says so).
-FAIL_REASONS = ("stale", "silent", "storage failure", "surplus", "interrupted", "diverged",
-                "error")  # fmt: skip
+FAIL_REASONS = (
+    "stale",
+    "silent",
+    "storage failure",
+    "surplus",
+    "interrupted",
+    "diverged",
+    "error",
+)
 
 
 def fail_reason(trial: FrozenTrial) -> str:
@@ -63,6 +72,16 @@ def best_epoch(trial: FrozenTrial) -> int | None:
 
 def finished_count(trials: Iterable[FrozenTrial]) -> int:
     return sum(counts_toward_budget(t) for t in trials)
+
+
+def complete_best_first(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+    """The complete trials, highest validation accuracy first (the lower number on ties)."""
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    return sorted(complete, key=lambda t: (-t.value, t.number))
+
+
+def confirm_trial_number(result: dict) -> int:
+    return result["trial_number"] if "trial_number" in result else result["trial"]
 
 
 def last_update(trials: Iterable[FrozenTrial]) -> str | None:

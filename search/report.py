@@ -22,14 +22,16 @@ from typing import Any
 import numpy as np
 from optuna.trial import TrialState
 
+from search.records import complete_best_first
 from search.records import state_counts
+from search.text import format_value
 
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
     from optuna.trial import FrozenTrial
 
-    from search.study_file import StudySpec
+    from search.spec import StudySpec
 
 
 @dataclass
@@ -46,15 +48,11 @@ class Section:
 # -- data ------------------------------------------------------------------------------------
 
 
-def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-
-
 def summary_info(study: optuna.Study, spec: StudySpec) -> dict[str, Any]:
     """Best configuration, trials by state, total training time and wall time."""
     trials = study.get_trials(deepcopy=False)
-    complete = complete_trials(study)
-    best = max(complete, key=lambda t: t.value) if complete else None
+    complete = complete_best_first(trials)
+    best = complete[0] if complete else None
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     return {
@@ -105,8 +103,9 @@ def _plot_curves(curves: dict[str, list[float]], title: str) -> go.Figure:
     for col, metric in ((1, "loss"), (2, "accuracy")):
         for split, dash in (("train", "dot"), ("val", "solid")):
             values = curves.get(f"{split}_{metric}", [])
-            fig.add_scatter(x=epochs, y=values, name=f"{split} {metric}", row=1, col=col,
-                            line={"dash": dash})  # fmt: skip
+            fig.add_scatter(
+                x=epochs, y=values, name=f"{split} {metric}", row=1, col=col, line={"dash": dash}
+            )
     fig.update_xaxes(title_text="epoch")
     fig.update_layout(title=title, height=380)
     return fig
@@ -117,8 +116,9 @@ def _plot_learning_rate(groups: dict[str, list[tuple[float, float]]]) -> go.Figu
 
     fig = go.Figure()
     for optimizer, points in sorted(groups.items()):
-        fig.add_scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="markers",
-                        name=optimizer)  # fmt: skip
+        fig.add_scatter(
+            x=[p[0] for p in points], y=[p[1] for p in points], mode="markers", name=optimizer
+        )
     fig.update_xaxes(type="log", title_text="learning_rate")
     fig.update_yaxes(title_text="validation accuracy")
     fig.update_layout(height=380, legend_title_text="optimizer")
@@ -139,9 +139,16 @@ def _per_epoch(lines: Sequence[tuple[str, Sequence[float]]], y_title: str) -> go
 
 
 def _plot_weight_norms(trials: Sequence[FrozenTrial]) -> go.Figure:
-    return _per_epoch([(f"trial {t.number} ({t.value:.4f})",
-                        t.user_attrs.get("curves", {}).get("weight_norm", []))
-                       for t in trials], "sqrt(sum W²)")  # fmt: skip
+    return _per_epoch(
+        [
+            (
+                f"trial {t.number} ({t.value:.4f})",
+                t.user_attrs.get("curves", {}).get("weight_norm", []),
+            )
+            for t in trials
+        ],
+        "sqrt(sum W²)",
+    )
 
 
 def _plot_class_weights(images: np.ndarray, classes: list[str]) -> go.Figure:
@@ -187,9 +194,14 @@ def _plot_intermediate(groups: dict[str, list[list[float]]]) -> go.Figure:
         for run in runs:
             xs += [*range(len(run)), None]
             ys += [*run, None]
-        fig.add_scatter(x=xs, y=ys, mode="lines", name=f"{state.lower()} ({len(runs)})",
-                        line={"width": 1, "color": colours.get(state, "#7f7f7f")},
-                        opacity=0.6)  # fmt: skip
+        fig.add_scatter(
+            x=xs,
+            y=ys,
+            mode="lines",
+            name=f"{state.lower()} ({len(runs)})",
+            line={"width": 1, "color": colours.get(state, "#7f7f7f")},
+            opacity=0.6,
+        )
     fig.update_xaxes(title_text="epoch")
     fig.update_yaxes(title_text="validation accuracy")
     fig.update_layout(height=380)
@@ -208,13 +220,23 @@ def snapshot(study: optuna.Study, *, user_attrs: bool = True) -> optuna.Study:
 
     trials = study.get_trials(deepcopy=False)
     if not user_attrs:
-        trials = [FrozenTrial(number=t.number, state=t.state, value=None, values=t.values,
-                              datetime_start=t.datetime_start,
-                              datetime_complete=t.datetime_complete, params=t.params,
-                              distributions=t.distributions, user_attrs={},
-                              system_attrs=t.system_attrs,
-                              intermediate_values=t.intermediate_values, trial_id=t.number)
-                  for t in trials]  # fmt: skip
+        trials = [
+            FrozenTrial(
+                number=t.number,
+                state=t.state,
+                value=None,
+                values=t.values,
+                datetime_start=t.datetime_start,
+                datetime_complete=t.datetime_complete,
+                params=t.params,
+                distributions=t.distributions,
+                user_attrs={},
+                system_attrs=t.system_attrs,
+                intermediate_values=t.intermediate_values,
+                trial_id=t.number,
+            )
+            for t in trials
+        ]
     copy = optuna.create_study(study_name=study.study_name, directions=study.directions)
     copy.add_trials(trials)
     return copy
@@ -240,7 +262,7 @@ def _attempt(make: Callable[[], go.Figure]) -> tuple[go.Figure | None, str]:
 def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
     import optuna.visualization as vis
 
-    complete = sorted(complete_trials(study), key=lambda t: t.value, reverse=True)
+    complete = complete_best_first(study.get_trials(deepcopy=False))
     best = complete[0] if complete else None
     lean = snapshot(study, user_attrs=False)  # for Optuna's figures
     names = [p.name for p in spec.params]
@@ -248,58 +270,96 @@ def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
     if len(contour) < 2:
         contour = names[:2]
     standard = [
-        ("history", "Optimization history",
-         "Validation accuracy of every trial and the best so far.",
-         lambda: vis.plot_optimization_history(lean, target_name="validation accuracy")),
-        ("importance", "Parameter importances (PED-ANOVA)",
-         "How much each parameter explains the top trials' validation accuracy; PED-ANOVA, "
-         "Optuna 5's default, handles conditional parameters.",
-         lambda: vis.plot_param_importances(lean, target_name="validation accuracy")),
-        ("parallel", "Parallel coordinates", "Every complete trial across all parameters.",
-         lambda: vis.plot_parallel_coordinate(lean, target_name="validation accuracy")),
-        ("slice", "Slice", "Validation accuracy against each parameter on its own.",
-         lambda: vis.plot_slice(lean, target_name="validation accuracy")),
-        ("contour", f"Contour of {' × '.join(contour)}",
-         "Validation accuracy interpolated over the two parameters.",
-         lambda: vis.plot_contour(lean, params=contour, target_name="validation accuracy")),
-        ("intermediate", "Intermediate values",
-         "Every trial's validation accuracy per epoch; pruned trials end early.",
-         lambda: _plot_intermediate(intermediate_info(lean.get_trials(deepcopy=False)))),
-        ("edf", "Empirical distribution function",
-         "The share of trials below each validation accuracy.",
-         lambda: vis.plot_edf(lean, target_name="validation accuracy")),
-        ("timeline", "Timeline", "When each trial ran and how it ended.",
-         lambda: vis.plot_timeline(study)),
-    ]  # fmt: skip
+        (
+            "history",
+            "Optimization history",
+            "Validation accuracy of every trial and the best so far.",
+            lambda: vis.plot_optimization_history(lean, target_name="validation accuracy"),
+        ),
+        (
+            "importance",
+            "Parameter importances (PED-ANOVA)",
+            "How much each parameter explains the top trials' validation accuracy; PED-ANOVA, "
+            "Optuna 5's default, handles conditional parameters.",
+            lambda: vis.plot_param_importances(lean, target_name="validation accuracy"),
+        ),
+        (
+            "parallel",
+            "Parallel coordinates",
+            "Every complete trial across all parameters.",
+            lambda: vis.plot_parallel_coordinate(lean, target_name="validation accuracy"),
+        ),
+        (
+            "slice",
+            "Slice",
+            "Validation accuracy against each parameter on its own.",
+            lambda: vis.plot_slice(lean, target_name="validation accuracy"),
+        ),
+        (
+            "contour",
+            f"Contour of {' × '.join(contour)}",
+            "Validation accuracy interpolated over the two parameters.",
+            lambda: vis.plot_contour(lean, params=contour, target_name="validation accuracy"),
+        ),
+        (
+            "intermediate",
+            "Intermediate values",
+            "Every trial's validation accuracy per epoch; pruned trials end early.",
+            lambda: _plot_intermediate(intermediate_info(lean.get_trials(deepcopy=False))),
+        ),
+        (
+            "edf",
+            "Empirical distribution function",
+            "The share of trials below each validation accuracy.",
+            lambda: vis.plot_edf(lean, target_name="validation accuracy"),
+        ),
+        (
+            "timeline",
+            "Timeline",
+            "When each trial ran and how it ended.",
+            lambda: vis.plot_timeline(study),
+        ),
+    ]
     sections = []
     for key, title, caption, make in standard:
         figure, note = _attempt(make)
         sections.append(Section(f"{study.study_name}-{key}", title, caption, figure, note))
     if best is not None:
-        sections.append(Section(
-            f"{study.study_name}-curves", f"Best trial {best.number}: curves",
-            "Training and validation loss and accuracy per epoch of the best trial.",
-            *_attempt(lambda: _plot_curves(curves_info(best), f"trial {best.number}")),
-        ))  # fmt: skip
-    sections.append(Section(
-        f"{study.study_name}-learning-rate", "Validation accuracy against learning rate",
-        "Complete trials, coloured by optimizer.",
-        *_attempt(lambda: _plot_learning_rate(learning_rate_info(complete))),
-    ))  # fmt: skip
-    sections.append(Section(
-        f"{study.study_name}-weight-norm", "Weight norm per epoch",
-        "sqrt(sum W²) over the weight matrices of the five best trials.",
-        *_attempt(lambda: _plot_weight_norms(complete[:5])),
-    ))  # fmt: skip
+        sections.append(
+            Section(
+                f"{study.study_name}-curves",
+                f"Best trial {best.number}: curves",
+                "Training and validation loss and accuracy per epoch of the best trial.",
+                *_attempt(lambda: _plot_curves(curves_info(best), f"trial {best.number}")),
+            )
+        )
+    sections.append(
+        Section(
+            f"{study.study_name}-learning-rate",
+            "Validation accuracy against learning rate",
+            "Complete trials, coloured by optimizer.",
+            *_attempt(lambda: _plot_learning_rate(learning_rate_info(complete))),
+        )
+    )
+    sections.append(
+        Section(
+            f"{study.study_name}-weight-norm",
+            "Weight norm per epoch",
+            "sqrt(sum W²) over the weight matrices of the five best trials.",
+            *_attempt(lambda: _plot_weight_norms(complete[:5])),
+        )
+    )
     images = next((class_weights_info(t) for t in complete if class_weights_info(t)), None)
     if images is not None:
         owner = next(t for t in complete if "class_weights" in t.user_attrs)
-        sections.append(Section(
-            f"{study.study_name}-class-weights",
-            f"Learned weights per class (trial {owner.number})",
-            "Each class's weight vector drawn as an image, as the CIFAR-10 assignment shows.",
-            *_attempt(lambda: _plot_class_weights(*images)),
-        ))  # fmt: skip
+        sections.append(
+            Section(
+                f"{study.study_name}-class-weights",
+                f"Learned weights per class (trial {owner.number})",
+                "Each class's weight vector drawn as an image, as the CIFAR-10 assignment shows.",
+                *_attempt(lambda: _plot_class_weights(*images)),
+            )
+        )
     return sections
 
 
@@ -310,22 +370,35 @@ def comparison_sections(studies: Sequence[optuna.Study]) -> list[Section]:
     def best_curves() -> go.Figure:
         lines = []
         for study in studies:
-            complete = complete_trials(study)
+            complete = complete_best_first(study.get_trials(deepcopy=False))
             if complete:
-                best = max(complete, key=lambda t: t.value)
-                lines.append((f"{study.study_name} (trial {best.number})",
-                              curves_info(best).get("val_accuracy", [])))  # fmt: skip
+                best = complete[0]
+                lines.append(
+                    (
+                        f"{study.study_name} (trial {best.number})",
+                        curves_info(best).get("val_accuracy", []),
+                    )
+                )
         return _per_epoch(lines, "validation accuracy")
 
     return [
-        Section("compare-history", "Optimization histories",
-                "Every study's trials and the best so far.",
-                *_attempt(lambda: vis.plot_optimization_history(
-                    list(studies), target_name="validation accuracy"))),
-        Section("compare-curves", "Best trials' validation curves",
-                "Validation accuracy per epoch of each study's best trial.",
-                *_attempt(best_curves)),
-    ]  # fmt: skip
+        Section(
+            "compare-history",
+            "Optimization histories",
+            "Every study's trials and the best so far.",
+            *_attempt(
+                lambda: vis.plot_optimization_history(
+                    list(studies), target_name="validation accuracy"
+                )
+            ),
+        ),
+        Section(
+            "compare-curves",
+            "Best trials' validation curves",
+            "Validation accuracy per epoch of each study's best trial.",
+            *_attempt(best_curves),
+        ),
+    ]
 
 
 # -- HTML ------------------------------------------------------------------------------------
@@ -340,14 +413,12 @@ td, th { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }
 """
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header) if header else ""
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in r) + "</tr>"
-                   for r in rows)  # fmt: skip
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_value(c))}</td>" for c in r) + "</tr>"
+        for r in rows
+    )
     return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
@@ -358,10 +429,14 @@ def _summary_html(info: dict[str, Any]) -> str:
         if info["best_value"] is None
         else (f"{info['best_value']:.4f} (trial {info['best_trial']})")
     )
-    rows = [("model", info["model"]), ("dataset", info["dataset"]), ("trials", states),
-            ("best validation accuracy", best),
-            ("training time (sum over trials)", f"{info['train_seconds']:.1f} s"),
-            ("wall time (first start to last end)", f"{info['wall_seconds']:.1f} s")]  # fmt: skip
+    rows = [
+        ("model", info["model"]),
+        ("dataset", info["dataset"]),
+        ("trials", states),
+        ("best validation accuracy", best),
+        ("training time (sum over trials)", f"{info['train_seconds']:.1f} s"),
+        ("wall time (first start to last end)", f"{info['wall_seconds']:.1f} s"),
+    ]
     params = _table(sorted(info["best_params"].items()), ["parameter", "best value"])
     return _table(rows) + (params if info["best_params"] else "")
 
@@ -389,10 +464,16 @@ def build_report(studies: Sequence[tuple[optuna.Study, StudySpec]], storage_url:
     parts = []
     if len(studies) > 1:
         infos = [summary_info(s, spec) for s, spec in studies]
-        rows = [(i["study"], i["model"], i["dataset"],
-                 "-" if i["best_value"] is None else f"{i['best_value']:.4f}",
-                 ", ".join(f"{k}={_fmt(v)}" for k, v in i["best_params"].items()))
-                for i in infos]  # fmt: skip
+        rows = [
+            (
+                i["study"],
+                i["model"],
+                i["dataset"],
+                "-" if i["best_value"] is None else f"{i['best_value']:.4f}",
+                ", ".join(f"{k}={format_value(v)}" for k, v in i["best_params"].items()),
+            )
+            for i in infos
+        ]
         parts.append(
             "<h2>Side by side</h2>"
             + _table(rows, ["study", "model", "dataset", "best val acc", "best configuration"])

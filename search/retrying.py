@@ -31,8 +31,8 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from search.errors import UsageError
-from search.storage import read_only_error
-from search.storage import read_only_problem
+from search.errors import read_only_error
+from search.errors import read_only_problem
 
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0

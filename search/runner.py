@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import TextIO
 
+from search.algorithms import make_pruner
+from search.algorithms import make_sampler
 from search.errors import UsageError
 from search.objective import Interrupts
 from search.objective import Objective
@@ -16,10 +19,7 @@ from search.objective import derive_seed
 from search.records import SPEC_ATTR
 from search.records import VERSION_ATTR
 from search.records import finished_count
-from search.records import state_counts
 from search.records import stored_spec
-from search.space import make_pruner
-from search.space import make_sampler
 from search.storage import ENV_VAR
 from search.storage import StorageURL
 from search.storage import open_storage
@@ -31,14 +31,8 @@ if TYPE_CHECKING:
     import optuna
 
     from models.data import Dataset
-    from search.study_file import DataSpec
-    from search.study_file import StudySpec
-
-
-def format_params(params: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-    )
+    from search.spec import DataSpec
+    from search.spec import StudySpec
 
 
 def _difference(stored: Any, new: Any) -> str:
@@ -107,20 +101,29 @@ def _wait_for_spec(study: optuna.Study, storage: optuna.storages.BaseStorage) ->
         time.sleep(0.05)
 
 
-def summary_lines(study: optuna.Study, budget: int) -> list[str]:
-    trials = study.get_trials(deepcopy=False)
-    counts = state_counts(trials)
-    lines = [
-        f"study {study.study_name!r}: {finished_count(trials)} of {budget} trials finished "
-        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)"
-    ]
-    if counts["COMPLETE"]:
-        best = study.best_trial
-        lines.append(
-            f"best validation accuracy {best.value:.4f} (trial {best.number}): "
-            f"{format_params(best.params)}"
-        )
-    return lines
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a `run` or `worker` did; the CLI turns it into lines and an exit code."""
+
+    study: optuna.Study
+    budget: int
+    storage: str  # the URL as shown (password masked)
+    seconds: float = 0.0
+    nothing_to_run: bool = False  # the budget was already finished
+    signal: int | None = None  # the signal that interrupted it
+    lost: tuple[int, ...] = ()  # exit codes of `run --workers` workers that stopped early
+
+    @property
+    def finished(self) -> int:
+        return finished_count(self.study.get_trials(deepcopy=False))
+
+    @property
+    def exit_code(self) -> int:
+        if self.signal is not None:
+            return 128 + self.signal
+        if self.lost and self.finished < self.budget:
+            return 2 if all(code == 2 for code in self.lost) else 1
+        return 0
 
 
 class _Progress:
@@ -131,9 +134,15 @@ class _Progress:
 
         self.quiet = quiet
         trials = study.get_trials(deepcopy=False)
-        self.bar = tqdm(total=total, initial=min(finished_count(trials), total),
-                        desc=study.study_name, unit="trial", file=sys.stderr, disable=quiet,
-                        dynamic_ncols=True)  # fmt: skip
+        self.bar = tqdm(
+            total=total,
+            initial=min(finished_count(trials), total),
+            desc=study.study_name,
+            unit="trial",
+            file=sys.stderr,
+            disable=quiet,
+            dynamic_ncols=True,
+        )
         self.refresh(trials)
 
     def refresh(self, trials: list[optuna.trial.FrozenTrial]) -> None:
@@ -213,31 +222,6 @@ def _work(
     return interrupts.signal
 
 
-def _finish(
-    study: optuna.Study,
-    spec: StudySpec,
-    target: StorageURL,
-    budget: int,
-    signal_number: int | None,
-    seconds: float,
-    out: TextIO,
-) -> int:
-    print("\n".join(summary_lines(study, budget)), file=out)
-    if signal_number is not None:
-        print(
-            f"interrupted after {seconds:.1f} s; the running trial was marked failed, "
-            "finished trials are kept; run the same command again to resume",
-            file=out,
-        )
-        return 128 + signal_number
-    print(
-        f"this run took {seconds:.1f} s; results are in {target.shown} (study {spec.name!r}); "
-        f"see `hpsearch show {spec.name}` or `optuna-dashboard {target.shown}`",
-        file=out,
-    )
-    return 0
-
-
 def _sampler_study(spec: StudySpec, storage: Any) -> optuna.Study:
     """The stored study, loaded with this process's own seeded sampler and the pruner."""
     import optuna
@@ -259,16 +243,14 @@ def run_study(
     timeout: float | None = None,
     quiet: bool = False,
     workers: int = 1,
-    out: TextIO | None = None,
     debug: bool = False,
-) -> int:
-    """Run trials until the study has `n_trials` finished ones; returns the exit code.
+) -> RunOutcome:
+    """Run trials until the study has `n_trials` finished ones.
 
     With `workers` > 1, worker processes run the trials (with `debug`, they show tracebacks).
     """
     import optuna
 
-    out = out or sys.stdout
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # hpsearch reports trials itself
     # The data first: a bad data file must not leave a study behind; and with several workers
     # the prepared cache is written once, here, before they memory-map it.
@@ -276,36 +258,22 @@ def run_study(
     storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
     study = create_or_resume(spec, storage, target)
     budget = n_trials or spec.n_trials
-    done = finished_count(study.get_trials(deepcopy=False))
-    if done >= budget:
-        print(
-            f"study {spec.name!r} already has {done} finished trials (budget {budget}); "
-            "nothing to run",
-            file=out,
-        )
-        print("\n".join(summary_lines(study, budget)), file=out)
-        return 0
+    outcome = RunOutcome(study, budget, target.shown)
+    if outcome.finished >= budget:
+        return dataclasses.replace(outcome, nothing_to_run=True)
     timeout = timeout if timeout is not None else spec.timeout
     start = time.monotonic()
+    lost: list[int] = []
     if workers > 1:
         signal_number, lost = _run_workers(study, target, budget, timeout, quiet, workers, debug)
     else:
         progress = _Progress(study, budget, quiet)
         try:
-            signal_number, lost = _work(study, spec, data, budget, timeout, progress), []
+            signal_number = _work(study, spec, data, budget, timeout, progress)
         finally:
             progress.close()
-    code = _finish(study, spec, target, budget, signal_number, time.monotonic() - start, out)
-    done = finished_count(study.get_trials(deepcopy=False))
-    if lost and signal_number is None and done < budget:
-        print(
-            f"{len(lost)} of {workers} workers stopped early (see above) and the others "
-            f"finished without them, with {done} of {budget} trials; run the same command "
-            "again to finish the study",
-            file=sys.stderr,
-        )
-        return 2 if all(c == 2 for c in lost) else 1
-    return code
+    seconds = time.monotonic() - start
+    return dataclasses.replace(outcome, seconds=seconds, signal=signal_number, lost=tuple(lost))
 
 
 def _stderr(message: str) -> None:
@@ -320,7 +288,7 @@ def join_study(
     timeout: float | None,
     quiet: bool,
     parent: int | None = None,
-) -> int:
+) -> RunOutcome:
     """`hpsearch worker`: run trials of a stored study until its budget is finished.
 
     With `parent` (set by `run --workers`), the worker stops cleanly once that process is gone.
@@ -344,9 +312,7 @@ def join_study(
         signal_number = _work(study, spec, data, budget, timeout or spec.timeout, progress)
     finally:
         progress.close()
-    return _finish(
-        study, spec, target, budget, signal_number, time.monotonic() - start, sys.stdout
-    )
+    return RunOutcome(study, budget, target.shown, time.monotonic() - start, signal=signal_number)
 
 
 def _describe_exit(index: int, workers: int, proc: Any) -> str:
@@ -410,7 +376,7 @@ def _run_workers(
         "--quiet",
         "--parent",
         str(os.getpid()),
-    ]  # fmt: skip (one command line, grouped as a person would type it)
+    ]
     if timeout is not None:
         argv += ["--timeout", str(timeout)]
     if debug:

@@ -220,29 +220,6 @@ def _check_server_tables(target: StorageURL, *, create: bool) -> None:
     _refuse_foreign(target, target.shown, tables, create)
 
 
-_READ_ONLY = ("readonly database", "read-only", "unable to open database file")
-
-
-def read_only_problem(error: BaseException) -> str | None:
-    """The driver's words when a write failed because the database or its folder is read-only."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        text = str(getattr(error, "orig", None) or error).strip().splitlines()
-        if text and any(words in text[0].lower() for words in _READ_ONLY):
-            return text[0]
-        error = error.__cause__ or error.__context__
-    return None
-
-
-def read_only_error(shown: str, problem: str) -> UsageError:
-    return UsageError(
-        f"storage: cannot write to {shown} ({problem}): the database file or its folder is "
-        "read-only (SQLite writes a journal beside the file); make both writable, or copy "
-        "the database to a folder you can write to"
-    )
-
-
 def heartbeat_interval() -> int:
     return max(1, int(os.environ.get(HEARTBEAT_ENV) or DEFAULT_HEARTBEAT_S))
 

@@ -1,4 +1,4 @@
-"""Study files: TOML -> a validated, frozen StudySpec.
+"""Study files: TOML -> a validated, frozen StudySpec (the dataclasses are in search/spec.py).
 
 Every check runs before anything touches storage. A problem raises UsageError with one line:
 `<file>: <key>: <what is wrong>; <what is allowed>`. The parsed spec is stored with the study
@@ -12,8 +12,6 @@ import difflib
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 from typing import NoReturn
@@ -30,6 +28,11 @@ from search.algorithms import SAMPLERS
 from search.algorithms import Algorithm
 from search.algorithms import option_type_problem
 from search.errors import UsageError
+from search.spec import AlgorithmSpec
+from search.spec import DataSpec
+from search.spec import ModelSpec
+from search.spec import ParamSpec
+from search.spec import StudySpec
 
 DIRECTIONS = ("maximize",)  # the objective is validation accuracy
 PARAM_TYPES = ("float", "int", "categorical")
@@ -48,145 +51,13 @@ def name_problem(name: object) -> str | None:
         "starting with a letter or digit"
     )
 
+
 _SECTIONS = ("study", "data", "model", "params")
 _STUDY_KEYS = ("name", "n_trials", "direction", "seed", "timeout", "sampler", "pruner")
 _DATA_KEYS = ("dataset", "val_fraction", "test_fraction", "preprocess")
 _MODEL_KEYS = ("kind", "fixed")
 _PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "when")
 _FRACTION = Interval(0.0, 1.0, low_open=True, high_open=True)
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One searched constructor argument; the keys mirror `trial.suggest_*`."""
-
-    # The model's constructor argument this parameter sets.
-    name: str
-    # "float", "int" or "categorical".
-    type: str
-    # Bounds of a float or int parameter, both included.
-    low: float | int | None = None
-    high: float | int | None = None
-    # Sample on a log scale (low must be > 0; not with step).
-    log: bool = False
-    # Spacing of the values of a float or int parameter.
-    step: float | int | None = None
-    # Values of a categorical parameter.
-    choices: tuple[Any, ...] = ()
-    # Active only when each named parent parameter took one of the listed values.
-    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        if self.type == "categorical":
-            out["choices"] = list(self.choices)
-        else:
-            out.update(low=self.low, high=self.high)
-            if self.log:
-                out["log"] = True
-            if self.step is not None:
-                out["step"] = self.step
-        if self.when:
-            out["when"] = {parent: list(values) for parent, values in self.when}
-        return out
-
-
-@dataclass(frozen=True)
-class AlgorithmSpec:
-    """A sampler or pruner by name, with the keyword arguments of its Optuna class."""
-
-    type: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **self.options}
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    # A name in models.data.DATASETS.
-    dataset: str = "digits"
-    # Share of the training data held out for validation.
-    val_fraction: float = 0.2
-    # Share held out for the final test, for datasets without a test split of their own.
-    test_fraction: float = 0.2
-    # "standardize", "scale" or "none" (models.data.load_dataset).
-    preprocess: str = "standardize"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "val_fraction": self.val_fraction,
-            "test_fraction": self.test_fraction,
-            "preprocess": self.preprocess,
-        }
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    # A key of models.MODELS.
-    kind: str
-    # Constructor arguments passed unchanged to every trial.
-    fixed: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "fixed": dict(self.fixed)}
-
-
-@dataclass(frozen=True)
-class StudySpec:
-    # The study's name in storage.
-    name: str
-    # Finished trials the study should have in total (complete, pruned or diverged).
-    n_trials: int
-    data: DataSpec
-    model: ModelSpec
-    params: tuple[ParamSpec, ...]
-    direction: str = "maximize"
-    # Seeds the data split, the sampler and, with the trial number, every trial.
-    seed: int = 0
-    # Stop starting new trials after this many seconds of one `hpsearch run`.
-    timeout: float | None = None
-    sampler: AlgorithmSpec = AlgorithmSpec("tpe")
-    pruner: AlgorithmSpec = AlgorithmSpec(
-        DEFAULT_PRUNER["type"], {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"}
-    )
-    # Where the spec came from, for messages: a file path or "stored study 'x'".
-    source: str = field(default="", compare=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The spec as TOML-shaped, JSON-compatible data; parse_study() reads it back."""
-        study: dict[str, Any] = {
-            "name": self.name,
-            "n_trials": self.n_trials,
-            "direction": self.direction,
-            "seed": self.seed,
-            "sampler": self.sampler.to_dict(),
-            "pruner": self.pruner.to_dict(),
-        }
-        if self.timeout is not None:
-            study["timeout"] = self.timeout
-        return {
-            "study": study,
-            "data": self.data.to_dict(),
-            "model": self.model.to_dict(),
-            "params": {p.name: p.to_dict() for p in self.params},
-        }
-
-    def identity(self) -> dict[str, Any]:
-        """What must match for a stored study to be resumed with this spec.
-
-        The budget, timeout, sampler and pruner may change between runs; what is searched,
-        on which data split, with which model, may not.
-        """
-        d = self.to_dict()
-        return {
-            "[study].direction": self.direction,
-            "[study].seed": self.seed,
-            "[data]": d["data"],
-            "[model]": d["model"],
-            "[params]": d["params"],
-        }
 
 
 def load_study_file(path: str | Path) -> StudySpec:
@@ -215,6 +86,15 @@ def load_study_file(path: str | Path) -> StudySpec:
 def parse_study(doc: Mapping[str, Any], source: str) -> StudySpec:
     """Validate a parsed TOML document (or a stored spec dict) and build the StudySpec."""
     return _Parser(source).study(doc)
+
+
+def parse_configuration(
+    data: Any, model: Mapping[str, Any], source: str
+) -> tuple[DataSpec, ModelSpec]:
+    """Validate one configuration (an export's `data` and a model's kind and every argument)
+    with the same checks as a study file's [data] and [model] sections."""
+    parser = _Parser(source)
+    return parser.data(data), parser.model(model)
 
 
 def _kind_of(value: Any) -> str:
@@ -324,8 +204,9 @@ class _Parser:
         defaults = DataSpec()
         dataset = data.get("dataset", defaults.dataset)
         if not (isinstance(dataset, str) and is_npz_path(dataset)):
-            dataset = self.choice(dataset, list(DATASETS) + ["path/to/file.npz"],
-                                  "[data].dataset", "dataset")  # fmt: skip
+            dataset = self.choice(
+                dataset, list(DATASETS) + ["path/to/file.npz"], "[data].dataset", "dataset"
+            )
         fractions = {}
         for name in ("val_fraction", "test_fraction"):
             value = data.get(name, getattr(defaults, name))
@@ -546,8 +427,8 @@ class _Parser:
 
     def buildable(self, spec: StudySpec) -> None:
         """Build the sampler and pruner once, so Optuna's own checks run now, not in a trial."""
-        from search.space import make_pruner
-        from search.space import make_sampler
+        from search.algorithms import make_pruner
+        from search.algorithms import make_sampler
 
         for key, make in (("[study].sampler", make_sampler), ("[study].pruner", make_pruner)):
             try:

@@ -75,8 +75,9 @@ def _idx_dataset(name: str) -> RawData:
     source = SOURCES[name]
     paths = {f.name.removesuffix(".gz"): fetch(name, source, f) for f in source.files}
     X, y = read_idx_pair(paths["train-images-idx3-ubyte"], paths["train-labels-idx1-ubyte"], 10)
-    X_test, y_test = read_idx_pair(paths["t10k-images-idx3-ubyte"],
-                                   paths["t10k-labels-idx1-ubyte"], 10)  # fmt: skip
+    X_test, y_test = read_idx_pair(
+        paths["t10k-images-idx3-ubyte"], paths["t10k-labels-idx1-ubyte"], 10
+    )
     return RawData(X=X, y=y, X_test=X_test, y_test=y_test, max_value=255.0)
 
 
@@ -152,8 +153,10 @@ def _prepare(
         X_val, y_val, X, y = X[val], y[val], X[keep], y[keep]
     else:
         X_val, y_val = raw.X_val, raw.y_val
-    for split, key, n_held in (("test", "test_fraction", len(y_test)),
-                               ("validation", "val_fraction", len(y_val))):  # fmt: skip
+    for split, key, n_held in (
+        ("test", "test_fraction", len(y_test)),
+        ("validation", "val_fraction", len(y_val)),
+    ):
         if n_held == 0:
             fraction = test_fraction if split == "test" else val_fraction
             raise DataError(
@@ -233,18 +236,26 @@ def load_dataset(
     Raises:
         DataError: a file is missing, unreachable, corrupt or malformed.
     """
-    settings = {"dataset": name, "val_fraction": val_fraction, "test_fraction": test_fraction,
-                "preprocess": preprocess, "seed": seed, "version": _CACHE_VERSION,
-                **_identity(name)}  # fmt: skip
+    settings = {
+        "dataset": name,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "preprocess": preprocess,
+        "seed": seed,
+        "version": _CACHE_VERSION,
+        **_identity(name),
+    }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
     folder = cache_dir() / "prepared" / key
     if not (folder / "meta.json").exists():
         raw = _read_raw(name)
         arrays = _prepare(raw, val_fraction, test_fraction, preprocess, seed)
-        classes = np.unique(np.concatenate([arrays["y_train"], arrays["y_val"],
-                                            arrays["y_test"]]))  # fmt: skip
-        meta = {"settings": settings, "classes": classes.tolist(),
-                "image_shape": list(raw.X.shape[1:])}  # fmt: skip
+        classes = np.unique(np.concatenate([arrays["y_train"], arrays["y_val"], arrays["y_test"]]))
+        meta = {
+            "settings": settings,
+            "classes": classes.tolist(),
+            "image_shape": list(raw.X.shape[1:]),
+        }
         _write_prepared(folder, arrays, meta)
     meta = json.loads((folder / "meta.json").read_text())
     loaded = {}
@@ -253,9 +264,20 @@ def load_dataset(
         loaded[key_] = X.reshape(len(X), -1)
     for key_ in ("y_train", "y_val", "y_test"):
         loaded[key_] = np.load(folder / f"{key_}.npy")
-    return Dataset(name=name, classes=np.array(meta["classes"]),
-                   image_shape=tuple(meta["image_shape"]), **loaded)  # fmt: skip
+    return Dataset(
+        name=name,
+        classes=np.array(meta["classes"]),
+        image_shape=tuple(meta["image_shape"]),
+        **loaded,
+    )
 
 
-__all__ = ["DATASETS", "PREPROCESS", "DataError", "Dataset", "is_npz_path", "load_dataset",
-           "stratified_split"]  # fmt: skip
+__all__ = [
+    "DATASETS",
+    "PREPROCESS",
+    "DataError",
+    "Dataset",
+    "is_npz_path",
+    "load_dataset",
+    "stratified_split",
+]

@@ -78,8 +78,15 @@ class _Progress:
         from tqdm import tqdm
 
         self.response = response
-        self.bar = tqdm(total=total, unit="B", unit_scale=True, desc=label, file=sys.stderr,
-                        leave=False, disable=None)  # fmt: skip
+        self.bar = tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=label,
+            file=sys.stderr,
+            leave=False,
+            disable=None,
+        )
 
     def read(self, n: int = -1) -> bytes:
         data = self.response.read(n)

@@ -78,7 +78,7 @@ def _whole_labels(y: np.ndarray, what: str) -> np.ndarray:
         whole = np.isfinite(y) & (y == np.round(y))
         if not whole.all():
             raise DataError(
-                f"{what}: label {y[~whole][0]!r} is not a whole number; allowed: {allowed}"
+                f"{what}: label {float(y[~whole][0])!r} is not a whole number; allowed: {allowed}"
             )
         y = y.astype(np.int64)
     return y
@@ -249,8 +249,9 @@ def read_digits() -> RawData:
     from sklearn.datasets import load_digits  # ~1 s to import; only when digits is used
 
     bunch = load_digits()
-    return RawData(X=bunch.images[:, None].astype(np.float32), y=bunch.target.astype(np.int64),
-                   max_value=16.0)  # fmt: skip
+    return RawData(
+        X=bunch.images[:, None].astype(np.float32), y=bunch.target.astype(np.int64), max_value=16.0
+    )
 
 
 __all__ = ["RawData", "read_cifar10", "read_digits", "read_idx", "read_idx_pair", "read_npz"]

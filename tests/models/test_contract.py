@@ -85,8 +85,9 @@ def test_stronger_l2_gives_smaller_weights(kind):
     norms = []
     for strength in (0.0, 0.01, 0.1):
         model = build(kind, reg="l2", reg_strength=strength, epochs=30).fit(X, y)
-        norms.append(math.sqrt(sum(float(np.sum(model.params_[w] ** 2))
-                                   for w in model._weight_names())))  # fmt: skip
+        norms.append(
+            math.sqrt(sum(float(np.sum(model.params_[w] ** 2)) for w in model._weight_names()))
+        )
     assert norms[0] > norms[1] > norms[2]
 
 
@@ -129,8 +130,15 @@ def test_init_options():
     for init, std in (("he", math.sqrt(2 / 400)), ("xavier", math.sqrt(2 / 403))):
         model = build("numpy.softmax", init=init, learning_rate=1e-12, epochs=1).fit(X, y)
         assert np.std(model.params_["W"]) == pytest.approx(std, rel=0.1)
-    model = build("numpy.mlp", init="normal", init_mean=0.1, init_std=0.1,
-                  learning_rate=1e-12, epochs=1, hidden=[300]).fit(X, y)  # fmt: skip
+    model = build(
+        "numpy.mlp",
+        init="normal",
+        init_mean=0.1,
+        init_std=0.1,
+        learning_rate=1e-12,
+        epochs=1,
+        hidden=[300],
+    ).fit(X, y)
     assert np.mean(model.params_["W1"]) == pytest.approx(0.1, abs=0.01)
     assert np.std(model.params_["W1"]) == pytest.approx(0.1, rel=0.05)
 

@@ -47,9 +47,13 @@ def images_and_labels(n: int, shape: tuple[int, ...], seed: int) -> tuple[np.nda
 def cifar_tar(batches: dict[str, tuple[np.ndarray, np.ndarray]], extra=()) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        members = [(f"cifar-10-batches-py/{name}",
-                    pickle.dumps({b"data": X, b"labels": y.tolist()}, protocol=2))
-                   for name, (X, y) in batches.items()]  # fmt: skip
+        members = [
+            (
+                f"cifar-10-batches-py/{name}",
+                pickle.dumps({b"data": X, b"labels": y.tolist()}, protocol=2),
+            )
+            for name, (X, y) in batches.items()
+        ]
         for name, payload in [*members, *extra]:
             info = tarfile.TarInfo(name)
             info.size = len(payload)
@@ -107,12 +111,23 @@ def own_cache(tmp_path, monkeypatch):
 def snapshot(folder: Path) -> dict[str, str]:
     if not folder.exists():
         return {}
-    return {str(p.relative_to(folder)): sha256(p.read_bytes()) if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): sha256(p.read_bytes()) if p.is_file() else "dir"
+        for p in sorted(folder.rglob("*"))
+    }
 
 
-def serve_idx(server, monkeypatch, name="mnist", *, n=200, n_test=50, shape=(6, 6),
-              mutate=None, served_mutate=None) -> None:  # fmt: skip
+def serve_idx(
+    server,
+    monkeypatch,
+    name="mnist",
+    *,
+    n=200,
+    n_test=50,
+    shape=(6, 6),
+    mutate=None,
+    served_mutate=None,
+) -> None:
     """Serve a tiny MNIST-format dataset and point the `name` source at it (dead mirror first)."""
     X, y = images_and_labels(n, shape, 1)
     X_test, y_test = images_and_labels(n_test, shape, 2)
@@ -316,8 +331,9 @@ def test_a_pickle_that_would_run_code_is_refused(server, monkeypatch):
             return (os.system, ("echo pwned > /tmp/hpsearch-pwned",))
 
     batches = cifar_batches(10)
-    archive = cifar_tar(batches, extra=[("cifar-10-batches-py/data_batch_1",
-                                          pickle.dumps(Evil()))])  # fmt: skip
+    archive = cifar_tar(
+        batches, extra=[("cifar-10-batches-py/data_batch_1", pickle.dumps(Evil()))]
+    )
     serve_cifar(server, monkeypatch, archive)
     with pytest.raises(DataError, match="not a CIFAR-10 python batch"):
         load_dataset("cifar10")
@@ -330,8 +346,15 @@ def test_a_pickle_that_would_run_code_is_refused(server, monkeypatch):
 def test_a_users_npz_with_its_own_splits(tmp_path):
     X, y = images_and_labels(60, (5, 5, 3), 1)
     path = tmp_path / "mine.npz"
-    np.savez(path, X_train=X[:40], y_train=y[:40], X_val=X[40:50], y_val=y[40:50],
-             X_test=X[50:], y_test=y[50:])  # fmt: skip
+    np.savez(
+        path,
+        X_train=X[:40],
+        y_train=y[:40],
+        X_val=X[40:50],
+        y_val=y[40:50],
+        X_test=X[50:],
+        y_test=y[50:],
+    )
     data = load_dataset(str(path), preprocess="scale")
     assert (len(data.y_train), len(data.y_val), len(data.y_test)) == (40, 10, 10)
     assert data.image_shape == (3, 5, 5)  # (N, H, W, C) became channel-first
@@ -347,9 +370,15 @@ def put_intel(cache: Path, n_train: int, n_val: int, n_test: int) -> np.ndarray:
     y = y % 6
     val = slice(n_train, n_train + n_val)
     (cache / "intel").mkdir(parents=True)
-    np.savez(cache / "intel" / "intel_landscapes.npz", train_images=X[:n_train],
-             train_labels=y[:n_train], val_images=X[val], val_labels=y[val],
-             test_images=X[val.stop:], test_labels=y[val.stop:])  # fmt: skip
+    np.savez(
+        cache / "intel" / "intel_landscapes.npz",
+        train_images=X[:n_train],
+        train_labels=y[:n_train],
+        val_images=X[val],
+        val_labels=y[val],
+        test_images=X[val.stop :],
+        test_labels=y[val.stop :],
+    )
     return X
 
 
@@ -367,8 +396,11 @@ def test_a_validation_fraction_too_small_for_the_data_is_refused(tmp_path, own_c
     X, y = images_and_labels(40, (4, 4), 1)  # 4 images a class
     path = tmp_path / "small.npz"
     np.savez(path, X_train=X, y_train=y, X_test=X[:10], y_test=y[:10])
-    with pytest.raises(DataError, match=r"val_fraction 0.1 leaves no validation image.*"
-                                        r"raise \[data\].val_fraction"):  # fmt: skip
+    with pytest.raises(
+        DataError,
+        match=r"val_fraction 0.1 leaves no validation image.*"
+        r"raise \[data\].val_fraction",
+    ):
         load_dataset(str(path), val_fraction=0.1)
     assert snapshot(own_cache / "prepared") == {}  # nothing half-made is left behind
     assert len(load_dataset(str(path), val_fraction=0.25).y_val) == 10  # one a class
@@ -392,9 +424,9 @@ BAD_NPZ = [
         "2 labels for 3 images",
     ),
     (
-        "float-labels",
-        lambda p: np.savez(p, X_train=np.zeros((3, 4)), y_train=np.zeros(3)),
-        "whole-number labels",
+        "fractional-labels",  # whole-valued floats (0.0, 1.0) are accepted
+        lambda p: np.savez(p, X_train=np.zeros((3, 4)), y_train=np.array([0.0, 0.5, 1.0])),
+        "label 0.5 is not a whole number",
     ),
     (
         "half-a-split",
@@ -479,8 +511,9 @@ ASSIGNMENTS = sorted(
 
 
 @pytest.mark.parametrize("study", ASSIGNMENTS, ids=lambda p: p.stem)
-def test_every_assignment_study_runs_where_its_data_exists(study, server, monkeypatch, own_cache,
-                                                           tmp_path):  # fmt: skip
+def test_every_assignment_study_runs_where_its_data_exists(
+    study, server, monkeypatch, own_cache, tmp_path
+):
     """A trial of each assignment's study trains on a small dataset in its real file format.
 
     The real datasets cannot be had here (no network); these stand in for them, served over

@@ -56,8 +56,9 @@ def test_linear_gradients(loss, reg):
     ],
 )
 def test_mlp_gradients(activation, loss, reg, dropout):
-    model = MLP(hidden=[4, 3], activation=activation, loss=loss, reg=reg, reg_strength=0.1,
-                dropout=dropout)  # fmt: skip
+    model = MLP(
+        hidden=[4, 3], activation=activation, loss=loss, reg=reg, reg_strength=0.1, dropout=dropout
+    )
     X, y = float64_model(model)
     smooth = activation != "relu" and loss == "softmax" and reg != "l1"
     check_all_gradients(model, X, y, SMOOTH_BOUND if smooth else KINK_BOUND)

@@ -37,8 +37,9 @@ def _train(kind, digits, seed=0, **extra):
     params, _ = LEARNS[kind]
     model = MODELS[kind].build({**params, **extra}, seed=seed)
     images = model.wants_images
-    history = train(model, *digits.split("train", images), *digits.split("val", images),
-                    classes=digits.classes)  # fmt: skip
+    history = train(
+        model, *digits.split("train", images), *digits.split("val", images), classes=digits.classes
+    )
     return model, history
 
 
@@ -62,8 +63,9 @@ def test_the_cnn_takes_each_input_shape(shape):
     X = rng.standard_normal((24, *shape), dtype=np.float32)
     y = np.arange(24) % 6
     for batch_norm in (True, False):
-        model = MODELS["torch.cnn"].build({"epochs": 1, "batch_size": 8, "channels": "8-16-16",
-                                           "batch_norm": batch_norm}, seed=0)  # fmt: skip
+        model = MODELS["torch.cnn"].build(
+            {"epochs": 1, "batch_size": 8, "channels": "8-16-16", "batch_norm": batch_norm}, seed=0
+        )
         model.partial_fit(X, y, classes=np.arange(6))
         assert model.decision_function(X).shape == (24, 6)
 
@@ -101,10 +103,14 @@ def test_without_torch_a_torch_study_ends_in_one_line_saying_how_to_install(
     command, write_study, tmp_path
 ):
     path = write_study(TINY.replace("numpy.softmax", "torch.mlp"))
-    argv = [command, str(path)] + (["--storage", f"sqlite:///{tmp_path / 'h.db'}"]
-                                   if command == "run" else [])  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", BLOCK_TORCH + f"sys.exit(main({argv!r}))"],
-                          capture_output=True, text=True)  # fmt: skip
+    argv = [command, str(path)] + (
+        ["--storage", f"sqlite:///{tmp_path / 'h.db'}"] if command == "run" else []
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH + f"sys.exit(main({argv!r}))"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "[model].kind" in lines[0] and "pip install torch" in lines[0]
@@ -112,7 +118,9 @@ def test_without_torch_a_torch_study_ends_in_one_line_saying_how_to_install(
 
 
 def test_numpy_studies_never_import_torch(write_study, tmp_path):
-    code = (BLOCK_TORCH + f"rc = main(['run', {str(write_study())!r}, '--quiet', '--storage', "
-            f"'sqlite:///{tmp_path / 'h.db'}']); print(rc)")  # fmt: skip
+    code = (
+        BLOCK_TORCH + f"rc = main(['run', {str(write_study())!r}, '--quiet', '--storage', "
+        f"'sqlite:///{tmp_path / 'h.db'}']); print(rc)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip().splitlines()[-1] == "0", done.stderr

@@ -39,8 +39,14 @@ def _torch_loss(torch, name, scores, y):
 )
 def test_mlp_loss_and_gradients_equal_torch(activation, loss, reg, dropout):
     torch = require_torch()
-    model = MLP(hidden=[6, 5], activation=activation, loss=loss, reg=reg, reg_strength=0.05,
-                dropout=dropout)  # fmt: skip
+    model = MLP(
+        hidden=[6, 5],
+        activation=activation,
+        loss=loss,
+        reg=reg,
+        reg_strength=0.05,
+        dropout=dropout,
+    )
     X, y = float64_model(model, n=9, d=7, c=4, seed=3)
     model._rng = np.random.default_rng(11)
     ours, grads = model.loss_and_grads(X, y)
@@ -67,5 +73,6 @@ def test_mlp_loss_and_gradients_equal_torch(activation, loss, reg, dropout):
 
     assert ours == pytest.approx(total.item(), rel=1e-10)
     for name, param in params.items():
-        np.testing.assert_allclose(grads[name], param.grad.numpy(), rtol=1e-9, atol=1e-12,
-                                   err_msg=name)  # fmt: skip
+        np.testing.assert_allclose(
+            grads[name], param.grad.numpy(), rtol=1e-9, atol=1e-12, err_msg=name
+        )

@@ -30,8 +30,9 @@ def test_early_stopping_stops_and_keeps_the_best_epochs_weights(digits):
     model = MODELS["numpy.mlp"].build(
         {"hidden": [32], "learning_rate": 0.5, "epochs": 60, "patience": 2}, seed=0
     )
-    history = train(model, digits.X_train, digits.y_train, digits.X_val, digits.y_val,
-                    classes=digits.classes)  # fmt: skip
+    history = train(
+        model, digits.X_train, digits.y_train, digits.X_val, digits.y_val, classes=digits.classes
+    )
     ran = len(history.val_accuracy)
     assert ran < 60
     assert history.kept_epoch == int(np.argmax(history.val_accuracy)) == ran - 3
@@ -41,8 +42,15 @@ def test_early_stopping_stops_and_keeps_the_best_epochs_weights(digits):
 def test_without_patience_the_final_weights_are_kept(digits):
     model = MODELS["numpy.softmax"].build({"epochs": 5}, seed=0)
     seen = []
-    history = train(model, digits.X_train, digits.y_train, digits.X_val, digits.y_val,
-                    classes=digits.classes, on_epoch=lambda e, h: seen.append(e))  # fmt: skip
+    history = train(
+        model,
+        digits.X_train,
+        digits.y_train,
+        digits.X_val,
+        digits.y_val,
+        classes=digits.classes,
+        on_epoch=lambda e, h: seen.append(e),
+    )
     assert seen == [0, 1, 2, 3, 4] and history.kept_epoch == 4
     assert model.evaluate(digits.X_val, digits.y_val)[1] == history.val_accuracy[-1]
 

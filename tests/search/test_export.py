@@ -40,16 +40,23 @@ def test_export_follows_the_schema_and_holds_every_parameter(finished, db_url, t
     assert main(["export", "tiny", "--storage", db_url, "-o", str(out), "--top", "3"]) == 0
     doc = json.loads(out.read_text())
     jsonschema.validate(doc, SCHEMA)
-    ranked = sorted((t for t in finished.trials if t.state.name == "COMPLETE"),
-                    key=lambda t: (-t.value, t.number))[:3]  # fmt: skip
+    ranked = sorted(
+        (t for t in finished.trials if t.state.name == "COMPLETE"),
+        key=lambda t: (-t.value, t.number),
+    )[:3]
     assert [c["trial_number"] for c in doc["configs"]] == [t.number for t in ranked]
     for config, trial in zip(doc["configs"], ranked, strict=True):
         assert config["params"] == {"epochs": 3, **trial.params}  # fixed and sampled
         assert ("reg_strength" in config["params"]) == (trial.params["reg"] != "none")
         assert config["seed"] == trial.user_attrs["seed"] and config["val_accuracy"] == trial.value
         assert config["epochs_run"] == 3
-    assert doc["data"] == {"dataset": "digits", "val_fraction": 0.2, "test_fraction": 0.2,
-                           "preprocess": "standardize", "seed": 0}  # fmt: skip
+    assert doc["data"] == {
+        "dataset": "digits",
+        "val_fraction": 0.2,
+        "test_fraction": 0.2,
+        "preprocess": "standardize",
+        "seed": 0,
+    }
     assert doc["model_kind"] == "numpy.softmax" and doc["study"] == "tiny"
     assert doc["retrain_command"] == f"hpsearch retrain {out}"
     assert set(doc["versions"]) >= {"hpsearch", "optuna", "numpy", "python"}
@@ -60,8 +67,9 @@ def test_the_schema_rejects_what_retrain_could_not_use():
         jsonschema.validate({"schema_version": 1, "study": "x"}, SCHEMA)
 
 
-def test_retrain_reproduces_the_validation_accuracy_and_tests_once(finished, db_url, tmp_path,
-                                                                   capsys):  # fmt: skip
+def test_retrain_reproduces_the_validation_accuracy_and_tests_once(
+    finished, db_url, tmp_path, capsys
+):
     exported = tmp_path / "best.json"
     assert main(["export", "tiny", "--storage", db_url, "-o", str(exported)]) == 0
     out = tmp_path / "final"
@@ -84,12 +92,12 @@ def test_retrain_reproduces_the_validation_accuracy_and_tests_once(finished, db_
 
 def test_retrain_reproduces_a_torch_trial_on_the_cpu(write_study, db_url, tmp_path):
     require_torch()
-    text = TINY.replace("numpy.softmax", "torch.logistic").replace("n_trials = 6",
-                                                                   "n_trials = 2")  # fmt: skip
+    text = TINY.replace("numpy.softmax", "torch.logistic").replace("n_trials = 6", "n_trials = 2")
     assert main(["run", str(write_study(text)), "--storage", db_url, "--quiet"]) == 0
     assert main(["export", "tiny", "--storage", db_url, "-o", str(tmp_path / "b.json")]) == 0
-    assert main(["retrain", str(tmp_path / "b.json"), "--out", str(tmp_path / "o"),
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(["retrain", str(tmp_path / "b.json"), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    )
     assert json.loads((tmp_path / "o" / "b.json").read_text())["retrain"]["reproduced"] is True
 
 
@@ -141,8 +149,10 @@ def test_retrain_rank_that_does_not_exist(finished, db_url, tmp_path, capsys):
 
 
 def test_confirm_statistics_and_what_it_stores(finished, db_url, capsys):
-    assert main(["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "3",
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "3", "--quiet"])
+        == 0
+    )
     stored = optuna.load_study(study_name="tiny", storage=db_url).user_attrs[CONFIRM_ATTR]
     results = stored["results"]
     assert stored["top"] == 2 and stored["repeats"] == 3 and len(results) == 2
@@ -153,26 +163,30 @@ def test_confirm_statistics_and_what_it_stores(finished, db_url, capsys):
         assert len(values) == 3 and r["mean"] == pytest.approx(values.mean())
         assert r["std"] == pytest.approx(values.std(ddof=1))
         assert len(set(r["seeds"])) == 3
-        assert r["seeds"] == [derive_seed(0, r["trial"], k) for k in (1, 2, 3)]
+        assert r["seeds"] == [derive_seed(0, r["trial_number"], k) for k in (1, 2, 3)]
     # One of the runs, repeated independently, gives the recorded accuracy.
     first = results[0]
     data = load_dataset("digits", seed=0)
     model = MODELS["numpy.softmax"].build(first["params"], first["seeds"][0])
-    history = train(model, data.X_train, data.y_train, data.X_val, data.y_val,
-                    classes=data.classes)  # fmt: skip
+    history = train(
+        model, data.X_train, data.y_train, data.X_val, data.y_val, classes=data.classes
+    )
     assert float(f"{history.kept_val_accuracy:.6g}") == first["val_accuracy"][0]
     out = capsys.readouterr().out
     assert f"{first['mean']:.4f} ± {first['std']:.4f}" in out
 
 
 def _ranked(study):
-    return sorted((t for t in study.trials if t.state.name == "COMPLETE"),
-                  key=lambda t: (-t.value, t.number))  # fmt: skip
+    return sorted(
+        (t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: (-t.value, t.number)
+    )
 
 
 def test_export_puts_the_confirm_winner_first(finished, db_url, tmp_path, capsys):
-    assert main(["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "3",
-                 "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "3", "--quiet"])
+        == 0
+    )
     results = optuna.load_study(study_name="tiny", storage=db_url).user_attrs[CONFIRM_ATTR]
     results = results["results"]
     capsys.readouterr()
@@ -183,7 +197,9 @@ def test_export_puts_the_confirm_winner_first(finished, db_url, tmp_path, capsys
     assert doc["ranked_by"] == "confirm"
     # The confirmed trials by their mean over the new seeds, then the next one by search value.
     third = _ranked(finished)[2].number
-    assert [c["trial_number"] for c in doc["configs"]] == [r["trial"] for r in results] + [third]
+    assert [c["trial_number"] for c in doc["configs"]] == [r["trial_number"] for r in results] + [
+        third
+    ]
     for config, r in zip(doc["configs"], results, strict=False):
         assert config["confirm"] == {k: r[k] for k in ("mean", "std", "val_accuracy", "seeds")}
     assert "confirm" not in doc["configs"][2]
@@ -193,8 +209,16 @@ def test_export_puts_the_confirm_winner_first(finished, db_url, tmp_path, capsys
 def test_export_ignores_a_confirm_that_later_trials_overtook(finished, db_url, tmp_path, capsys):
     """A confirm of trials that are no longer the top ones cannot say which is best."""
     ranked = _ranked(finished)
-    stale = [{"trial": t.number, "mean": 0.99 - i / 100, "std": 0.0, "val_accuracy": [0.9],
-              "seeds": [1]} for i, t in enumerate(ranked[1:3])]  # fmt: skip
+    stale = [
+        {
+            "trial": t.number,  # the key confirms stored before `trial_number`: still read
+            "mean": 0.99 - i / 100,
+            "std": 0.0,
+            "val_accuracy": [0.9],
+            "seeds": [1],
+        }
+        for i, t in enumerate(ranked[1:3])
+    ]
     finished.set_user_attr(CONFIRM_ATTR, {"top": 2, "repeats": 1, "results": stale})
     out = tmp_path / "best.json"
     assert main(["export", "tiny", "--storage", db_url, "-o", str(out), "--top", "3"]) == 0
@@ -212,24 +236,29 @@ def _free_port() -> int:
 
 def test_the_dashboard_command_serves_the_study(finished, db_url):
     port = _free_port()
-    proc = subprocess.Popen([BIN / "hpsearch", "dashboard", "--storage", db_url, "--port",
-                             str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [BIN / "hpsearch", "dashboard", "--storage", db_url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert f"http://127.0.0.1:{port}/" in proc.stdout.readline()
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies",
-                                            timeout=5) as response:  # fmt: skip
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/studies", timeout=5
+                ) as response:
                     summaries = json.load(response)["study_summaries"]
                 break
             except OSError:
                 assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
                 time.sleep(0.2)
         study_id = summaries[0]["study_id"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}",
-                                    timeout=30) as response:  # fmt: skip
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=30
+        ) as response:
             assert len(json.load(response)["trials"]) == len(finished.trials)
     finally:
         proc.terminate()

@@ -24,8 +24,9 @@ def test_every_constructor_argument_has_a_constraint(kind):
     assert arguments == set(entry.arguments())
 
 
-@pytest.mark.parametrize("study", sorted((ROOT / "studies").glob("digits_*.toml")),
-                         ids=lambda p: p.stem)  # fmt: skip
+@pytest.mark.parametrize(
+    "study", sorted((ROOT / "studies").glob("digits_*.toml")), ids=lambda p: p.stem
+)
 def test_each_digits_study_runs(study, db_url):
     if 'kind = "torch.' in study.read_text():
         require_torch()

@@ -27,9 +27,12 @@ from search.storage import open_storage
 from tests.conftest import TINY
 
 # A study every figure can be drawn for: 14 trials, pruning on, several optimizers.
-REPORTED = (TINY.replace("n_trials = 6", "n_trials = 14")
-            .replace('pruner = "none"', 'pruner = { type = "median", n_startup_trials = 3 }')
-            + 'optimizer = { type = "categorical", choices = ["sgd", "adam"] }\n')  # fmt: skip
+REPORTED = (
+    TINY.replace("n_trials = 6", "n_trials = 14").replace(
+        'pruner = "none"', 'pruner = { type = "median", n_startup_trials = 3 }'
+    )
+    + 'optimizer = { type = "categorical", choices = ["sgd", "adam"] }\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,11 @@ def reported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     url = f"sqlite:///{folder / 'h.db'}"
     (folder / "a.toml").write_text(REPORTED)
-    (folder / "b.toml").write_text(REPORTED.replace('name = "tiny"', 'name = "other"')
-                                   .replace("n_trials = 14", "n_trials = 8"))  # fmt: skip
+    (folder / "b.toml").write_text(
+        REPORTED.replace('name = "tiny"', 'name = "other"').replace(
+            "n_trials = 14", "n_trials = 8"
+        )
+    )
     for name in ("a.toml", "b.toml"):
         assert main(["run", str(folder / name), "--storage", url, "--quiet"]) == 0
     return folder, url
@@ -50,10 +56,19 @@ def _load(url: str, name: str = "tiny"):
     return study, spec, url
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--enable-logging=stderr",
-                  "--v=0", "--virtual-time-budget=20000"]  # fmt: skip
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=20000",
+]
 
 
 def _chromium() -> str:
@@ -67,18 +82,31 @@ def _chromium() -> str:
 
 def open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
     """The DOM after the page's scripts ran, and the console errors Chromium logged."""
-    done = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'p'}",
-                           "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                          timeout=180)  # fmt: skip
-    errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line
-              and re.search(r"error|uncaught", line, re.I)]  # fmt: skip
+    done = subprocess.run(
+        [
+            _chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'p'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    errors = [
+        line
+        for line in done.stderr.splitlines()
+        if "CONSOLE" in line and re.search(r"error|uncaught", line, re.I)
+    ]
     return done.stdout, errors
 
 
 def test_the_console_error_detector_sees_errors(tmp_path):
     page = tmp_path / "broken.html"
-    page.write_text("<html><body><script>console.error('boom'); undefinedCall();</script>"
-                    "</body></html>")  # fmt: skip
+    page.write_text(
+        "<html><body><script>console.error('boom'); undefinedCall();</script></body></html>"
+    )
     _, errors = open_in_chromium(page, tmp_path)
     assert errors  # otherwise the test below could not fail
 
@@ -105,8 +133,9 @@ def test_summary_and_curves_data(reported):
     study, spec, _ = _load(url)
     info = summary_info(study, spec)
     trials = study.trials
-    assert info["states"] == {s: sum(t.state.name == s for t in trials)
-                              for s in {t.state.name for t in trials}}  # fmt: skip
+    assert info["states"] == {
+        s: sum(t.state.name == s for t in trials) for s in {t.state.name for t in trials}
+    }
     assert info["best_value"] == study.best_value and info["best_trial"] == study.best_trial.number
     assert info["best_params"] == {**spec.model.fixed, **study.best_trial.params}
     assert info["train_seconds"] == pytest.approx(sum(t.user_attrs["seconds"] for t in trials))
@@ -125,8 +154,11 @@ def test_learning_rate_and_weight_norm_data(reported):
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert sorted(groups) == sorted({t.params["optimizer"] for t in complete})
     for optimizer, points in groups.items():
-        assert sorted(points) == sorted((t.params["learning_rate"], t.value) for t in complete
-                                        if t.params["optimizer"] == optimizer)  # fmt: skip
+        assert sorted(points) == sorted(
+            (t.params["learning_rate"], t.value)
+            for t in complete
+            if t.params["optimizer"] == optimizer
+        )
     section = next(s for s in study_sections(study, spec) if s.id.endswith("-weight-norm"))
     top = sorted(complete, key=lambda t: t.value, reverse=True)[:5]
     assert [list(tr.y) for tr in section.figure.data] == [
@@ -142,8 +174,9 @@ def test_class_weight_images_are_the_best_trials_weights(reported):
     assert images.shape == (10, 1, 8, 8) and classes == [str(c) for c in range(10)]
     # Retraining the trial (deterministic) gives the weights the images were drawn from.
     data = load_dataset("digits", val_fraction=0.2, test_fraction=0.2, seed=0)
-    model = MODELS[spec.model.kind].build({**spec.model.fixed, **best.params},
-                                          best.user_attrs["seed"])  # fmt: skip
+    model = MODELS[spec.model.kind].build(
+        {**spec.model.fixed, **best.params}, best.user_attrs["seed"]
+    )
     train(model, data.X_train, data.y_train, data.X_val, data.y_val, classes=data.classes)
     W = model.params_["W"].T.reshape(10, -1).astype(np.float64)
     scaled = (W - W.min(axis=1, keepdims=True)) / np.ptp(W, axis=1, keepdims=True)
@@ -183,8 +216,9 @@ def test_intermediate_values_data_and_figure(reported):
     groups = intermediate_info(study.trials)
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     assert pruned and len(groups["PRUNED"]) == len(pruned)
-    for t, run in zip([t for t in study.trials if t.state.name == "COMPLETE"],
-                      groups["COMPLETE"], strict=True):  # fmt: skip
+    for t, run in zip(
+        [t for t in study.trials if t.state.name == "COMPLETE"], groups["COMPLETE"], strict=True
+    ):
         assert run == [t.intermediate_values[e] for e in sorted(t.intermediate_values)]
     section = next(s for s in study_sections(study, spec) if s.id.endswith("-intermediate"))
     for trace in section.figure.data:

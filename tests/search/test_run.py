@@ -30,8 +30,13 @@ def test_a_run_stores_every_trial_with_its_records(write_study, db_url, capsys):
     assert study.user_attrs[SPEC_ATTR] == load_study_file(path).to_dict()
     for t in trials:
         curves = t.user_attrs["curves"]
-        assert set(curves) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy",
-                               "weight_norm"}  # fmt: skip
+        assert set(curves) == {
+            "train_loss",
+            "train_accuracy",
+            "val_loss",
+            "val_accuracy",
+            "weight_norm",
+        }
         assert all(norm > 0 for norm in curves["weight_norm"])
         assert all(len(v) == 3 for v in curves.values())  # one entry per epoch
         assert t.value == curves["val_accuracy"][-1]  # the final weights' accuracy
@@ -43,8 +48,9 @@ def test_a_run_stores_every_trial_with_its_records(write_study, db_url, capsys):
     # Each class's weights as an image, stored only by trials that beat the best so far.
     with_images = [t for t in trials if "class_weights" in t.user_attrs]
     assert study.best_trial in with_images
-    assert all(t.value > max([u.value for u in trials[: t.number]], default=-1)
-               for t in with_images)  # fmt: skip
+    assert all(
+        t.value > max([u.value for u in trials[: t.number]], default=-1) for t in with_images
+    )
     images = study.best_trial.user_attrs["class_weights"]
     assert images["shape"] == [10, 1, 8, 8] and len(images["classes"]) == 10
     out = capsys.readouterr().out

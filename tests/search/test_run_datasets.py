@@ -50,9 +50,15 @@ def test_run_on_cifar10(server, monkeypatch, write_study, db_url):  # noqa: F811
 def test_run_on_intel_and_on_an_npz_path(own_cache, tmp_path, write_study, db_url):  # noqa: F811
     X, y = images_and_labels(60, (48 * 48 * 3,), 1)
     (own_cache / "intel").mkdir(parents=True)
-    np.savez(own_cache / "intel" / "intel_landscapes.npz", train_images=X[:40],
-             train_labels=y[:40] % 6, val_images=X[40:50], val_labels=y[40:50] % 6,
-             test_images=X[50:], test_labels=y[50:] % 6)  # fmt: skip
+    np.savez(
+        own_cache / "intel" / "intel_landscapes.npz",
+        train_images=X[:40],
+        train_labels=y[:40] % 6,
+        val_images=X[40:50],
+        val_labels=y[40:50] % 6,
+        test_images=X[50:],
+        test_labels=y[50:] % 6,
+    )
     _run_ok(write_study, db_url, "intel")
     np.savez(tmp_path / "mine.npz", X_train=X[:50], y_train=y[:50])
     other = f"sqlite:///{tmp_path / 'other.db'}"

@@ -3,9 +3,9 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.space import grid_values
+from search.algorithms import grid_values
 from search.space import suggest
-from search.study_file import ParamSpec
+from search.spec import ParamSpec
 from search.study_file import load_study_file
 
 

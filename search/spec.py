@@ -1,0 +1,147 @@
+"""What a study is: frozen dataclasses, built from a study file by search/study_file.py.
+
+The parsed spec is stored with the study (`StudySpec.to_dict()`), and parsing that dict again
+gives the same spec, so every later command needs only the storage and the study name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+
+from search.algorithms import DEFAULT_PRUNER
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searched constructor argument; the keys mirror `trial.suggest_*`."""
+
+    # The model's constructor argument this parameter sets.
+    name: str
+    # "float", "int" or "categorical".
+    type: str
+    # Bounds of a float or int parameter, both included.
+    low: float | int | None = None
+    high: float | int | None = None
+    # Sample on a log scale (low must be > 0; not with step).
+    log: bool = False
+    # Spacing of the values of a float or int parameter.
+    step: float | int | None = None
+    # Values of a categorical parameter.
+    choices: tuple[Any, ...] = ()
+    # Active only when each named parent parameter took one of the listed values.
+    when: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        if self.type == "categorical":
+            out["choices"] = list(self.choices)
+        else:
+            out.update(low=self.low, high=self.high)
+            if self.log:
+                out["log"] = True
+            if self.step is not None:
+                out["step"] = self.step
+        if self.when:
+            out["when"] = {parent: list(values) for parent, values in self.when}
+        return out
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """A sampler or pruner by name, with the keyword arguments of its Optuna class."""
+
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **self.options}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    # A name in models.data.DATASETS.
+    dataset: str = "digits"
+    # Share of the training data held out for validation.
+    val_fraction: float = 0.2
+    # Share held out for the final test, for datasets without a test split of their own.
+    test_fraction: float = 0.2
+    # "standardize", "scale" or "none" (models.data.load_dataset).
+    preprocess: str = "standardize"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+            "preprocess": self.preprocess,
+        }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    # A key of models.MODELS.
+    kind: str
+    # Constructor arguments passed unchanged to every trial.
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "fixed": dict(self.fixed)}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    # The study's name in storage.
+    name: str
+    # Finished trials the study should have in total (complete, pruned or diverged).
+    n_trials: int
+    data: DataSpec
+    model: ModelSpec
+    params: tuple[ParamSpec, ...]
+    direction: str = "maximize"
+    # Seeds the data split, the sampler and, with the trial number, every trial.
+    seed: int = 0
+    # Stop starting new trials after this many seconds of one `hpsearch run`.
+    timeout: float | None = None
+    sampler: AlgorithmSpec = AlgorithmSpec("tpe")
+    pruner: AlgorithmSpec = AlgorithmSpec(
+        DEFAULT_PRUNER["type"], {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"}
+    )
+    # Where the spec came from, for messages: a file path or "stored study 'x'".
+    source: str = field(default="", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as TOML-shaped, JSON-compatible data; parse_study() reads it back."""
+        study: dict[str, Any] = {
+            "name": self.name,
+            "n_trials": self.n_trials,
+            "direction": self.direction,
+            "seed": self.seed,
+            "sampler": self.sampler.to_dict(),
+            "pruner": self.pruner.to_dict(),
+        }
+        if self.timeout is not None:
+            study["timeout"] = self.timeout
+        return {
+            "study": study,
+            "data": self.data.to_dict(),
+            "model": self.model.to_dict(),
+            "params": {p.name: p.to_dict() for p in self.params},
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a stored study to be resumed with this spec.
+
+        The budget, timeout, sampler and pruner may change between runs; what is searched,
+        on which data split, with which model, may not.
+        """
+        d = self.to_dict()
+        return {
+            "[study].direction": self.direction,
+            "[study].seed": self.seed,
+            "[data]": d["data"],
+            "[model]": d["model"],
+            "[params]": d["params"],
+        }

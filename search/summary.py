@@ -1,0 +1,131 @@
+"""What `hpsearch studies` and `hpsearch show` report, as values (the CLI formats them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+from search.records import SPEC_ATTR
+from search.records import best_epoch
+from search.records import complete_best_first
+from search.records import finished_count
+from search.records import last_update
+from search.records import state_counts
+
+if TYPE_CHECKING:
+    import optuna
+
+    from search.spec import StudySpec
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One study of a database: `hpsearch studies`."""
+
+    study: str
+    model: str | None
+    dataset: str | None
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    best: float | None
+    last_update: str | None  # in the reader's zone, with its UTC offset
+
+
+def list_studies(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
+    import optuna
+
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage=storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        counts = state_counts(trials)
+        spec = summary.user_attrs.get(SPEC_ATTR, {})
+        best = summary.best_trial.value if summary.best_trial else None
+        rows.append(
+            StudyRow(
+                study=summary.study_name,
+                model=spec.get("model", {}).get("kind"),
+                dataset=spec.get("data", {}).get("dataset"),
+                complete=counts["COMPLETE"],
+                pruned=counts["PRUNED"],
+                failed=counts["FAIL"],
+                running=counts["RUNNING"],
+                best=best,
+                last_update=last_update(trials),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    trial_number: int
+    val_accuracy: float
+    seconds: float
+    params: dict[str, Any]  # the searched parameters (inactive conditional ones absent)
+
+
+@dataclass(frozen=True)
+class BestTrial:
+    trial_number: int
+    val_accuracy: float
+    params: dict[str, Any]  # every constructor argument, fixed and searched
+    seed: int | None
+    seconds: float
+    epochs: int
+    best_epoch: int | None
+    curves: dict[str, list[float]]  # per epoch: train/val loss and accuracy, weight norm
+
+
+@dataclass(frozen=True)
+class StudyDetail:
+    """One study: `hpsearch show`."""
+
+    study: str
+    model: str
+    dataset: str
+    budget: int
+    finished: int
+    states: dict[str, int]
+    searched: list[str]  # the searched parameters' names, in the study file's order
+    best: BestTrial | None
+    top: list[TrialRow]
+    n_complete: int
+
+
+def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetail:
+    trials = study.get_trials(deepcopy=False)
+    complete = complete_best_first(trials)
+    best = None
+    if complete:
+        t = complete[0]
+        curves = t.user_attrs.get("curves", {})
+        best = BestTrial(
+            trial_number=t.number,
+            val_accuracy=t.value,
+            params={**spec.model.fixed, **t.params},
+            seed=t.user_attrs.get("seed"),
+            seconds=t.user_attrs.get("seconds", 0.0),
+            epochs=len(curves.get("val_accuracy", [])),
+            best_epoch=best_epoch(t),
+            curves=curves,
+        )
+    counts = state_counts(trials)
+    return StudyDetail(
+        study=study.study_name,
+        model=spec.model.kind,
+        dataset=spec.data.dataset,
+        budget=spec.n_trials,
+        finished=finished_count(trials),
+        states={state: counts[state] for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
+        searched=[p.name for p in spec.params],
+        best=best,
+        top=[
+            TrialRow(t.number, t.value, t.user_attrs.get("seconds", 0.0), dict(t.params))
+            for t in complete[:top]
+        ],
+        n_complete=len(complete),
+    )
