@@ -14,6 +14,7 @@ from typing import Any
 
 from models._constraints import Constraint
 from models._constraints import Options
+from models.protocol import Classifier
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ModelEntry:
         constraints = {**self.load()._parameter_constraints, **self.restrict}
         return {k: v for k, v in constraints.items() if k not in self.preset and k != "seed"}
 
-    def build(self, params: dict[str, Any], seed: int) -> Any:
+    def build(self, params: dict[str, Any], seed: int) -> Classifier:
         return self.load()(**{**self.defaults, **params}, **self.preset, seed=seed)
 
     def needs_torch(self) -> bool:
@@ -62,4 +63,4 @@ MODELS: dict[str, ModelEntry] = {
     "torch.cnn": ModelEntry("models.torch_models:TorchCNN"),
 }
 
-__all__ = ["MODELS", "ModelEntry"]
+__all__ = ["MODELS", "Classifier", "ModelEntry"]

@@ -2,7 +2,7 @@
 
 A subclass implements `_init_params(n_features, n_classes)`, `_forward(X, train)` returning
 (scores of shape (N, C), cache), `_backward(dscores, cache)` returning gradients keyed like
-`params_`, and `_weight_names()` (the arrays that regularization applies to, never biases).
+`weights_`, and `_weight_names()` (the arrays that regularization applies to, never biases).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from models.layers import INITS
 from models.losses import LOSSES
 from models.optimizers import OPTIMIZERS
 from models.optimizers import make_optimizer
+from models.protocol import ClassifierMixin
 from models.regularizers import REGULARIZERS
 from models.regularizers import penalty
 from models.schedules import SCHEDULES
@@ -60,7 +61,7 @@ def store_arguments(model: Any, arguments: dict[str, Any]) -> None:
             setattr(model, name, value)
 
 
-class GradientModel:
+class GradientModel(ClassifierMixin):
     """Mini-batch training, regularization, schedules and evaluation for any network.
 
     Every constructor argument of a subclass is stored as-is (scikit-learn's rule: no logic in
@@ -68,9 +69,7 @@ class GradientModel:
     """
 
     _parameter_constraints: dict[str, Any] = COMMON_CONSTRAINTS
-
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._parameter_constraints}
+    _learned = ("weights_", "classes_")
 
     # -- to be defined by subclasses -------------------------------------------------------
 
@@ -95,24 +94,24 @@ class GradientModel:
         self._validate()
         self.classes_ = np.asarray(classes)
         self._rng = np.random.default_rng(self.seed)
-        self.params_ = self._init_params(n_features, len(self.classes_))
+        self.weights_ = self._init_params(n_features, len(self.classes_))
         self._optimizer = make_optimizer(self.optimizer, self.learning_rate, self.momentum)
         self.loss_curve_: list[float] = []
 
     def loss_and_grads(self, X: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
-        """Regularized loss of a batch and the gradient of every array in params_.
+        """Regularized loss of a batch and the gradient of every array in weights_.
 
         Args:
             X: Inputs of shape (N, D).
             y: Class indices of shape (N,), values in [0, C).
 
         Returns:
-            The data loss plus the weight penalty, and gradients keyed like params_.
+            The data loss plus the weight penalty, and gradients keyed like weights_.
         """
         scores, cache = self._forward(X, train=True)
         data_loss, dscores = LOSSES[self.loss](scores, y)
         grads = self._backward(dscores, cache)
-        weights = {name: self.params_[name] for name in self._weight_names()}
+        weights = {name: self.weights_[name] for name in self._weight_names()}
         reg_loss, reg_grads = penalty(self.reg, self.reg_strength, weights)
         for name, grad in reg_grads.items():
             grads[name] += grad
@@ -126,7 +125,7 @@ class GradientModel:
             y: Labels of shape (N,).
             classes: All labels that can occur; needed on the first call only.
         """
-        if not hasattr(self, "params_"):
+        if not hasattr(self, "weights_"):
             self._initialize(X.shape[1], np.unique(y) if classes is None else classes)
         y_idx = np.searchsorted(self.classes_, y)
         epoch = len(self.loss_curve_)
@@ -144,32 +143,16 @@ class GradientModel:
             for idx in minibatches(len(X), self.batch_size, self._rng, self.sampling):
                 loss, grads = self.loss_and_grads(X[idx], y_idx[idx])
                 check_finite(loss, epoch)
-                self._optimizer.step(self.params_, grads)
+                self._optimizer.step(self.weights_, grads)
                 total += loss * len(idx)
                 seen += len(idx)
-        check_weights(self.params_, epoch)
+        check_weights(self.weights_, epoch)
         self.loss_curve_.append(total / seen)
-        return self
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
-        """Train from scratch for `epochs` epochs (no early stopping: it needs validation data;
-        models.training.train() does that)."""
-        for attr in ("params_", "classes_"):
-            self.__dict__.pop(attr, None)
-        for _ in range(self.epochs):
-            self.partial_fit(X, y)
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Class scores of shape (N, C), in evaluation mode (no dropout)."""
         return self._forward(X, train=False)[0]
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
-
-    def score(self, X: np.ndarray, y: np.ndarray) -> float:
-        """Mean accuracy."""
-        return float((self.predict(X) == y).mean())
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Data loss (no penalty) and accuracy over all of X, scored in chunks."""
@@ -189,13 +172,16 @@ class GradientModel:
         """sqrt(sum W**2) over the weight matrices (what L2 penalizes)."""
         return float(
             np.sqrt(
-                sum(float(np.vdot(self.params_[w], self.params_[w])) for w in self._weight_names())
+                sum(
+                    float(np.vdot(self.weights_[w], self.weights_[w]))
+                    for w in self._weight_names()
+                )
             )
         )
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """A copy of the learned arrays."""
-        return {name: value.copy() for name, value in self.params_.items()}
+        return {name: value.copy() for name, value in self.weights_.items()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        self.params_ = {name: value.copy() for name, value in weights.items()}
+        self.weights_ = {name: value.copy() for name, value in weights.items()}

@@ -71,7 +71,7 @@ class LinearClassifier(GradientModel):
         return ["W"]
 
     def _forward(self, X: np.ndarray, train: bool) -> tuple[np.ndarray, Any]:
-        return affine_forward(X, self.params_["W"], self.params_["b"])
+        return affine_forward(X, self.weights_["W"], self.weights_["b"])
 
     def _backward(self, dscores: np.ndarray, cache: Any) -> dict[str, np.ndarray]:
         _, dW, db = affine_backward(dscores, cache, need_dx=False)
@@ -80,4 +80,4 @@ class LinearClassifier(GradientModel):
     def class_weight_images(self, image_shape: tuple[int, ...]) -> np.ndarray:
         """Each class's weights as an image, shape (C_classes, *image_shape) (cs231n's
         "templates"; the CIFAR-10 assignment shows them)."""
-        return self.params_["W"].T.reshape(len(self.classes_), *image_shape)
+        return self.weights_["W"].T.reshape(len(self.classes_), *image_shape)

@@ -129,7 +129,7 @@ class MLP(GradientModel):
         return params
 
     def _n_layers(self) -> int:
-        return len(self.params_) // 2
+        return len(self.weights_) // 2
 
     def _weight_names(self) -> list[str]:
         return [f"W{i}" for i in range(1, self._n_layers() + 1)]
@@ -140,13 +140,13 @@ class MLP(GradientModel):
         caches = []
         h = X
         for i in range(1, n):
-            a, affine_cache = affine_forward(h, self.params_[f"W{i}"], self.params_[f"b{i}"])
+            a, affine_cache = affine_forward(h, self.weights_[f"W{i}"], self.weights_[f"b{i}"])
             h, act_cache = forward(a)
             mask = None
             if train and self.dropout > 0:
                 h, mask = dropout_forward(h, self.dropout, self._rng)
             caches.append((affine_cache, act_cache, mask))
-        scores, out_cache = affine_forward(h, self.params_[f"W{n}"], self.params_[f"b{n}"])
+        scores, out_cache = affine_forward(h, self.weights_[f"W{n}"], self.weights_[f"b{n}"])
         return scores, (caches, out_cache)
 
     def _backward(self, dscores: np.ndarray, cache: Any) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@
     l2: strength * sum W**2      gradient 2 * strength * W
 
 L2 is written without the factor 1/2 that cs231n and scikit-learn use, because the reference
-assignments (../shared/seeds/000) define R(W) = sum W**2; the same definition holds for every
+assignments (assignment 000) define R(W) = sum W**2; the same definition holds for every
 model in hpsearch, NumPy and Torch alike.
 """
 

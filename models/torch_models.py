@@ -23,6 +23,7 @@ from models.base import COMMON_CONSTRAINTS
 from models.base import store_arguments
 from models.mlp import Widths
 from models.mlp import parse_hidden
+from models.protocol import ClassifierMixin
 from models.schedules import lr_at
 from models.training import MAX_ABS_WEIGHT
 from models.training import TrainingDiverged
@@ -62,7 +63,7 @@ _TORCH_CONSTRAINTS = {k: v for k, v in COMMON_CONSTRAINTS.items() if k != "loss"
 _TORCH_CONSTRAINTS["device"] = Options(("auto", "cpu", "cuda"))
 
 
-class TorchClassifier:
+class TorchClassifier(ClassifierMixin):
     """Shared training for the Torch networks: softmax cross-entropy, mini-batches sliced from
     in-memory tensors, the NumPy models' optimizers, schedules, penalties and sampling.
 
@@ -71,10 +72,7 @@ class TorchClassifier:
     """
 
     _parameter_constraints: dict[str, Any] = _TORCH_CONSTRAINTS
-    wants_images = False
-
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._parameter_constraints}
+    _learned = ("net_",)
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
         raise NotImplementedError
@@ -207,12 +205,6 @@ class TorchClassifier:
                     f"weights exploded in epoch {epoch}: max |{name}| = {biggest:.3g}"
                 )
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
-        self.__dict__.pop("net_", None)
-        for _ in range(self.epochs):
-            self.partial_fit(X, y)
-        return self
-
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Class scores of shape (N, C), in evaluation mode."""
         torch = _torch()
@@ -224,12 +216,6 @@ class TorchClassifier:
                 for s in range(0, len(Xt), _EVAL_CHUNK)
             ]
         return torch.cat(chunks).numpy()
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
-
-    def score(self, X: np.ndarray, y: np.ndarray) -> float:
-        return float((self.predict(X) == y).mean())
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Cross-entropy (no penalty) and accuracy over all of X."""
@@ -293,7 +279,7 @@ class TorchLogistic(TorchClassifier):
 
 
 class TorchMLP(TorchClassifier):
-    """A feed-forward net; the defaults are the landscape assignment's table (seeds/003)."""
+    """A feed-forward net; the defaults are the landscape assignment's table (assignment 003)."""
 
     _parameter_constraints = {
         **_TORCH_CONSTRAINTS,

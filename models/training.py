@@ -12,9 +12,12 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from models.protocol import Classifier
 
 SAMPLING = ("shuffle", "bootstrap")
 # Beyond this any weight is a sign of divergence, long before float32 overflows; stopping here
@@ -76,7 +79,7 @@ class History:
 
 
 def train(
-    model: Any,
+    model: Classifier,
     X: np.ndarray,
     y: np.ndarray,
     X_val: np.ndarray,
@@ -98,7 +101,7 @@ def train(
     # A prefix is a view, not a copy; models.data stores training rows in seeded random order,
     # so it is a fair sample.
     X_eval, y_eval = X[:TRAIN_EVAL_ROWS], y[:TRAIN_EVAL_ROWS]
-    patience = getattr(model, "patience", 0)
+    patience = model.patience
     best_weights = None
     for epoch in range(model.epochs):
         with guard():

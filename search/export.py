@@ -17,9 +17,11 @@ from typing import Any
 
 from search.errors import UsageError
 from search.records import CONFIRM_ATTR
+from search.records import SEED_ATTR
 from search.records import best_epoch
 from search.records import complete_best_first
 from search.records import confirm_trial_number
+from search.records import curves
 
 if TYPE_CHECKING:
     import optuna
@@ -79,8 +81,8 @@ def export_document(
             "trial_number": trial.number,
             "val_accuracy": trial.value,
             "params": {**spec.model.fixed, **trial.params},
-            "seed": trial.user_attrs["seed"],
-            "epochs_run": len(trial.user_attrs["curves"]["val_accuracy"]),
+            "seed": trial.user_attrs[SEED_ATTR],
+            "epochs_run": len(curves(trial)["val_accuracy"]),
         }
         config["best_epoch"] = best_epoch(trial)
         if trial.number in confirmed:

@@ -20,10 +20,19 @@ import optuna
 from optuna.trial import TrialState
 
 from models import MODELS
+from models.protocol import Classifier
+from models.protocol import DrawsClassWeights
 from models.training import History
 from models.training import TrainingDiverged
 from models.training import train
+from search.records import CLASS_WEIGHTS_ATTR
+from search.records import CURVES
+from search.records import CURVES_ATTR
+from search.records import DIVERGED_ATTR
 from search.records import FAIL_REASON_ATTR
+from search.records import SECONDS_ATTR
+from search.records import SEED_ATTR
+from search.records import SURPLUS_ATTR
 from search.space import suggest
 from search.worker import BudgetGuard
 from search.worker import Surplus
@@ -31,8 +40,6 @@ from search.worker import Surplus
 if TYPE_CHECKING:
     from models.data import Dataset
     from search.spec import StudySpec
-
-CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm")
 
 
 def derive_seed(*numbers: int) -> int:
@@ -112,16 +119,17 @@ class Objective:
             try:
                 self.guard.check(trial)
             except Surplus as e:
+                trial.set_user_attr(SURPLUS_ATTR, True)
                 trial.set_user_attr(FAIL_REASON_ATTR, str(e))
                 raise
         params = suggest(trial, spec.params)
         # A trial retried after its worker died inherits the dead trial's user attrs, seed
         # included: it is the same trial again, with the same parameters and seed.
-        if "seed" in trial.user_attrs:
-            seed = trial.user_attrs["seed"]
+        if SEED_ATTR in trial.user_attrs:
+            seed = trial.user_attrs[SEED_ATTR]
         else:
             seed = trial_seed(spec.seed, trial.number)
-            trial.set_user_attr("seed", seed)
+            trial.set_user_attr(SEED_ATTR, seed)
         model = MODELS[spec.model.kind].build({**spec.model.fixed, **params}, seed)
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 
@@ -138,7 +146,7 @@ class Objective:
 
         start = time.perf_counter()
         try:
-            images = getattr(model, "wants_images", False)  # a CNN takes (N, C, H, W) views
+            images = model.wants_images  # a CNN takes (N, C, H, W) views
             history = train(
                 model,
                 *data.split("train", images),
@@ -153,7 +161,7 @@ class Objective:
             return value
         except TrainingDiverged as e:
             trial.set_user_attr(FAIL_REASON_ATTR, f"diverged: {e}")
-            trial.set_user_attr("diverged", True)
+            trial.set_user_attr(DIVERGED_ATTR, True)
             raise
         except KeyboardInterrupt:
             trial.set_user_attr(FAIL_REASON_ATTR, "interrupted")
@@ -161,13 +169,13 @@ class Objective:
         finally:
             self._record(trial, curves, time.perf_counter() - start)
 
-    def _record_class_weights(self, trial: optuna.Trial, model: Any, value: float) -> None:
+    def _record_class_weights(self, trial: optuna.Trial, model: Classifier, value: float) -> None:
         """For linear models, each class's weights as an image, when the trial beats the best.
 
         Stored as uint8 (each class scaled to 0-255 on its own): the report draws them from the
         database alone, and only new bests are kept, so a study stores a handful of them.
         """
-        if not hasattr(model, "class_weight_images"):
+        if not isinstance(model, DrawsClassWeights):
             return
         completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if completed and value <= max(t.value for t in completed):
@@ -177,7 +185,7 @@ class Objective:
         low, high = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
         scaled = np.round(255 * (flat - low) / np.maximum(high - low, 1e-12)).astype(np.uint8)
         trial.set_user_attr(
-            "class_weights",
+            CLASS_WEIGHTS_ATTR,
             {
                 "shape": list(images.shape),
                 "classes": [str(c) for c in self.data.classes],
@@ -187,5 +195,5 @@ class Objective:
 
     @staticmethod
     def _record(trial: optuna.Trial, curves: dict[str, Any], seconds: float) -> None:
-        trial.set_user_attr("curves", curves)
-        trial.set_user_attr("seconds", round(seconds, 4))
+        trial.set_user_attr(CURVES_ATTR, curves)
+        trial.set_user_attr(SECONDS_ATTR, round(seconds, 4))

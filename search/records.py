@@ -1,17 +1,25 @@
-"""What hpsearch keeps in the study database, and how it reads it back.
+"""What hpsearch keeps in the study database, and how it reads it back: the one description.
 
 Study user attrs:
-    hpsearch_spec: the parsed study file (StudySpec.to_dict()).
-    hpsearch_version: the version that created the study.
-    hpsearch_confirm: the last `hpsearch confirm`: {top, repeats, at, results: a list of
-        retrain.ConfirmResult.to_dict(), best mean first}. Results stored before the key
-        `trial_number` existed name it `trial`; confirm_trial_number() reads both.
+    hpsearch_spec (SPEC_ATTR): the parsed study file (StudySpec.to_dict()).
+    hpsearch_version (VERSION_ATTR): the version that created the study.
+    hpsearch_confirm (CONFIRM_ATTR): the last `hpsearch confirm`: {top, repeats, at, results: a
+        list of retrain.ConfirmResult.to_dict(), best mean first}. Results stored before the
+        key `trial_number` existed name it `trial`; confirm_trial_number() reads both.
 Trial user attrs:
-    seed: the trial's seed, from the study seed and the trial number.
-    curves: per-epoch train_loss, train_accuracy, val_loss, val_accuracy.
-    seconds: wall-clock training time (the best epoch is derived from the curves: best_epoch()).
-    fail_reason: why a FAIL trial failed, on every FAIL row; it starts with one of
-        FAIL_REASONS (diverged trials also carry diverged = True).
+    seed (SEED_ATTR): the trial's seed, from the study seed and the trial number.
+    curves (CURVES_ATTR): per epoch, each of CURVES (curves()); the best epoch is derived from
+        them (best_epoch()), not stored.
+    seconds (SECONDS_ATTR): wall-clock training time.
+    class_weights (CLASS_WEIGHTS_ATTR): linear models, trials that beat the best so far: each
+        class's weights as uint8 images (objective.py writes them, report.py draws them).
+    fail_reason (FAIL_REASON_ATTR): why a FAIL trial failed, on every FAIL row; it starts with
+        one of FAIL_REASONS.
+    diverged (DIVERGED_ATTR) = True: a FAIL that counts toward the budget (its parameters made
+        the loss non-finite or the weights explode).
+    surplus (SURPLUS_ATTR) = True: a trial that started when the budget was already full; it
+        did not train.
+Intermediate values: one per epoch, the validation accuracy (the pruner reads them).
 """
 
 from __future__ import annotations
@@ -32,7 +40,14 @@ SPEC_ATTR = "hpsearch_spec"
 VERSION_ATTR = "hpsearch_version"
 CONFIRM_ATTR = "hpsearch_confirm"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+SEED_ATTR = "seed"
+CURVES_ATTR = "curves"
+CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm")
+SECONDS_ATTR = "seconds"
+CLASS_WEIGHTS_ATTR = "class_weights"
 FAIL_REASON_ATTR = "fail_reason"
+DIVERGED_ATTR = "diverged"
+SURPLUS_ATTR = "surplus"
 # The first word of every fail_reason: stale and silent (its worker died; re-queued), storage
 # failure, surplus (started when the budget was full), interrupted (Ctrl-C, SIGTERM, the
 # parent of `run --workers` gone), diverged (a non-finite loss or exploding weights), error (a
@@ -46,6 +61,21 @@ FAIL_REASONS = (
     "diverged",
     "error",
 )
+# What a re-queued trial does not inherit from the attempt that died: it trains again.
+ATTEMPT_ATTRS = (FAIL_REASON_ATTR, DIVERGED_ATTR, CURVES_ATTR, SECONDS_ATTR, CLASS_WEIGHTS_ATTR)
+
+
+def curves(trial: FrozenTrial) -> dict[str, list[float]]:
+    """The trial's per-epoch curves (empty for a trial that trained no epoch)."""
+    return {name: list(values) for name, values in trial.user_attrs.get(CURVES_ATTR, {}).items()}
+
+
+def seconds(trial: FrozenTrial) -> float:
+    return float(trial.user_attrs.get(SECONDS_ATTR, 0.0))
+
+
+def is_surplus(trial: FrozenTrial) -> bool:
+    return bool(trial.user_attrs.get(SURPLUS_ATTR))
 
 
 def fail_reason(trial: FrozenTrial) -> str:
@@ -60,13 +90,13 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     """
     state = trial.state.name
     return state in ("COMPLETE", "PRUNED") or (
-        state == "FAIL" and bool(trial.user_attrs.get("diverged"))
+        state == "FAIL" and bool(trial.user_attrs.get(DIVERGED_ATTR))
     )
 
 
 def best_epoch(trial: FrozenTrial) -> int | None:
     """The epoch of the highest validation accuracy (the first, on ties)."""
-    values = trial.user_attrs.get("curves", {}).get("val_accuracy", [])
+    values = curves(trial).get("val_accuracy", [])
     return max(range(len(values)), key=values.__getitem__) if values else None
 
 

@@ -18,12 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 from optuna.trial import TrialState
 
+from search.records import CLASS_WEIGHTS_ATTR
 from search.records import complete_best_first
+from search.records import curves
+from search.records import seconds
 from search.records import state_counts
+from search.text import format_params
 from search.text import format_value
 
 if TYPE_CHECKING:
@@ -48,48 +53,90 @@ class Section:
 # -- data ------------------------------------------------------------------------------------
 
 
-def summary_info(study: optuna.Study, spec: StudySpec) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Summary:
+    """A study's summary table: best configuration, trials by state, time spent."""
+
+    study: str
+    model: str
+    dataset: str
+    states: dict[str, int]
+    best_value: float | None
+    best_trial: int | None
+    best_params: dict[str, Any]
+    train_seconds: float  # the sum over trials
+    wall_seconds: float  # first start to last end
+
+
+class LearningRatePoint(NamedTuple):
+    learning_rate: float
+    val_accuracy: float
+
+
+class ClassWeights(NamedTuple):
+    images: np.ndarray  # (classes, channels, height, width) in [0, 1]
+    classes: list[str]
+
+
+class Line(NamedTuple):
+    """One line of a per-epoch figure."""
+
+    name: str
+    values: list[float]
+
+
+def summary_info(study: optuna.Study, spec: StudySpec) -> Summary:
     """Best configuration, trials by state, total training time and wall time."""
     trials = study.get_trials(deepcopy=False)
     complete = complete_best_first(trials)
     best = complete[0] if complete else None
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
-    return {
-        "study": study.study_name,
-        "model": spec.model.kind,
-        "dataset": spec.data.dataset,
-        "states": dict(state_counts(trials)),
-        "best_value": best.value if best else None,
-        "best_trial": best.number if best else None,
-        "best_params": {**spec.model.fixed, **best.params} if best else {},
-        "train_seconds": sum(t.user_attrs.get("seconds", 0.0) for t in trials),
-        "wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
-    }
+    return Summary(
+        study=study.study_name,
+        model=spec.model.kind,
+        dataset=spec.data.dataset,
+        states=dict(state_counts(trials)),
+        best_value=best.value if best else None,
+        best_trial=best.number if best else None,
+        best_params={**spec.model.fixed, **best.params} if best else {},
+        train_seconds=sum(seconds(t) for t in trials),
+        wall_seconds=(max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
+    )
 
 
 def curves_info(trial: FrozenTrial) -> dict[str, list[float]]:
     """The trial's per-epoch curves as stored (train/val loss and accuracy, weight norm)."""
-    return {k: list(v) for k, v in trial.user_attrs.get("curves", {}).items()}
+    return curves(trial)
 
 
-def learning_rate_info(trials: Sequence[FrozenTrial]) -> dict[str, list[tuple[float, float]]]:
+def learning_rate_info(trials: Sequence[FrozenTrial]) -> dict[str, list[LearningRatePoint]]:
     """(learning rate, validation accuracy) of complete trials, grouped by optimizer."""
-    groups: dict[str, list[tuple[float, float]]] = {}
+    groups: dict[str, list[LearningRatePoint]] = {}
     for t in trials:
         if t.state == TrialState.COMPLETE and "learning_rate" in t.params:
             optimizer = str(t.params.get("optimizer", "(fixed)"))
-            groups.setdefault(optimizer, []).append((t.params["learning_rate"], t.value))
+            point = LearningRatePoint(t.params["learning_rate"], t.value)
+            groups.setdefault(optimizer, []).append(point)
     return groups
 
 
-def class_weights_info(trial: FrozenTrial) -> tuple[np.ndarray, list[str]] | None:
+def weight_norm_info(trials: Sequence[FrozenTrial]) -> list[Line]:
+    """The weight norm per epoch of each trial given (the report gives the top five)."""
+    return [
+        Line(f"trial {t.number} ({t.value:.4f})", curves(t).get("weight_norm", [])) for t in trials
+    ]
+
+
+def class_weights_info(trial: FrozenTrial) -> ClassWeights | None:
     """Each class's learned weights as an image (C, c, h, w) in [0, 1], for linear models."""
-    stored = trial.user_attrs.get("class_weights")
+    stored = trial.user_attrs.get(CLASS_WEIGHTS_ATTR)
     if not stored:
         return None
     raw = np.frombuffer(base64.b64decode(stored["uint8_base64"]), dtype=np.uint8)
-    return raw.reshape(stored["shape"]).astype(np.float64) / 255, list(stored["classes"])
+    return ClassWeights(
+        raw.reshape(stored["shape"]).astype(np.float64) / 255, list(stored["classes"])
+    )
 
 
 # -- domain figures --------------------------------------------------------------------------
@@ -138,17 +185,8 @@ def _per_epoch(lines: Sequence[tuple[str, Sequence[float]]], y_title: str) -> go
     return fig
 
 
-def _plot_weight_norms(trials: Sequence[FrozenTrial]) -> go.Figure:
-    return _per_epoch(
-        [
-            (
-                f"trial {t.number} ({t.value:.4f})",
-                t.user_attrs.get("curves", {}).get("weight_norm", []),
-            )
-            for t in trials
-        ],
-        "sqrt(sum W²)",
-    )
+def _plot_weight_norms(lines: Sequence[Line]) -> go.Figure:
+    return _per_epoch(lines, "sqrt(sum W²)")
 
 
 def _plot_class_weights(images: np.ndarray, classes: list[str]) -> go.Figure:
@@ -346,12 +384,12 @@ def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
             f"{study.study_name}-weight-norm",
             "Weight norm per epoch",
             "sqrt(sum W²) over the weight matrices of the five best trials.",
-            *_attempt(lambda: _plot_weight_norms(complete[:5])),
+            *_attempt(lambda: _plot_weight_norms(weight_norm_info(complete[:5]))),
         )
     )
     images = next((class_weights_info(t) for t in complete if class_weights_info(t)), None)
     if images is not None:
-        owner = next(t for t in complete if "class_weights" in t.user_attrs)
+        owner = next(t for t in complete if CLASS_WEIGHTS_ATTR in t.user_attrs)
         sections.append(
             Section(
                 f"{study.study_name}-class-weights",
@@ -422,23 +460,23 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str] | None = None) -
     return f"<table>{f'<tr>{head}</tr>' if head else ''}{body}</table>"
 
 
-def _summary_html(info: dict[str, Any]) -> str:
-    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(info["states"].items()))
+def _summary_html(info: Summary) -> str:
+    states = ", ".join(f"{n} {s.lower()}" for s, n in sorted(info.states.items()))
     best = (
         "none yet"
-        if info["best_value"] is None
-        else (f"{info['best_value']:.4f} (trial {info['best_trial']})")
+        if info.best_value is None
+        else (f"{info.best_value:.4f} (trial {info.best_trial})")
     )
     rows = [
-        ("model", info["model"]),
-        ("dataset", info["dataset"]),
+        ("model", info.model),
+        ("dataset", info.dataset),
         ("trials", states),
         ("best validation accuracy", best),
-        ("training time (sum over trials)", f"{info['train_seconds']:.1f} s"),
-        ("wall time (first start to last end)", f"{info['wall_seconds']:.1f} s"),
+        ("training time (sum over trials)", f"{info.train_seconds:.1f} s"),
+        ("wall time (first start to last end)", f"{info.wall_seconds:.1f} s"),
     ]
-    params = _table(sorted(info["best_params"].items()), ["parameter", "best value"])
-    return _table(rows) + (params if info["best_params"] else "")
+    params = _table(sorted(info.best_params.items()), ["parameter", "best value"])
+    return _table(rows) + (params if info.best_params else "")
 
 
 def _section_html(section: Section) -> str:
@@ -466,11 +504,11 @@ def build_report(studies: Sequence[tuple[optuna.Study, StudySpec]], storage_url:
         infos = [summary_info(s, spec) for s, spec in studies]
         rows = [
             (
-                i["study"],
-                i["model"],
-                i["dataset"],
-                "-" if i["best_value"] is None else f"{i['best_value']:.4f}",
-                ", ".join(f"{k}={format_value(v)}" for k, v in i["best_params"].items()),
+                i.study,
+                i.model,
+                i.dataset,
+                "-" if i.best_value is None else f"{i.best_value:.4f}",
+                format_params(i.best_params),
             )
             for i in infos
         ]

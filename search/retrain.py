@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from models import MODELS
+from models import Classifier
 from models._constraints import Interval
 from models.training import History
 from models.training import train
@@ -41,12 +42,12 @@ def _short(x: float) -> float:
 
 def fit(
     kind: str, params: dict[str, Any], seed: int, data: Dataset, label: str, quiet: bool
-) -> tuple[Any, History]:
+) -> tuple[Classifier, History]:
     """Train one configuration exactly as a trial would, with a progress bar over epochs."""
     from tqdm import tqdm
 
     model = MODELS[kind].build(params, seed)
-    images = getattr(model, "wants_images", False)
+    images = model.wants_images
     bar = tqdm(
         total=model.epochs, desc=label, unit="epoch", file=sys.stderr, disable=quiet, leave=False
     )
@@ -172,7 +173,7 @@ def retrain(path: Path, out: Path | None, rank: int, quiet: bool) -> RetrainResu
     label = f"trial {config['trial_number']}"
     model, history = fit(doc["model_kind"], config["params"], config["seed"], data, label, quiet)
     seconds = time.perf_counter() - start
-    images = getattr(model, "wants_images", False)
+    images = model.wants_images
     test_loss, test_accuracy = model.evaluate(*data.split("test", images))
     flag = "--out" if out else "the default folder"
     out = out or Path("retrained") / f"{doc['study']}-trial{config['trial_number']}"

@@ -16,6 +16,7 @@ from search.errors import UsageError
 from search.objective import Interrupts
 from search.objective import Objective
 from search.objective import derive_seed
+from search.records import DIVERGED_ATTR
 from search.records import SPEC_ATTR
 from search.records import VERSION_ATTR
 from search.records import finished_count
@@ -153,7 +154,7 @@ class _Progress:
         self.bar.refresh()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state.name == "FAIL" and trial.user_attrs.get("diverged") and not self.quiet:
+        if trial.state.name == "FAIL" and trial.user_attrs.get(DIVERGED_ATTR) and not self.quiet:
             self.bar.write(f"trial {trial.number} failed: {trial.user_attrs['fail_reason']}")
         self.refresh(study.get_trials(deepcopy=False))
 

@@ -6,11 +6,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from search.records import SEED_ATTR
 from search.records import SPEC_ATTR
 from search.records import best_epoch
 from search.records import complete_best_first
+from search.records import curves
 from search.records import finished_count
 from search.records import last_update
+from search.records import seconds
 from search.records import state_counts
 
 if TYPE_CHECKING:
@@ -102,16 +105,16 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
     best = None
     if complete:
         t = complete[0]
-        curves = t.user_attrs.get("curves", {})
+        per_epoch = curves(t)
         best = BestTrial(
             trial_number=t.number,
             val_accuracy=t.value,
             params={**spec.model.fixed, **t.params},
-            seed=t.user_attrs.get("seed"),
-            seconds=t.user_attrs.get("seconds", 0.0),
-            epochs=len(curves.get("val_accuracy", [])),
+            seed=t.user_attrs.get(SEED_ATTR),
+            seconds=seconds(t),
+            epochs=len(per_epoch.get("val_accuracy", [])),
             best_epoch=best_epoch(t),
-            curves=curves,
+            curves=per_epoch,
         )
     counts = state_counts(trials)
     return StudyDetail(
@@ -123,9 +126,6 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
         states={state: counts[state] for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
         searched=[p.name for p in spec.params],
         best=best,
-        top=[
-            TrialRow(t.number, t.value, t.user_attrs.get("seconds", 0.0), dict(t.params))
-            for t in complete[:top]
-        ],
+        top=[TrialRow(t.number, t.value, seconds(t), dict(t.params)) for t in complete[:top]],
         n_complete=len(complete),
     )

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
+from search.records import ATTEMPT_ATTRS
 from search.records import FAIL_REASON_ATTR
 from search.records import counts_toward_budget
 from search.records import fail_reason
@@ -47,8 +48,6 @@ if TYPE_CHECKING:
 
 POLL_S = 1.0  # how often a waiting worker looks at the study again
 MAX_RETRY = 3  # a dead worker's trial is re-queued this many times at most
-# User attrs a re-queued trial does not inherit: they describe the attempt that died.
-_NOT_INHERITED = (FAIL_REASON_ATTR, "diverged", "curves", "seconds", "class_weights")
 
 
 class Surplus(Exception):
@@ -102,7 +101,7 @@ def requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         return
     system_attrs = {"failed_trial": trial.number, **trial.system_attrs}
     system_attrs["retry_history"] = history
-    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED}
+    user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in ATTEMPT_ATTRS}
     study.add_trial(
         optuna.create_trial(
             state=optuna.trial.TrialState.WAITING,

@@ -69,3 +69,14 @@ def require_torch():
     return pytest.importorskip(
         "torch", reason="torch is not installed: pip install torch==2.13.0 (CI installs it)"
     )
+
+
+@pytest.fixture
+def pg_url():
+    """A new, empty database on the test PostgreSQL server, dropped afterwards; the test skips,
+    saying why, where HPSEARCH_TEST_POSTGRES_URL is unset (.ci/run sets it)."""
+    from tests.search.faults import new_postgres_database
+    from tests.search.faults import postgres_url
+
+    postgres_url()
+    yield from new_postgres_database()

@@ -40,7 +40,7 @@ def test_fit_returns_self_with_float32_weights_and_right_shapes(kind):
     X, y, c = _problem()
     model = build(kind, epochs=2)
     assert model.fit(X, y) is model
-    assert all(v.dtype == np.float32 for v in model.params_.values())
+    assert all(v.dtype == np.float32 for v in model.weights_.values())
     assert model.decision_function(X).shape == (len(X), c)
     assert model.predict(X).shape == (len(X),)
     assert 0.0 <= model.score(X, y) <= 1.0
@@ -53,8 +53,8 @@ def test_n_partial_fits_equal_fit_and_inputs_are_unchanged(kind):
     stepwise = build(kind, epochs=3, seed=1)
     for _ in range(3):
         assert stepwise.partial_fit(X, y, classes=np.arange(c)) is stepwise
-    for name, value in fitted.params_.items():
-        np.testing.assert_array_equal(value, stepwise.params_[name])
+    for name, value in fitted.weights_.items():
+        np.testing.assert_array_equal(value, stepwise.weights_[name])
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_array_equal(y, y_before)
 
@@ -65,9 +65,9 @@ def test_same_seed_same_weights_other_seed_other_weights(kind, extra):
     if kind == "numpy.mlp":
         extra = {**extra, "dropout": 0.3}
     a, b, other = (build(kind, seed=s, epochs=3, **extra).fit(X, y) for s in (5, 5, 6))
-    for name in a.params_:
-        np.testing.assert_array_equal(a.params_[name], b.params_[name])
-    assert any(not np.array_equal(a.params_[n], other.params_[n]) for n in a.params_)
+    for name in a.weights_:
+        np.testing.assert_array_equal(a.weights_[name], b.weights_[name])
+    assert any(not np.array_equal(a.weights_[n], other.weights_[n]) for n in a.weights_)
 
 
 def test_overfits_twenty_samples(kind):
@@ -86,7 +86,7 @@ def test_stronger_l2_gives_smaller_weights(kind):
     for strength in (0.0, 0.01, 0.1):
         model = build(kind, reg="l2", reg_strength=strength, epochs=30).fit(X, y)
         norms.append(
-            math.sqrt(sum(float(np.sum(model.params_[w] ** 2)) for w in model._weight_names()))
+            math.sqrt(sum(float(np.sum(model.weights_[w] ** 2)) for w in model._weight_names()))
         )
     assert norms[0] > norms[1] > norms[2]
 
@@ -94,12 +94,12 @@ def test_stronger_l2_gives_smaller_weights(kind):
 def test_penalty_is_added_for_weights_and_never_for_biases(kind):
     X, y, c = _problem(n=30)
     model = build(kind, reg="l2", reg_strength=0.5, epochs=1).fit(X, y)
-    for name in model.params_:
-        model.params_[name] += 0.25  # non-zero biases too
+    for name in model.weights_:
+        model.weights_[name] += 0.25  # non-zero biases too
     regularized = model.loss_and_grads(X, np.searchsorted(model.classes_, y))[0]
     model.reg = "none"
     plain = model.loss_and_grads(X, np.searchsorted(model.classes_, y))[0]
-    weights = {w: model.params_[w] for w in model._weight_names()}
+    weights = {w: model.weights_[w] for w in model._weight_names()}
     assert not any(w.startswith("b") for w in weights)
     assert regularized - plain == pytest.approx(penalty("l2", 0.5, weights)[0], rel=1e-5)
 
@@ -129,7 +129,7 @@ def test_init_options():
     X, y, c = _problem(n=10, d=400)
     for init, std in (("he", math.sqrt(2 / 400)), ("xavier", math.sqrt(2 / 403))):
         model = build("numpy.softmax", init=init, learning_rate=1e-12, epochs=1).fit(X, y)
-        assert np.std(model.params_["W"]) == pytest.approx(std, rel=0.1)
+        assert np.std(model.weights_["W"]) == pytest.approx(std, rel=0.1)
     model = build(
         "numpy.mlp",
         init="normal",
@@ -139,18 +139,18 @@ def test_init_options():
         epochs=1,
         hidden=[300],
     ).fit(X, y)
-    assert np.mean(model.params_["W1"]) == pytest.approx(0.1, abs=0.01)
-    assert np.std(model.params_["W1"]) == pytest.approx(0.1, rel=0.05)
+    assert np.mean(model.weights_["W1"]) == pytest.approx(0.1, abs=0.01)
+    assert np.std(model.weights_["W1"]) == pytest.approx(0.1, rel=0.05)
 
 
 def test_hidden_widths_in_every_form():
     X, y, c = _problem(d=6)
     for hidden, widths in (([7, 5], [7, 5]), (9, [9]), ("8-4-3", [8, 4, 3]), ([], [])):
         model = build("numpy.mlp", hidden=hidden, epochs=1).fit(X, y)
-        shapes = [model.params_[f"W{i}"].shape for i in range(1, len(widths) + 2)]
+        shapes = [model.weights_[f"W{i}"].shape for i in range(1, len(widths) + 2)]
         assert shapes == list(zip([6, *widths], [*widths, c], strict=True))
     model = build("numpy.mlp", hidden=[99], depth=3, width=10, epochs=1).fit(X, y)
-    assert [model.params_[f"W{i}"].shape[1] for i in (1, 2, 3)] == [10, 10, 10]
+    assert [model.weights_[f"W{i}"].shape[1] for i in (1, 2, 3)] == [10, 10, 10]
     with pytest.raises(ValueError, match="hidden"):
         build("numpy.mlp", hidden="10-x").fit(X, y)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,9 +42,15 @@ def test_scale_and_none():
     np.testing.assert_allclose(scaled.X_train * 16, raw.X_train)
 
 
-def test_the_seed_decides_the_split():
-    a, b = load_dataset("digits", seed=1), load_dataset("digits", seed=1)
+def test_the_seed_decides_the_split(tmp_path, monkeypatch):
+    a = load_dataset("digits", seed=1)
+    # Prepared again from the raw data, in another cache: not the same object or files.
+    monkeypatch.setenv("HPSEARCH_DATA_DIR", str(tmp_path))
+    load_dataset.cache_clear()
+    b = load_dataset("digits", seed=1)
     c = load_dataset("digits", seed=2)
+    load_dataset.cache_clear()
+    assert b is not a and Path(b.X_val.filename).is_relative_to(tmp_path)
     np.testing.assert_array_equal(a.y_val, b.y_val)
     np.testing.assert_array_equal(a.X_val, b.X_val)
     assert not np.array_equal(a.X_val, c.X_val)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import http.server
@@ -80,11 +81,10 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving tmp_path/www; `.requests` lists the paths asked."""
-    root = tmp_path / "www"
-    root.mkdir()
+@contextlib.contextmanager
+def _serving(root: Path):
+    """An HTTP server on 127.0.0.1 serving `root`; `.requests` lists the paths asked."""
+    root.mkdir(exist_ok=True)
     httpd = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), lambda *a: _Handler(*a, directory=str(root))
     )
@@ -93,9 +93,17 @@ def server(tmp_path):
     thread.start()
     httpd.root = root  # type: ignore[attr-defined]
     httpd.url = f"http://127.0.0.1:{httpd.server_port}/"  # type: ignore[attr-defined]
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    with _serving(tmp_path / "www") as httpd:
+        yield httpd
 
 
 @pytest.fixture(autouse=True)
@@ -241,11 +249,16 @@ def test_a_file_put_in_the_cache_by_hand_is_verified_and_used(server, monkeypatc
     assert load_dataset("mnist").X_test.shape == (50, 36)
 
 
-def test_the_users_own_mirror_is_tried_first(server, monkeypatch):
+def test_the_users_own_mirror_is_tried_first(server, monkeypatch, tmp_path):
     serve_idx(server, monkeypatch)
-    monkeypatch.setitem(SOURCES, "mnist", replace(SOURCES["mnist"], mirrors=(DEAD,)))
-    monkeypatch.setenv("HPSEARCH_DATA_MIRROR", server.url.rstrip("/"))
-    assert load_dataset("mnist").X_test.shape == (50, 36)
+    # A built-in mirror that works too: if it were asked first, it would serve the files.
+    with _serving(tmp_path / "builtin") as builtin:
+        for f in server.root.iterdir():
+            (builtin.root / f.name).write_bytes(f.read_bytes())
+        monkeypatch.setitem(SOURCES, "mnist", replace(SOURCES["mnist"], mirrors=(builtin.url,)))
+        monkeypatch.setenv("HPSEARCH_DATA_MIRROR", server.url.rstrip("/"))
+        assert load_dataset("mnist").X_test.shape == (50, 36)
+    assert len(server.requests) == 4 and builtin.requests == []
 
 
 def _with(key, transform):
@@ -263,12 +276,7 @@ BAD_IDX = [
         "label-count",
         _with(
             "train-labels-idx1-ubyte",
-            lambda b: (
-                (199).to_bytes(8, "big")[4:].rjust(8, b"\x00")[:0]
-                + b[:4]
-                + (199).to_bytes(4, "big")
-                + b[8:-1]
-            ),
+            lambda b: b[:4] + (199).to_bytes(4, "big") + b[8:-1],  # header and data: 199
         ),
         "199 labels for 200 images",
     ),

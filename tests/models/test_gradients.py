@@ -17,13 +17,13 @@ SMOOTH_BOUND, KINK_BOUND = 1e-7, 1e-4  # cs231n's bounds for smooth parts and ki
 
 
 def float64_model(model, n=6, d=5, c=4, seed=0):
-    """Fit one epoch to create params_, then switch to float64 weights far from L1's kink."""
+    """Fit one epoch to create weights_, then switch to float64 weights far from L1's kink."""
     rng = np.random.default_rng(seed)
     X, y = rng.standard_normal((n, d)), rng.integers(0, c, n)
     model.partial_fit(X.astype(np.float32), y, classes=np.arange(c))
-    for name, value in model.params_.items():
+    for name, value in model.weights_.items():
         sign = rng.choice([-1.0, 1.0], value.shape)
-        model.params_[name] = sign * rng.uniform(0.3, 1.0, value.shape)
+        model.weights_[name] = sign * rng.uniform(0.3, 1.0, value.shape)
     return X, y
 
 
@@ -34,8 +34,8 @@ def check_all_gradients(model, X, y, bound):
 
     model._rng = np.random.default_rng(7)
     _, grads = model.loss_and_grads(X, y)
-    assert set(grads) == set(model.params_)
-    for name, param in model.params_.items():
+    assert set(grads) == set(model.weights_)
+    for name, param in model.weights_.items():
         numeric = numerical_gradient(loss, param)
         assert rel_error(grads[name], numeric) < bound, name
 

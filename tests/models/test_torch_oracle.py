@@ -53,7 +53,7 @@ def test_mlp_loss_and_gradients_equal_torch(activation, loss, reg, dropout):
     model._rng = np.random.default_rng(11)  # the same masks again, to hand them to torch
     _, (caches, _) = model._forward(X, train=True)
 
-    params = {k: torch.tensor(v, requires_grad=True) for k, v in model.params_.items()}
+    params = {k: torch.tensor(v, requires_grad=True) for k, v in model.weights_.items()}
     act = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}[activation]
     h = torch.tensor(X)
     n_layers = len(params) // 2

@@ -30,6 +30,8 @@ from tests.search.faults import states
 from tests.search.faults import wait_gone
 from tests.search.faults import wait_until
 
+pytestmark = pytest.mark.slow
+
 # Trials of a few milliseconds: many storage calls per second, so an outage lands mid-run.
 FAST = (
     TINY.replace("n_trials = 6", "n_trials = 150")
@@ -42,12 +44,6 @@ SLOW = (
     .replace("epochs = 3", "epochs = 120")
     .replace("choices = [32, 64]", "choices = [16]")
 )
-
-
-@pytest.fixture
-def pg_url():
-    postgres_url()  # skips, with the reason, where no PostgreSQL is configured
-    yield from new_postgres_database()
 
 
 def _start(args: list[str], **env: str) -> tuple[subprocess.Popen, Lines]:

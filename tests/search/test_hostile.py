@@ -19,8 +19,6 @@ from search.cli import main
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
 from tests.search.faults import children
-from tests.search.faults import new_postgres_database
-from tests.search.faults import postgres_url
 from tests.search.faults import states
 from tests.search.faults import wait_until
 from tests.search.test_faults import SLOW
@@ -54,12 +52,6 @@ def immutable(path: Path):
         yield
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
-@pytest.fixture
-def pg_url():
-    postgres_url()
-    yield from new_postgres_database()
 
 
 # -- 8. The database password -------------------------------------------------------------------

@@ -15,6 +15,8 @@ import pytest
 from search.records import finished_count
 from tests.conftest import TINY
 
+pytestmark = pytest.mark.slow
+
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
 # Trials of ~1-2 s each, so a signal lands in the middle of one.

@@ -22,6 +22,7 @@ from search.report import curves_info
 from search.report import learning_rate_info
 from search.report import study_sections
 from search.report import summary_info
+from search.report import weight_norm_info
 from search.storage import StorageURL
 from search.storage import open_storage
 from tests.conftest import TINY
@@ -133,12 +134,12 @@ def test_summary_and_curves_data(reported):
     study, spec, _ = _load(url)
     info = summary_info(study, spec)
     trials = study.trials
-    assert info["states"] == {
+    assert info.states == {
         s: sum(t.state.name == s for t in trials) for s in {t.state.name for t in trials}
     }
-    assert info["best_value"] == study.best_value and info["best_trial"] == study.best_trial.number
-    assert info["best_params"] == {**spec.model.fixed, **study.best_trial.params}
-    assert info["train_seconds"] == pytest.approx(sum(t.user_attrs["seconds"] for t in trials))
+    assert info.best_value == study.best_value and info.best_trial == study.best_trial.number
+    assert info.best_params == {**spec.model.fixed, **study.best_trial.params}
+    assert info.train_seconds == pytest.approx(sum(t.user_attrs["seconds"] for t in trials))
     best = study.best_trial
     assert curves_info(best) == best.user_attrs["curves"]
     section = next(s for s in study_sections(study, spec) if s.id.endswith("-curves"))
@@ -159,11 +160,12 @@ def test_learning_rate_and_weight_norm_data(reported):
             for t in complete
             if t.params["optimizer"] == optimizer
         )
-    section = next(s for s in study_sections(study, spec) if s.id.endswith("-weight-norm"))
     top = sorted(complete, key=lambda t: t.value, reverse=True)[:5]
-    assert [list(tr.y) for tr in section.figure.data] == [
-        t.user_attrs["curves"]["weight_norm"] for t in top
-    ]
+    lines = weight_norm_info(top)
+    assert [line.values for line in lines] == [t.user_attrs["curves"]["weight_norm"] for t in top]
+    assert lines[0].name == f"trial {top[0].number} ({top[0].value:.4f})"
+    section = next(s for s in study_sections(study, spec) if s.id.endswith("-weight-norm"))
+    assert [list(tr.y) for tr in section.figure.data] == [line.values for line in lines]
 
 
 def test_class_weight_images_are_the_best_trials_weights(reported):
@@ -178,7 +180,7 @@ def test_class_weight_images_are_the_best_trials_weights(reported):
         {**spec.model.fixed, **best.params}, best.user_attrs["seed"]
     )
     train(model, data.X_train, data.y_train, data.X_val, data.y_val, classes=data.classes)
-    W = model.params_["W"].T.reshape(10, -1).astype(np.float64)
+    W = model.weights_["W"].T.reshape(10, -1).astype(np.float64)
     scaled = (W - W.min(axis=1, keepdims=True)) / np.ptp(W, axis=1, keepdims=True)
     np.testing.assert_allclose(images.reshape(10, -1), scaled, atol=0.5 / 255 + 1e-9)
 

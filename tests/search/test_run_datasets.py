@@ -21,6 +21,8 @@ from tests.models.test_datasets import serve_cifar
 from tests.models.test_datasets import serve_idx
 from tests.models.test_datasets import server  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.slow
+
 
 def _study(dataset: str) -> str:
     return TINY.replace('dataset = "digits"', f'dataset = "{dataset}"').replace(

@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import optuna
+import pytest
 
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
@@ -22,6 +23,8 @@ from tests.search.faults import postgres_url
 from tests.search.faults import states as _states
 from tests.search.faults import wait_until as _wait
 from tests.search.test_faults import SLOW
+
+pytestmark = pytest.mark.slow
 
 # Quick trials: one epoch of softmax regression on digits, random sampling, no pruning.
 FAST = (
