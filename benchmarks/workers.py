@@ -4,10 +4,11 @@
 
 1. Overhead: an objective that returns at once, N trials, on the same storage.
    Peer: raw Optuna, `study.optimize` on an RDBStorage with the same engine settings.
-   Ours: hpsearch's worker loop (budget check before and inside every trial, heartbeat thread,
-   storage-error handling) with the same objective; and, to show what hpsearch's own records
-   cost, the loop plus the per-trial records its objective writes (seed, curves, seconds, best
-   epoch, one report). SQLite, and PostgreSQL with --postgres.
+   Ours: hpsearch's worker loop (its own ask/tell loop: budget check before and inside every
+   trial, heartbeat thread, stale-trial check, storage calls retried through outages) with the
+   same objective; and, to show what hpsearch's own records cost, the loop plus the per-trial
+   records its objective writes (seed, curves, seconds, one report). SQLite, and PostgreSQL
+   with --postgres.
 2. Throughput: the quickstart study (digits, softmax) for 60 trials with --workers 1 and 2.
 3. Start-up: `hpsearch --help` beside `optuna --help`, best of 10.
 """

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import jsonschema
@@ -268,3 +269,25 @@ def test_the_dashboard_command_serves_the_study(finished, db_url):
 def test_the_dashboard_refuses_a_missing_database(tmp_path, capsys):
     assert main(["dashboard", "--storage", f"sqlite:///{tmp_path / 'none.db'}"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_studies_show_and_confirm_print_json_for_scripts(finished, db_url, capsys):
+    capsys.readouterr()
+    assert main(["studies", "--storage", db_url, "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    counts = Counter(t.state.name for t in finished.trials)
+    assert row["study"] == "tiny" and row["model"] == "numpy.softmax"
+    assert (row["complete"], row["pruned"]) == (counts["COMPLETE"], counts["PRUNED"])
+    assert row["best"] == finished.best_value
+    assert main(["show", "tiny", "--storage", db_url, "--top", "2", "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    ranked = _ranked(finished)
+    assert shown["best"]["trial_number"] == ranked[0].number
+    assert shown["best"]["params"] == {"epochs": 3, **ranked[0].params}
+    assert shown["best"]["curves"] == ranked[0].user_attrs["curves"]
+    assert [t["trial_number"] for t in shown["top"]] == [t.number for t in ranked[:2]]
+    argv = ["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "2", "--quiet"]
+    assert main([*argv, "--format", "json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    stored = optuna.load_study(study_name="tiny", storage=db_url).user_attrs[CONFIRM_ATTR]
+    assert results == stored["results"] and len(results) == 2
