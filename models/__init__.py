@@ -14,6 +14,9 @@ from typing import Any
 
 from models._constraints import Constraint
 from models._constraints import Options
+from models.foreign import ForeignEntry
+from models.foreign import ForeignModelError
+from models.foreign import is_foreign
 from models.protocol import Classifier
 
 
@@ -63,4 +66,17 @@ MODELS: dict[str, ModelEntry] = {
     "torch.cnn": ModelEntry("models.torch_models:TorchCNN"),
 }
 
-__all__ = ["MODELS", "Classifier", "ModelEntry"]
+
+def resolve(kind: str) -> ModelEntry | ForeignEntry:
+    """The entry of a built-in kind, or of a user's class (`module:Class`, `/path/file.py:Class`).
+
+    Raises:
+        ForeignModelError: the user's module or class cannot be used (one line naming it).
+        KeyError: an unknown built-in kind.
+    """
+    if is_foreign(kind):
+        return ForeignEntry(kind)
+    return MODELS[kind]
+
+
+__all__ = ["MODELS", "Classifier", "ForeignModelError", "ModelEntry", "resolve"]

@@ -18,6 +18,7 @@ from typing import Any
 from search.errors import UsageError
 from search.records import CONFIRM_ATTR
 from search.records import SEED_ATTR
+from search.records import SOURCE_ATTR
 from search.records import best_epoch
 from search.records import complete_best_first
 from search.records import confirm_trial_number
@@ -97,6 +98,7 @@ def export_document(
         "versions": _versions(spec.model.kind.startswith("torch.")),
         "data": {**spec.data.to_dict(), "seed": spec.seed},
         "model_kind": spec.model.kind,
+        **({"model_source": source} if (source := study.user_attrs.get(SOURCE_ATTR)) else {}),
         "ranked_by": "confirm" if confirmed else "search",
         "configs": configs,
         "retrain_command": f"hpsearch retrain {path}",

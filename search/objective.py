@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from models import MODELS
+from models import resolve
 from models.protocol import Classifier
 from models.protocol import DrawsClassWeights
 from models.training import History
@@ -130,7 +130,7 @@ class Objective:
         else:
             seed = trial_seed(spec.seed, trial.number)
             trial.set_user_attr(SEED_ATTR, seed)
-        model = MODELS[spec.model.kind].build({**spec.model.fixed, **params}, seed)
+        model = resolve(spec.model.kind).build({**spec.model.fixed, **params}, seed)
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 
         def report(epoch: int, history: History) -> None:

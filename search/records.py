@@ -3,6 +3,8 @@
 Study user attrs:
     hpsearch_spec (SPEC_ATTR): the parsed study file (StudySpec.to_dict()).
     hpsearch_version (VERSION_ATTR): the version that created the study.
+    hpsearch_model_source (SOURCE_ATTR): for a model of the user's own (module:Class or
+        file.py:Class), its source file and that file's SHA-256 when the study was created.
     hpsearch_confirm (CONFIRM_ATTR): the last `hpsearch confirm`: {top, repeats, at, results: a
         list of retrain.ConfirmResult.to_dict(), best mean first}. Results stored before the
         key `trial_number` existed name it `trial`; confirm_trial_number() reads both.
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 SPEC_ATTR = "hpsearch_spec"
 VERSION_ATTR = "hpsearch_version"
 CONFIRM_ATTR = "hpsearch_confirm"
+SOURCE_ATTR = "hpsearch_model_source"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 SEED_ATTR = "seed"
 CURVES_ATTR = "curves"
@@ -63,6 +66,31 @@ FAIL_REASONS = (
 )
 # What a re-queued trial does not inherit from the attempt that died: it trains again.
 ATTEMPT_ATTRS = (FAIL_REASON_ATTR, DIVERGED_ATTR, CURVES_ATTR, SECONDS_ATTR, CLASS_WEIGHTS_ATTR)
+
+
+def model_source(kind: str) -> dict[str, str] | None:
+    """The source file and SHA-256 of a user's model kind; None for the built-in kinds."""
+    from models import resolve
+    from models.foreign import is_foreign
+
+    if not is_foreign(kind):
+        return None
+    entry = resolve(kind)
+    return {"file": str(entry.file()), "sha256": entry.source_sha256() or ""}
+
+
+def check_model_source(kind: str, stored: dict[str, str] | None, where: str) -> None:
+    """Refuse to train a user's model whose source file changed since the study was created:
+    trials of two different models must not mix in one study."""
+    if not stored:
+        return
+    now = model_source(kind)
+    if now is None or now["sha256"] != stored["sha256"]:
+        raise UsageError(
+            f"{where}: {stored['file']} differs from the file this study was created with "
+            f"(SHA-256 {stored['sha256'][:12]}..., now {(now or {}).get('sha256', '')[:12]}...); "
+            "restore that version, or start a new study with a new [study].name"
+        )
 
 
 def curves(trial: FrozenTrial) -> dict[str, list[float]]:

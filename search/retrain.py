@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import sys
 import time
 from dataclasses import dataclass
@@ -16,13 +17,18 @@ import numpy as np
 
 from models import MODELS
 from models import Classifier
+from models import resolve
 from models._constraints import Interval
+from models.foreign import ForeignClassifier
+from models.foreign import is_foreign
 from models.training import History
 from models.training import train
 from search.errors import UsageError
 from search.export import SCHEMA_VERSION
 from search.objective import derive_seed
 from search.records import CONFIRM_ATTR
+from search.records import SOURCE_ATTR
+from search.records import check_model_source
 from search.records import complete_best_first
 from search.runner import load_data
 from search.spec import DataSpec
@@ -46,7 +52,7 @@ def fit(
     """Train one configuration exactly as a trial would, with a progress bar over epochs."""
     from tqdm import tqdm
 
-    model = MODELS[kind].build(params, seed)
+    model = resolve(kind).build(params, seed)
     images = model.wants_images
     bar = tqdm(
         total=model.epochs, desc=label, unit="epoch", file=sys.stderr, disable=quiet, leave=False
@@ -89,11 +95,13 @@ def _read_export(path: Path) -> dict[str, Any]:
     for key in ("data", "model_kind", "configs"):
         if key not in doc:
             raise UsageError(f"{path}: {key}: missing; export the study again")
-    if doc["model_kind"] not in MODELS:
+    kind = doc["model_kind"]
+    if not isinstance(kind, str) or not (kind in MODELS or is_foreign(kind)):
         raise UsageError(
-            f"{path}: model_kind: unknown model {doc['model_kind']!r}; allowed: "
-            f"{', '.join(MODELS)}"
+            f"{path}: model_kind: unknown model {kind!r}; allowed: {', '.join(MODELS)}, or "
+            "module:Class / file.py:Class"
         )
+    check_model_source(kind, doc.get("model_source"), str(path))
     if not isinstance(doc["configs"], list) or not doc["configs"]:
         raise UsageError(f"{path}: configs: must be a non-empty list")
     # Names from a file are data, never paths: the default output folder is built from them.
@@ -131,6 +139,23 @@ def _configuration(doc: dict[str, Any], config: dict[str, Any], source: str) -> 
         without_seed, {"kind": doc["model_kind"], "fixed": params}, source
     )
     return data_spec
+
+
+def weights_file(model: Classifier) -> str:
+    """weights.npz, or model.pkl for a class of the user's own that has no get_weights()."""
+    if isinstance(model, ForeignClassifier) and not callable(
+        getattr(model.estimator, "get_weights", None)
+    ):
+        return "model.pkl"
+    return "weights.npz"
+
+
+def save_model(model: Classifier, path: Path) -> None:
+    if path.suffix == ".pkl":
+        with path.open("wb") as f:
+            pickle.dump(model.estimator, f)  # type: ignore[attr-defined]
+    else:
+        np.savez(path, **model.get_weights())
 
 
 @dataclass(frozen=True)
@@ -188,7 +213,7 @@ def retrain(path: Path, out: Path | None, rank: int, quiet: bool) -> RetrainResu
         test_accuracy=test_accuracy,
         test_loss=test_loss,
         n_test=int(len(data.y_test)),
-        weights=out / "weights.npz",
+        weights=out / weights_file(model),
         document=out / path.name,
     )
     record = {
@@ -203,7 +228,7 @@ def retrain(path: Path, out: Path | None, rank: int, quiet: bool) -> RetrainResu
     }
     try:
         out.mkdir(parents=True, exist_ok=True)
-        np.savez(result.weights, **model.get_weights())
+        save_model(model, result.weights)
         result.document.write_text(json.dumps({**doc, "retrain": record}, indent=2) + "\n")
     except OSError as e:
         raise UsageError(
@@ -273,6 +298,7 @@ def confirm(
     """`hpsearch confirm`: the results, best mean first, also stored with the study."""
     if not complete_best_first(study.get_trials(deepcopy=False)):
         raise UsageError(f"study {study.study_name!r} has no complete trial yet; run it first")
+    check_model_source(spec.model.kind, study.user_attrs.get(SOURCE_ATTR), spec.source)
     data = load_data(spec.data, spec.seed, f"stored study {study.study_name!r}")
     results = confirm_results(study, spec, data, top, repeats, quiet)
     stored = {

@@ -17,9 +17,12 @@ from search.objective import Interrupts
 from search.objective import Objective
 from search.objective import derive_seed
 from search.records import DIVERGED_ATTR
+from search.records import SOURCE_ATTR
 from search.records import SPEC_ATTR
 from search.records import VERSION_ATTR
+from search.records import check_model_source
 from search.records import finished_count
+from search.records import model_source
 from search.records import stored_spec
 from search.storage import ENV_VAR
 from search.storage import StorageURL
@@ -72,6 +75,9 @@ def create_or_resume(
 
         storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
         storage.set_study_user_attr(study_id, VERSION_ATTR, __version__)
+        source = model_source(spec.model.kind)
+        if source is not None:
+            storage.set_study_user_attr(study_id, SOURCE_ATTR, source)
     else:
         existing = optuna.load_study(study_name=spec.name, storage=storage)
         _wait_for_spec(existing, storage)
@@ -84,6 +90,7 @@ def create_or_resume(
                     f"[study].name, or delete the old one: optuna delete-study --study-name "
                     f"{spec.name} --storage {target.shown}"
                 )
+        check_model_source(spec.model.kind, existing.user_attrs.get(SOURCE_ATTR), spec.source)
     n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing))
     return optuna.load_study(
@@ -303,7 +310,8 @@ def join_study(
         watch_parent(parent)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(target, create=False, heartbeat=True, log=_stderr)
-    _, spec = load_study(storage, name, target.shown)
+    stored, spec = load_study(storage, name, target.shown)
+    check_model_source(spec.model.kind, stored.user_attrs.get(SOURCE_ATTR), spec.source)
     data = load_data(spec.data, spec.seed, spec.source)
     study = _sampler_study(spec, storage)
     budget = n_trials or spec.n_trials

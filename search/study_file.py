@@ -17,10 +17,14 @@ from typing import Any
 from typing import NoReturn
 
 from models import MODELS
+from models import ForeignModelError
+from models import resolve
 from models._constraints import Interval
+from models._constraints import Options
 from models.data import DATASETS
 from models.data import PREPROCESS
 from models.data import is_npz_path
+from models.foreign import is_foreign
 from models.torch_models import torch_installed
 from search.algorithms import DEFAULT_PRUNER
 from search.algorithms import PRUNERS
@@ -80,12 +84,15 @@ def load_study_file(path: str | Path) -> StudySpec:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UsageError(f"{source}: invalid TOML: {e}; fix the syntax") from None
-    return parse_study(doc, source)
+    return parse_study(doc, source, Path(path).resolve().parent)
 
 
-def parse_study(doc: Mapping[str, Any], source: str) -> StudySpec:
-    """Validate a parsed TOML document (or a stored spec dict) and build the StudySpec."""
-    return _Parser(source).study(doc)
+def parse_study(doc: Mapping[str, Any], source: str, base_dir: Path | None = None) -> StudySpec:
+    """Validate a parsed TOML document (or a stored spec dict) and build the StudySpec.
+
+    `base_dir` is where a relative `file.py:Class` kind starts (the study file's folder).
+    """
+    return _Parser(source, base_dir).study(doc)
 
 
 def parse_configuration(
@@ -103,11 +110,17 @@ def _kind_of(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+def _did_you_mean(got: Any, allowed: tuple[str, ...] | list[str]) -> str:
+    hint = difflib.get_close_matches(str(got), [str(a) for a in allowed], n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
 class _Parser:
     """Validation helpers that know the file name, so every message starts with it."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, base_dir: Path | None = None) -> None:
         self.source = source
+        self.base_dir = base_dir or Path.cwd()  # where relative file paths in the file start
 
     def fail(self, key: str, message: str) -> NoReturn:
         raise UsageError(f"{self.source}: {key}: {message}")
@@ -123,9 +136,9 @@ class _Parser:
         return value
 
     def _unknown(self, what: str, got: Any, allowed: tuple[str, ...] | list[str]) -> str:
-        hint = difflib.get_close_matches(str(got), [str(a) for a in allowed], n=1)
-        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
-        return f"unknown {what} {got!r}{did_you_mean}; allowed: {', '.join(allowed)}"
+        return (
+            f"unknown {what} {got!r}{_did_you_mean(got, allowed)}; allowed: {', '.join(allowed)}"
+        )
 
     def required(self, table: dict[str, Any], name: str, key: str, what: str) -> Any:
         if name not in table:
@@ -163,6 +176,7 @@ class _Parser:
         data = self.data(doc.get("data", {}))
         model = self.model(doc["model"])
         params = self.params(doc.get("params", {}), model)
+        self.early_stopping_possible(model, params)
 
         name = self.required(study, "name", "[study].name", '"a-study-name"')
         problem = name_problem(name)
@@ -222,8 +236,12 @@ class _Parser:
     def model(self, value: Any) -> ModelSpec:
         model = self.table(value, "[model]", _MODEL_KEYS)
         kind = self.required(model, "kind", "[model].kind", '"numpy.softmax" (or another model)')
-        kind = self.choice(kind, list(MODELS), "[model].kind", "model")
-        if MODELS[kind].needs_torch() and not torch_installed():
+        if isinstance(kind, str) and is_foreign(kind):
+            kind = self.foreign(kind)
+        elif kind not in MODELS:
+            allowed = [*MODELS, "package.module:Class", "path/to/file.py:Class"]
+            self.fail("[model].kind", self._unknown("model", kind, allowed))
+        if resolve(kind).needs_torch() and not torch_installed():
             self.fail(
                 "[model].kind",
                 f"{kind} needs PyTorch, which is not installed; pip "
@@ -236,8 +254,41 @@ class _Parser:
                 self.fail(f"[model].fixed.{name}", problem)
         return ModelSpec(kind=kind, fixed=dict(fixed))
 
+    def early_stopping_possible(self, model: ModelSpec, params: tuple[ParamSpec, ...]) -> None:
+        """Early stopping restores the best epoch's weights: a user's class needs
+        get_weights() and set_weights() for it."""
+        entry = resolve(model.kind)
+        if not is_foreign(model.kind) or entry.can_keep_weights():
+            return
+        searched = [p for p in params if p.name == "patience"]
+        if model.fixed.get("patience", 0) or searched:
+            key = "[params].patience" if searched else "[model].fixed.patience"
+            self.fail(
+                key,
+                f"early stopping keeps the best epoch's weights, and {entry.class_name} has no "
+                "get_weights() and set_weights(); add them to the class, or drop patience",
+            )
+
+    def foreign(self, kind: str) -> str:
+        """A user's class: a file path is made absolute (relative to the study file's folder),
+        and the class is imported and checked now, before anything touches storage."""
+        module, _, name = kind.rpartition(":")
+        if module.endswith(".py"):
+            path = Path(module).expanduser()
+            if not path.is_absolute():
+                path = (self.base_dir / path).resolve()
+            kind = f"{path}:{name}"
+        try:
+            resolve(kind).load()
+        except ForeignModelError as e:
+            self.fail("[model].kind", f"{e}")
+        return kind
+
     def arguments(self, kind: str) -> dict[str, Any]:
-        return MODELS[kind].arguments()
+        try:
+            return resolve(kind).arguments()
+        except ForeignModelError as e:
+            self.fail("[model].kind", f"{e}")
 
     def params(self, value: Any, model: ModelSpec) -> tuple[ParamSpec, ...]:
         if not isinstance(value, dict):
@@ -253,10 +304,11 @@ class _Parser:
         for name, entry in value.items():
             key = f"[params].{name}"
             if name not in arguments:
+                allowed = sorted(arguments)
                 self.fail(
                     key,
-                    f"{model.kind} has no argument {name!r}"
-                    f"; allowed: {', '.join(sorted(arguments))}",
+                    f"{model.kind} has no argument {name!r}{_did_you_mean(name, allowed)}; "
+                    f"allowed: {', '.join(allowed)}",
                 )
             if name in model.fixed:
                 self.fail(key, "also set in [model].fixed; a value is either fixed or searched")
@@ -375,7 +427,7 @@ class _Parser:
         else:
             if spec.type == "float" and getattr(constraint, "integer", False):
                 self.fail(key, f'{kind} takes whole numbers for {spec.name}; use type = "int"')
-            if not isinstance(constraint, Interval):
+            if isinstance(constraint, Options):
                 self.fail(
                     key,
                     f"{kind} takes {constraint.describe()} for {spec.name}; "

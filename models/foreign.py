@@ -1,0 +1,286 @@
+"""Your own classifier, by import path (`package.module:ClassName`) or file (`file.py:ClassName`).
+
+The class follows scikit-learn's incremental API: a constructor taking its arguments as
+keywords, `partial_fit(X, y, classes=...)` training one epoch, and `predict(X)`. Used when
+present: `predict_proba` or `decision_function` (for the validation loss), `evaluate(X, y) ->
+(loss, accuracy)` (used as is), `get_weights()` / `set_weights()` (early stopping, and what
+`retrain` saves), a `seed` or `random_state` argument (it receives the trial's seed), an
+`epochs` argument, `_parameter_constraints` (scikit-learn's form or hpsearch's), and a class
+attribute `wants_images = True` for inputs of shape (N, C, H, W).
+
+`ForeignEntry` has the shape of the built-in kinds' ModelEntry (arguments, build), so study-file
+validation, the objective and retraining treat every kind alike; `ForeignClassifier` gives the
+user's object the model protocol (models/protocol.py).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from typing import Self
+
+import numpy as np
+
+from models._constraints import Interval
+
+DEFAULT_EPOCHS = 20
+SEED_ARGUMENTS = ("seed", "random_state")
+REQUIRED = ("partial_fit", "predict")
+# hpsearch's own arguments, for classes that do not take them: the epoch loop's length and
+# early stopping. A class whose constructor takes `epochs` gets it passed on.
+LOOP_ARGUMENTS = {
+    "epochs": Interval(1, None, integer=True),
+    "patience": Interval(0, None, integer=True),
+}
+
+
+class ForeignModelError(ValueError):
+    """The user's class cannot be used; the message is one line naming the file or module."""
+
+
+def is_foreign(kind: str) -> bool:
+    return ":" in kind
+
+
+class AnyValue:
+    """An argument without declared constraints: any value goes, the class decides."""
+
+    def describe(self) -> str:
+        return "any value the class accepts"
+
+    def check(self, value: Any) -> str | None:
+        return None
+
+
+class SklearnConstraint:
+    """scikit-learn's `_parameter_constraints` entry for one argument, in hpsearch's shape."""
+
+    def __init__(self, owner: str, name: str, constraints: list[Any]) -> None:
+        self.owner, self.name, self.constraints = owner, name, constraints
+
+    def check(self, value: Any) -> str | None:
+        from sklearn.utils._param_validation import InvalidParameterError
+        from sklearn.utils._param_validation import validate_parameter_constraints
+
+        try:
+            validate_parameter_constraints(
+                {self.name: self.constraints}, {self.name: value}, caller_name=self.owner
+            )
+        except InvalidParameterError as e:
+            text = str(e)
+            allowed = text.split(" must be ", 1)[-1].split(". Got", 1)[0]
+            return f"got {value!r}; allowed: {allowed}"
+        return None
+
+    def describe(self) -> str:
+        return ", ".join(str(c) for c in self.constraints)
+
+
+def _one_line(error: BaseException, path: Path | None) -> str:
+    """`file.py:12: NameError: name 'x' is not defined` for an error in the user's code."""
+    if isinstance(error, SyntaxError):
+        return f"{error.filename}:{error.lineno}: SyntaxError: {error.msg}"
+    frames = traceback.extract_tb(error.__traceback__)
+    mine = [f for f in frames if path is None or Path(f.filename) == path]
+    where = f"{mine[-1].filename}:{mine[-1].lineno}: " if mine else ""
+    message = str(error).strip().splitlines()
+    return f"{where}{type(error).__name__}: {message[0] if message else ''}"
+
+
+@dataclass(frozen=True)
+class ForeignEntry:
+    """A user's classifier: `target` is `module:Class` or `/absolute/path/file.py:Class`."""
+
+    target: str
+
+    @property
+    def module_part(self) -> str:
+        return self.target.rsplit(":", 1)[0]
+
+    @property
+    def class_name(self) -> str:
+        return self.target.rsplit(":", 1)[1]
+
+    def file(self) -> Path | None:
+        """The source file: the .py named, or the module's file."""
+        if self.module_part.endswith(".py"):
+            return Path(self.module_part)
+        module = sys.modules.get(self.module_part) or self._import()
+        origin = getattr(module, "__file__", None)
+        return Path(origin) if origin else None
+
+    def source_sha256(self) -> str | None:
+        path = self.file()
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path and path.is_file() else None
+
+    def _import(self) -> Any:
+        part = self.module_part
+        if part.endswith(".py"):
+            path = Path(part)
+            if not path.is_file():
+                raise ForeignModelError(f"{path}: no such file")
+            name = "hpsearch_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+            if name in sys.modules:
+                return sys.modules[name]
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as e:
+                del sys.modules[name]
+                raise ForeignModelError(_one_line(e, path)) from None
+            return module
+        try:
+            return importlib.import_module(part)
+        except ModuleNotFoundError as e:
+            if e.name and part.startswith(e.name):
+                raise ForeignModelError(
+                    f"no module named {e.name!r}; install it, or name a file: "
+                    "path/to/file.py:Class"
+                ) from None
+            raise ForeignModelError(_one_line(e, None)) from None
+        except Exception as e:
+            raise ForeignModelError(_one_line(e, None)) from None
+
+    def load(self) -> type:
+        module = self._import()
+        cls = getattr(module, self.class_name, None)
+        if cls is None:
+            names = [n for n, v in vars(module).items() if inspect.isclass(v)]
+            hint = difflib.get_close_matches(self.class_name, names, n=1)
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ForeignModelError(
+                f"{self.module_part} has no class {self.class_name!r}{did_you_mean}"
+            )
+        missing = [m for m in REQUIRED if not callable(getattr(cls, m, None))]
+        if missing:
+            raise ForeignModelError(
+                f"{self.class_name} has no {' or '.join(missing)}; a class hpsearch trains needs "
+                "partial_fit(X, y, classes=...) (one epoch) and predict(X)"
+            )
+        return cls
+
+    def _signature(self) -> dict[str, inspect.Parameter]:
+        params = inspect.signature(self.load()).parameters
+        return {
+            k: p
+            for k, p in params.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and k != "self"
+        }
+
+    def arguments(self) -> dict[str, Any]:
+        """Arguments a study file may set, with their constraints where the class declares
+        them (scikit-learn's `_parameter_constraints` or hpsearch's form)."""
+        cls = self.load()
+        declared = getattr(cls, "_parameter_constraints", {}) or {}
+        out: dict[str, Any] = {}
+        for name in self._signature():
+            if name in SEED_ARGUMENTS:
+                continue
+            constraint = declared.get(name)
+            if constraint is None:
+                out[name] = LOOP_ARGUMENTS.get(name, AnyValue())
+            elif hasattr(constraint, "check"):
+                out[name] = constraint
+            else:
+                out[name] = SklearnConstraint(cls.__name__, name, list(constraint))
+        for name, constraint in LOOP_ARGUMENTS.items():
+            out.setdefault(name, constraint)
+        return out
+
+    def needs_torch(self) -> bool:
+        return False
+
+    def can_keep_weights(self) -> bool:
+        cls = self.load()
+        return callable(getattr(cls, "get_weights", None)) and callable(
+            getattr(cls, "set_weights", None)
+        )
+
+    def build(self, params: dict[str, Any], seed: int) -> ForeignClassifier:
+        signature = self._signature()
+        kwargs = {k: v for k, v in params.items() if k in signature}
+        for name in SEED_ARGUMENTS:
+            if name in signature:
+                kwargs[name] = seed
+        estimator = self.load()(**kwargs)
+        return ForeignClassifier(
+            estimator,
+            epochs=int(params.get("epochs", DEFAULT_EPOCHS)),
+            patience=int(params.get("patience", 0)),
+        )
+
+
+class ForeignClassifier:
+    """The model protocol around a user's incremental classifier."""
+
+    def __init__(self, estimator: Any, *, epochs: int, patience: int) -> None:
+        self.estimator = estimator
+        self.epochs = epochs
+        self.patience = patience
+        self.wants_images = bool(getattr(estimator, "wants_images", False))
+        self.classes_: np.ndarray | None = None
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray, classes: Any = None) -> Self:
+        if self.classes_ is None:
+            self.classes_ = np.asarray(np.unique(y) if classes is None else classes)
+        self.estimator.partial_fit(X, y, classes=self.classes_)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict(X))
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Class scores (N, C): decision_function, else predict_proba, else one-hot predictions."""
+        for method in ("decision_function", "predict_proba"):
+            if callable(getattr(self.estimator, method, None)):
+                scores = np.asarray(getattr(self.estimator, method)(X), dtype=np.float64)
+                return np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores
+        predicted = np.searchsorted(self.classes_, self.predict(X))
+        return np.eye(len(self.classes_))[predicted]
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """The class's own evaluate, else (validation loss, accuracy): log loss of
+        predict_proba, or of the softmax of decision_function, or 1 - accuracy without either."""
+        if callable(getattr(self.estimator, "evaluate", None)):
+            loss, accuracy = self.estimator.evaluate(X, y)
+            return float(loss), float(accuracy)
+        accuracy = float(np.mean(self.predict(X) == y))
+        target = np.searchsorted(self.classes_, y)
+        if callable(getattr(self.estimator, "predict_proba", None)):
+            p = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
+            picked = np.clip(p[np.arange(len(y)), target], 1e-12, 1.0)
+            return float(-np.mean(np.log(picked))), accuracy
+        if callable(getattr(self.estimator, "decision_function", None)):
+            scores = self.decision_function(X)
+            scores = scores - scores.max(axis=1, keepdims=True)
+            log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+            return float(-np.mean(log_p[np.arange(len(y)), target])), accuracy
+        return 1.0 - accuracy, accuracy
+
+    def weight_norm(self) -> float:
+        """sqrt(sum W**2) over the weight matrices: from weight_norm(), get_weights(), or
+        scikit-learn's coef_ / coefs_; 0 when the class shows none."""
+        est = self.estimator
+        if callable(getattr(est, "weight_norm", None)):
+            return float(est.weight_norm())
+        if callable(getattr(est, "get_weights", None)):
+            arrays = list(est.get_weights().values())
+        else:
+            arrays = list(getattr(est, "coefs_", None) or [getattr(est, "coef_", np.zeros(0))])
+        return float(np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays if np.ndim(a) >= 2)))
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return self.estimator.get_weights()
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        self.estimator.set_weights(weights)
