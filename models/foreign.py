@@ -42,6 +42,18 @@ LOOP_ARGUMENTS = {
 }
 
 
+# Classes given as objects (the Python API), by `module:QualifiedName`: found here first, so a
+# class defined in a notebook or a function trains in the process that registered it.
+_REGISTERED: dict[str, type] = {}
+
+
+def register(cls: type) -> str:
+    """The kind naming a class object; this process finds the class itself by that name."""
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    _REGISTERED[name] = cls
+    return name
+
+
 class ForeignModelError(ValueError):
     """The user's class cannot be used; the message is one line naming the file or module."""
 
@@ -110,9 +122,15 @@ class ForeignEntry:
         return self.target.rsplit(":", 1)[1]
 
     def file(self) -> Path | None:
-        """The source file: the .py named, or the module's file."""
+        """The source file: the .py named, or the module's file (None for a class defined in a
+        notebook or at an interactive prompt)."""
         if self.module_part.endswith(".py"):
             return Path(self.module_part)
+        if self.target in _REGISTERED:
+            try:
+                return Path(inspect.getfile(_REGISTERED[self.target]))
+            except (TypeError, OSError):
+                return None
         module = sys.modules.get(self.module_part) or self._import()
         origin = getattr(module, "__file__", None)
         return Path(origin) if origin else None
@@ -152,6 +170,8 @@ class ForeignEntry:
             raise ForeignModelError(_one_line(e, None)) from None
 
     def load(self) -> type:
+        if self.target in _REGISTERED:
+            return self._checked(_REGISTERED[self.target])
         module = self._import()
         cls = getattr(module, self.class_name, None)
         if cls is None:
@@ -161,6 +181,9 @@ class ForeignEntry:
             raise ForeignModelError(
                 f"{self.module_part} has no class {self.class_name!r}{did_you_mean}"
             )
+        return self._checked(cls)
+
+    def _checked(self, cls: type) -> type:
         missing = [m for m in REQUIRED if not callable(getattr(cls, m, None))]
         if missing:
             raise ForeignModelError(

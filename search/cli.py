@@ -388,7 +388,7 @@ class _Report(_Command):
     def run(self, args: argparse.Namespace) -> int:
         import time
 
-        from search.report import build_report
+        from search.reports import build_report
 
         start = time.perf_counter()
         loaded = [_load(args, name) for name in args.studies]
@@ -429,7 +429,7 @@ class _Export(_Command):
     def run(self, args: argparse.Namespace) -> int:
         import json
 
-        from search.export import export_document
+        from search.exports import export_document
         from search.records import CONFIRM_ATTR
 
         study, spec, url = _load(args, args.study)
@@ -480,7 +480,7 @@ class _Retrain(_Command):
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(self, args: argparse.Namespace) -> int:
-        from search.retrain import retrain
+        from search.retraining import retrain
         from search.text import format_params
 
         r = retrain(args.export_file, args.out, args.rank, args.quiet)
@@ -528,7 +528,7 @@ class _Confirm(_Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from search.records import CONFIRM_ATTR
-        from search.retrain import confirm
+        from search.retraining import confirm
         from search.text import format_params
         from search.text import format_table
 

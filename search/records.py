@@ -76,7 +76,8 @@ def model_source(kind: str) -> dict[str, str] | None:
     if not is_foreign(kind):
         return None
     entry = resolve(kind)
-    return {"file": str(entry.file()), "sha256": entry.source_sha256() or ""}
+    digest = entry.source_sha256()
+    return {"file": str(entry.file()), "sha256": digest} if digest else None
 
 
 def check_model_source(kind: str, stored: dict[str, str] | None, where: str) -> None:

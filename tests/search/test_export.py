@@ -20,7 +20,7 @@ from models import MODELS
 from models.data import load_dataset
 from models.training import train
 from search.cli import main
-from search.export import SCHEMA_PATH
+from search.exports import SCHEMA_PATH
 from search.objective import derive_seed
 from search.records import CONFIRM_ATTR
 from tests.conftest import TINY

@@ -17,12 +17,12 @@ from models.data import load_dataset
 from models.training import train
 from search.cli import main
 from search.records import load_study
-from search.report import class_weights_info
-from search.report import curves_info
-from search.report import learning_rate_info
-from search.report import study_sections
-from search.report import summary_info
-from search.report import weight_norm_info
+from search.reports import class_weights_info
+from search.reports import curves_info
+from search.reports import learning_rate_info
+from search.reports import study_sections
+from search.reports import summary_info
+from search.reports import weight_norm_info
 from search.storage import StorageURL
 from search.storage import open_storage
 from tests.conftest import TINY
@@ -211,7 +211,7 @@ def test_optuna_sees_the_same_trials(reported):
 
 
 def test_intermediate_values_data_and_figure(reported):
-    from search.report import intermediate_info
+    from search.reports import intermediate_info
 
     _, url = reported
     study, spec, _ = _load(url)

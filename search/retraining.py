@@ -24,7 +24,7 @@ from models.foreign import is_foreign
 from models.training import History
 from models.training import train
 from search.errors import UsageError
-from search.export import SCHEMA_VERSION
+from search.exports import SCHEMA_VERSION
 from search.objective import derive_seed
 from search.records import CONFIRM_ATTR
 from search.records import SOURCE_ATTR
@@ -86,6 +86,12 @@ def _read_export(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: no such file; write one with `hpsearch export STUDY`") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not a JSON file ({e})") from None
+    return check_export(doc, path)
+
+
+def check_export(doc: Any, path: Path | str) -> dict[str, Any]:
+    """An export document (a file's or a dict), checked as far as retraining depends on it;
+    `path` names it in messages."""
     if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
         got = doc.get("schema_version") if isinstance(doc, dict) else type(doc).__name__
         raise UsageError(
@@ -183,7 +189,13 @@ class RetrainResult:
 def retrain(path: Path, out: Path | None, rank: int, quiet: bool) -> RetrainResult:
     """Retrain configuration `rank` of an export file, evaluate the test split once, and write
     the weights and a copy of the file with the results into `out`."""
-    doc = _read_export(path)
+    return retrain_document(_read_export(path), path, out, rank, quiet)
+
+
+def retrain_document(
+    doc: dict[str, Any], path: Path, out: Path | None, rank: int, quiet: bool
+) -> RetrainResult:
+    """`retrain` of a checked export document; `path` names it (and its copy in `out`)."""
     configs = [c for c in doc["configs"] if isinstance(c, dict) and c.get("rank") == rank]
     if not configs:
         raise UsageError(

@@ -1,0 +1,206 @@
+"""hpsearch from Python (a notebook, a script): the commands as functions that return values.
+
+    import search
+    study = search.run("studies/quickstart.toml")          # or a dict of the same shape
+    search.figures(study)["quickstart-history"].show()     # the report's figures, inline
+    best = search.exports(study)                             # the best configuration, as a dict
+    result = search.retraining(best)                           # test accuracy, measured once
+
+They never print (a progress bar on stderr aside) and never exit: bad input raises UsageError,
+whose message is the line the CLI would print. The CLI is a thin layer over the same modules.
+`[model].kind` may also be a class object: it is trained in this process (and by `workers > 1`
+only when other processes can import it by name).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+from typing import Any
+
+from search.errors import UsageError
+
+if TYPE_CHECKING:
+    import optuna
+    import plotly.graph_objects as go
+
+    from search.retraining import ConfirmResult
+    from search.retraining import RetrainResult
+    from search.spec import StudySpec
+
+
+def _kind_of_object(kind: Any, workers: int) -> str:
+    """`module:QualifiedName` for a class given as an object; registered for this process."""
+    from models.foreign import register
+
+    name = register(kind)
+    if workers > 1 and not _importable(kind):
+        raise UsageError(
+            f"[model].kind: {kind.__qualname__} is defined where other processes cannot import "
+            f"it (module {kind.__module__!r}); with workers > 1 each worker imports the class "
+            "by name: move it into a .py file and give kind = 'file.py:Class', or use workers = 1"
+        )
+    return name
+
+
+def _importable(cls: type) -> bool:
+    import importlib
+
+    if cls.__module__ == "__main__" or "<locals>" in cls.__qualname__:
+        return False
+    try:
+        found: Any = importlib.import_module(cls.__module__)
+        for part in cls.__qualname__.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return False
+    return found is cls
+
+
+def _spec(study: str | Path | Mapping[str, Any], workers: int) -> StudySpec:
+    from search.study_file import load_study_file
+    from search.study_file import parse_study
+
+    if isinstance(study, str | Path):
+        return load_study_file(study)
+    doc = copy.deepcopy(dict(study))
+    model = doc.get("model")
+    if isinstance(model, Mapping) and isinstance(model.get("kind"), type):
+        doc["model"] = {**model, "kind": _kind_of_object(model["kind"], workers)}
+    return parse_study(doc, "study")
+
+
+def run(
+    study: str | Path | Mapping[str, Any],
+    *,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> optuna.Study:
+    """Create or resume a study and run trials until it has `n_trials` finished ones.
+
+    Args:
+        study: A study file's path, or a dict of the same shape (`[model].kind` may be a class).
+        storage: A database URL; default $HPSEARCH_STORAGE, else sqlite:///hpsearch.db.
+        n_trials: The study's total of finished trials (default: [study].n_trials).
+        timeout: Start no new trial after this many seconds.
+        workers: Worker processes on this machine.
+        progress: A progress bar on stderr.
+
+    Raises:
+        UsageError: bad input (the message is one line); KeyboardInterrupt after Ctrl-C (the
+            running trial is marked failed, the finished ones are kept).
+    """
+    from search.runner import run_study
+    from search.storage import resolve_url
+
+    spec = _spec(study, workers)
+    outcome = run_study(
+        spec,
+        resolve_url(storage),
+        n_trials=n_trials,
+        timeout=timeout,
+        quiet=not progress,
+        workers=workers,
+    )
+    if outcome.signal is not None:
+        raise KeyboardInterrupt
+    if outcome.exit_code:
+        raise UsageError(
+            f"{len(outcome.lost)} workers stopped early; the study has {outcome.finished} of "
+            f"{outcome.budget} trials; run again to finish it"
+        )
+    return outcome.study
+
+
+def load(name: str, *, storage: str | None = None) -> optuna.Study:
+    """A stored hpsearch study by name."""
+    from search.records import load_study
+    from search.storage import open_storage
+    from search.storage import resolve_url
+
+    target = resolve_url(storage)
+    return load_study(open_storage(target, create=False), name, target.shown)[0]
+
+
+def _stored_spec(study: optuna.Study) -> StudySpec:
+    from search.records import stored_spec
+
+    return stored_spec(study, _storage_shown(study))
+
+
+def _storage_shown(study: optuna.Study) -> str:
+    from search.storage import mask_password
+
+    storage = study._storage
+    backend = getattr(storage, "backend", None) or getattr(storage, "_backend", storage)
+    return mask_password(str(getattr(backend, "url", "storage")))
+
+
+def figures(study: optuna.Study) -> dict[str, go.Figure]:
+    """The report's figures of one study, by name (`history`, `importances`, `curves`, ...)."""
+    from search.reports import study_sections
+
+    prefix = f"{study.study_name}-"
+    return {
+        section.id.removeprefix(prefix): section.figure
+        for section in study_sections(study, _stored_spec(study))
+        if section.figure is not None
+    }
+
+
+def report(studies: optuna.Study | Sequence[optuna.Study], path: str | Path) -> Path:
+    """Write the HTML report of one or more studies to `path`; returns the path."""
+    from search.reports import build_report
+
+    studies = [studies] if not isinstance(studies, Sequence) else list(studies)
+    page = build_report([(s, _stored_spec(s)) for s in studies], _storage_shown(studies[0]))
+    path = Path(path)
+    try:
+        path.write_text(page)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write: {e.strerror}") from None
+    return path
+
+
+def export(study: optuna.Study, *, top: int = 1) -> dict[str, Any]:
+    """The best `top` configurations as the export document (`hpsearch export`'s JSON)."""
+    from search.exports import export_document
+
+    return export_document(study, _stored_spec(study), _storage_shown(study), top, "best.json")
+
+
+def retrain(
+    document: Mapping[str, Any] | str | Path,
+    *,
+    rank: int = 1,
+    out: str | Path | None = None,
+    progress: bool = False,
+) -> RetrainResult:
+    """Retrain one configuration of an export (a dict from `export`, or a file), evaluate the
+    test split once, and write the weights and the document with the results into `out`
+    (default retrained/STUDY-trialN)."""
+    from search.retraining import check_export
+    from search.retraining import retrain as retrain_file
+    from search.retraining import retrain_document
+
+    out = Path(out) if out is not None else None
+    if isinstance(document, str | Path):
+        return retrain_file(Path(document), out, rank, not progress)
+    doc = check_export(json.loads(json.dumps(document)), "document")
+    return retrain_document(doc, Path("best.json"), out, rank, not progress)
+
+
+def confirm(
+    study: optuna.Study, *, top: int = 3, repeats: int = 5, progress: bool = False
+) -> list[ConfirmResult]:
+    """Retrain the top configurations with new seeds; best mean first (stored with the study)."""
+    from search.retraining import confirm as confirm_study
+
+    return confirm_study(study, _stored_spec(study), top, repeats, not progress)
