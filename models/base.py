@@ -23,7 +23,7 @@ from models.protocol import ClassifierMixin
 from models.regularizers import REGULARIZERS
 from models.regularizers import penalty
 from models.schedules import SCHEDULES
-from models.schedules import lr_at
+from models.schedules import model_lr_at
 from models.training import SAMPLING
 from models.training import check_finite
 from models.training import check_weights
@@ -129,15 +129,7 @@ class GradientModel(ClassifierMixin):
             self._initialize(X.shape[1], np.unique(y) if classes is None else classes)
         y_idx = np.searchsorted(self.classes_, y)
         epoch = len(self.loss_curve_)
-        self._optimizer.learning_rate = lr_at(
-            self.schedule,
-            self.learning_rate,
-            epoch,
-            epochs=self.epochs,
-            lr_decay=self.lr_decay,
-            lr_step=self.lr_step,
-            lr_gamma=self.lr_gamma,
-        )
+        self._optimizer.learning_rate = model_lr_at(self, epoch)
         total, seen = 0.0, 0
         with np.errstate(over="ignore", invalid="ignore"):
             for idx in minibatches(len(X), self.batch_size, self._rng, self.sampling):

@@ -9,6 +9,7 @@ cosine        lr * (1 + cos(pi * epoch / epochs)) / 2   (to 0 at the end, no res
 from __future__ import annotations
 
 import math
+from typing import Any
 
 SCHEDULES = ("constant", "exponential", "step", "cosine")
 
@@ -32,3 +33,16 @@ def lr_at(
     if schedule == "cosine":
         return learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
     raise ValueError(f"schedule: got {schedule!r}; allowed: {', '.join(SCHEDULES)}")
+
+
+def model_lr_at(model: Any, epoch: int) -> float:
+    """lr_at with a model's own schedule arguments (every kind has the same names)."""
+    return lr_at(
+        model.schedule,
+        model.learning_rate,
+        epoch,
+        epochs=model.epochs,
+        lr_decay=model.lr_decay,
+        lr_step=model.lr_step,
+        lr_gamma=model.lr_gamma,
+    )

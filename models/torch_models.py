@@ -24,7 +24,7 @@ from models.base import store_arguments
 from models.mlp import Widths
 from models.mlp import parse_hidden
 from models.protocol import ClassifierMixin
-from models.schedules import lr_at
+from models.schedules import model_lr_at
 from models.training import MAX_ABS_WEIGHT
 from models.training import TrainingDiverged
 from models.training import check_finite
@@ -163,17 +163,8 @@ class TorchClassifier(ClassifierMixin):
         torch = _torch()
         Xt, yt = self._as_tensors(X, y)
         epoch = len(self.loss_curve_)
-        lr = lr_at(
-            self.schedule,
-            self.learning_rate,
-            epoch,
-            epochs=self.epochs,
-            lr_decay=self.lr_decay,
-            lr_step=self.lr_step,
-            lr_gamma=self.lr_gamma,
-        )
         for group in self._optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = model_lr_at(self, epoch)
         n = len(Xt)
         if self.sampling == "bootstrap":
             order = torch.randint(
