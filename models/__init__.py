@@ -16,6 +16,7 @@ from models._constraints import Constraint
 from models._constraints import Options
 from models.foreign import ForeignEntry
 from models.foreign import ForeignModelError
+from models.foreign import NetworkEntry
 from models.foreign import is_foreign
 from models.protocol import Classifier
 
@@ -51,6 +52,7 @@ class ModelEntry:
 
 
 _LINEAR = "models.linear:LinearClassifier"
+NETWORK = "torch.network"  # a network function of the user's: models.foreign.NetworkEntry
 
 MODELS: dict[str, ModelEntry] = {
     "numpy.softmax": ModelEntry(_LINEAR, preset={"loss": "softmax"}),
@@ -67,8 +69,9 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
-def resolve(kind: str) -> ModelEntry | ForeignEntry:
-    """The entry of a built-in kind, or of a user's class (`module:Class`, `/path/file.py:Class`).
+def resolve(kind: str, fixed: dict[str, Any] | None = None) -> ModelEntry | ForeignEntry:
+    """The entry of a built-in kind, of a user's class (`module:Class`, `/path/file.py:Class`),
+    or of `torch.network` with the function that `fixed["network"]` names.
 
     Raises:
         ForeignModelError: the user's module or class cannot be used (one line naming it).
@@ -76,7 +79,15 @@ def resolve(kind: str) -> ModelEntry | ForeignEntry:
     """
     if is_foreign(kind):
         return ForeignEntry(kind)
+    if kind == NETWORK:
+        network = (fixed or {}).get("network")
+        if not isinstance(network, str) or not is_foreign(network):
+            raise ForeignModelError(
+                'torch.network needs [model].fixed.network = "module:function" or '
+                '"file.py:function"'
+            )
+        return NetworkEntry(network)
     return MODELS[kind]
 
 
-__all__ = ["MODELS", "Classifier", "ForeignModelError", "ModelEntry", "resolve"]
+__all__ = ["MODELS", "NETWORK", "Classifier", "ForeignModelError", "ModelEntry", "resolve"]

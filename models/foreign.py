@@ -307,3 +307,64 @@ class ForeignClassifier:
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         self.estimator.set_weights(weights)
+
+
+@dataclass(frozen=True)
+class NetworkEntry:
+    """`kind = "torch.network"`: a network function of the user's, `function(input_shape,
+    n_classes, **its_arguments) -> torch.nn.Module`, named by `network` (`module:function` or
+    `/absolute/path/file.py:function`) and trained by hpsearch's Torch trainer. The function's
+    own arguments are fixed or searched like any other."""
+
+    network: str
+
+    @property
+    def source(self) -> ForeignEntry:
+        """The function's module and file: the same loading as a class of the user's."""
+        return ForeignEntry(self.network)
+
+    def function(self) -> Any:
+        entry = self.source
+        module = entry._import()
+        fn = getattr(module, entry.class_name, None)
+        if not callable(fn):
+            raise ForeignModelError(f"{entry.module_part} has no function {entry.class_name!r}")
+        params = list(inspect.signature(fn).parameters)
+        if params[:2] != ["input_shape", "n_classes"]:
+            raise ForeignModelError(
+                f"{entry.class_name} takes ({', '.join(params)}); a network function takes "
+                "(input_shape, n_classes, **its_arguments) and returns a torch.nn.Module"
+            )
+        return fn
+
+    def own_arguments(self) -> list[str]:
+        return list(inspect.signature(self.function()).parameters)[2:]
+
+    def load(self) -> type:
+        from models.torch_models import TorchNetwork
+
+        return TorchNetwork
+
+    def arguments(self) -> dict[str, Any]:
+        trainer = {k: v for k, v in self.load()._parameter_constraints.items() if k != "seed"}
+        return {**trainer, "network": AnyValue(), **{k: AnyValue() for k in self.own_arguments()}}
+
+    def needs_torch(self) -> bool:
+        return True
+
+    def can_keep_weights(self) -> bool:
+        return True
+
+    def file(self) -> Path | None:
+        return self.source.file()
+
+    def source_sha256(self) -> str | None:
+        return self.source.source_sha256()
+
+    def build(self, params: dict[str, Any], seed: int) -> Any:
+        own = set(self.own_arguments())
+        training = {k: v for k, v in params.items() if k not in own and k != "network"}
+        network_args = {k: v for k, v in params.items() if k in own}
+        return self.load()(
+            network_fn=self.function(), network_args=network_args, **training, seed=seed
+        )

@@ -61,6 +61,27 @@ def _threads() -> int:
 
 _TORCH_CONSTRAINTS = {k: v for k, v in COMMON_CONSTRAINTS.items() if k != "loss"}
 _TORCH_CONSTRAINTS["device"] = Options(("auto", "cpu", "cuda"))
+# The training arguments' defaults of a network given by the user (torch.network).
+TRAINING_DEFAULTS = {
+    "learning_rate": 1e-2,
+    "batch_size": 64,
+    "epochs": 20,
+    "reg": "none",
+    "reg_strength": 0.0,
+    "optimizer": "sgd",
+    "momentum": 0.9,
+    "schedule": "constant",
+    "lr_decay": 0.0,
+    "lr_step": 10,
+    "lr_gamma": 0.1,
+    "sampling": "shuffle",
+    "patience": 0,
+    "init": "he",
+    "init_mean": 0.0,
+    "init_std": 1e-2,
+    "device": "auto",
+    "seed": 0,
+}
 
 
 class TorchClassifier(ClassifierMixin):
@@ -384,3 +405,30 @@ class TorchCNN(TorchClassifier):
             layers += [nn.Dropout(self.dropout), nn.Linear(width, h), nn.ReLU()]
             width = h
         return nn.Sequential(*layers, nn.Dropout(self.dropout), nn.Linear(width, n_classes))
+
+
+class TorchNetwork(TorchClassifier):
+    """`torch.network`: the user's network function, trained like the built-in Torch kinds
+    (optimizers, schedules, L1/L2, sampling, early stopping, device, divergence checks).
+
+    The function gets the input shape (C, H, W) and the number of classes and returns the
+    module; inputs arrive as images (N, C, H, W): start with torch.nn.Flatten() for an MLP.
+    """
+
+    wants_images = True
+
+    def __init__(self, network_fn: Any = None, network_args: Any = None, **training: Any) -> None:
+        store_arguments(self, {**TRAINING_DEFAULTS, **training})
+        self.network_fn = network_fn
+        self.network_args = dict(network_args or {})
+
+    def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
+        module = self.network_fn(
+            tuple(int(d) for d in input_shape), n_classes, **self.network_args
+        )
+        if not isinstance(module, _torch().nn.Module):
+            raise TypeError(
+                f"the network function returned {type(module).__name__}; allowed: a "
+                "torch.nn.Module"
+            )
+        return module

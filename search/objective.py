@@ -130,7 +130,9 @@ class Objective:
         else:
             seed = trial_seed(spec.seed, trial.number)
             trial.set_user_attr(SEED_ATTR, seed)
-        model = resolve(spec.model.kind).build({**spec.model.fixed, **params}, seed)
+        model = resolve(spec.model.kind, dict(spec.model.fixed)).build(
+            {**spec.model.fixed, **params}, seed
+        )
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 
         def report(epoch: int, history: History) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from typing import Any
 
 from search.errors import UsageError
 from search.spec import StudySpec
@@ -68,24 +69,28 @@ FAIL_REASONS = (
 ATTEMPT_ATTRS = (FAIL_REASON_ATTR, DIVERGED_ATTR, CURVES_ATTR, SECONDS_ATTR, CLASS_WEIGHTS_ATTR)
 
 
-def model_source(kind: str) -> dict[str, str] | None:
-    """The source file and SHA-256 of a user's model kind; None for the built-in kinds."""
+def model_source(kind: str, fixed: dict[str, Any]) -> dict[str, str] | None:
+    """The source file and SHA-256 of a user's class or network function; None for the
+    built-in kinds."""
+    from models import NETWORK
     from models import resolve
     from models.foreign import is_foreign
 
-    if not is_foreign(kind):
+    if not (is_foreign(kind) or kind == NETWORK):
         return None
-    entry = resolve(kind)
+    entry = resolve(kind, fixed)
     digest = entry.source_sha256()
     return {"file": str(entry.file()), "sha256": digest} if digest else None
 
 
-def check_model_source(kind: str, stored: dict[str, str] | None, where: str) -> None:
+def check_model_source(
+    kind: str, fixed: dict[str, Any], stored: dict[str, str] | None, where: str
+) -> None:
     """Refuse to train a user's model whose source file changed since the study was created:
     trials of two different models must not mix in one study."""
     if not stored:
         return
-    now = model_source(kind)
+    now = model_source(kind, fixed)
     if now is None or now["sha256"] != stored["sha256"]:
         raise UsageError(
             f"{where}: {stored['file']} differs from the file this study was created with "

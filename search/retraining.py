@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from models import MODELS
+from models import NETWORK
 from models import Classifier
 from models import resolve
 from models._constraints import Interval
@@ -52,7 +53,7 @@ def fit(
     """Train one configuration exactly as a trial would, with a progress bar over epochs."""
     from tqdm import tqdm
 
-    model = resolve(kind).build(params, seed)
+    model = resolve(kind, params).build(params, seed)
     images = model.wants_images
     bar = tqdm(
         total=model.epochs, desc=label, unit="epoch", file=sys.stderr, disable=quiet, leave=False
@@ -102,12 +103,11 @@ def check_export(doc: Any, path: Path | str) -> dict[str, Any]:
         if key not in doc:
             raise UsageError(f"{path}: {key}: missing; export the study again")
     kind = doc["model_kind"]
-    if not isinstance(kind, str) or not (kind in MODELS or is_foreign(kind)):
+    if not isinstance(kind, str) or not (kind in (*MODELS, NETWORK) or is_foreign(kind)):
         raise UsageError(
             f"{path}: model_kind: unknown model {kind!r}; allowed: {', '.join(MODELS)}, or "
             "module:Class / file.py:Class"
         )
-    check_model_source(kind, doc.get("model_source"), str(path))
     if not isinstance(doc["configs"], list) or not doc["configs"]:
         raise UsageError(f"{path}: configs: must be a non-empty list")
     # Names from a file are data, never paths: the default output folder is built from them.
@@ -205,6 +205,7 @@ def retrain_document(
     config = configs[0]
     _check_config(path, config, rank)
     data_spec = _configuration(doc, config, f"{path}: configs[{rank - 1}]")
+    check_model_source(doc["model_kind"], config["params"], doc.get("model_source"), str(path))
     data = load_data(data_spec, doc["data"]["seed"], str(path))
     start = time.perf_counter()
     label = f"trial {config['trial_number']}"
@@ -310,7 +311,9 @@ def confirm(
     """`hpsearch confirm`: the results, best mean first, also stored with the study."""
     if not complete_best_first(study.get_trials(deepcopy=False)):
         raise UsageError(f"study {study.study_name!r} has no complete trial yet; run it first")
-    check_model_source(spec.model.kind, study.user_attrs.get(SOURCE_ATTR), spec.source)
+    check_model_source(
+        spec.model.kind, dict(spec.model.fixed), study.user_attrs.get(SOURCE_ATTR), spec.source
+    )
     data = load_data(spec.data, spec.seed, f"stored study {study.study_name!r}")
     results = confirm_results(study, spec, data, top, repeats, quiet)
     stored = {

@@ -75,7 +75,7 @@ def create_or_resume(
 
         storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
         storage.set_study_user_attr(study_id, VERSION_ATTR, __version__)
-        source = model_source(spec.model.kind)
+        source = model_source(spec.model.kind, dict(spec.model.fixed))
         if source is not None:
             storage.set_study_user_attr(study_id, SOURCE_ATTR, source)
     else:
@@ -90,7 +90,8 @@ def create_or_resume(
                     f"[study].name, or delete the old one: optuna delete-study --study-name "
                     f"{spec.name} --storage {target.shown}"
                 )
-        check_model_source(spec.model.kind, existing.user_attrs.get(SOURCE_ATTR), spec.source)
+        stored_source = existing.user_attrs.get(SOURCE_ATTR)
+        check_model_source(spec.model.kind, dict(spec.model.fixed), stored_source, spec.source)
     n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing))
     return optuna.load_study(
@@ -311,7 +312,8 @@ def join_study(
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(target, create=False, heartbeat=True, log=_stderr)
     stored, spec = load_study(storage, name, target.shown)
-    check_model_source(spec.model.kind, stored.user_attrs.get(SOURCE_ATTR), spec.source)
+    stored_source = stored.user_attrs.get(SOURCE_ATTR)
+    check_model_source(spec.model.kind, dict(spec.model.fixed), stored_source, spec.source)
     data = load_data(spec.data, spec.seed, spec.source)
     study = _sampler_study(spec, storage)
     budget = n_trials or spec.n_trials

@@ -17,6 +17,7 @@ from typing import Any
 from typing import NoReturn
 
 from models import MODELS
+from models import NETWORK
 from models import ForeignModelError
 from models import resolve
 from models._constraints import Interval
@@ -24,6 +25,7 @@ from models._constraints import Options
 from models.data import DATASETS
 from models.data import PREPROCESS
 from models.data import is_npz_path
+from models.foreign import NetworkEntry
 from models.foreign import is_foreign
 from models.torch_models import torch_installed
 from search.algorithms import DEFAULT_PRUNER
@@ -238,26 +240,56 @@ class _Parser:
         kind = self.required(model, "kind", "[model].kind", '"numpy.softmax" (or another model)')
         if isinstance(kind, str) and is_foreign(kind):
             kind = self.foreign(kind)
-        elif kind not in MODELS:
-            allowed = [*MODELS, "package.module:Class", "path/to/file.py:Class"]
+        elif kind not in (*MODELS, NETWORK):
+            allowed = [*MODELS, NETWORK, "package.module:Class", "path/to/file.py:Class"]
             self.fail("[model].kind", self._unknown("model", kind, allowed))
-        if resolve(kind).needs_torch() and not torch_installed():
+        torch_kind = kind == NETWORK or (kind in MODELS and MODELS[kind].needs_torch())
+        if torch_kind and not torch_installed():
             self.fail(
                 "[model].kind",
                 f"{kind} needs PyTorch, which is not installed; pip "
                 "install torch==2.13.0 (the CPU build), or choose a numpy.* model",
             )
-        fixed = self.table(model.get("fixed", {}), "[model].fixed", tuple(self.arguments(kind)))
+        fixed = model.get("fixed", {})
+        if kind == NETWORK:
+            fixed = self.network(fixed)
+        arguments = self.arguments(kind, fixed)
+        fixed = self.table(fixed, "[model].fixed", tuple(arguments))
         for name, value in fixed.items():
-            problem = self.arguments(kind)[name].check(value)
+            problem = arguments[name].check(value)
             if problem is not None:
                 self.fail(f"[model].fixed.{name}", problem)
         return ModelSpec(kind=kind, fixed=dict(fixed))
 
+    def network(self, fixed: Any) -> dict[str, Any]:
+        """torch.network's function, named by [model].fixed.network: checked now."""
+        if not isinstance(fixed, dict) or not isinstance(fixed.get("network"), str):
+            self.fail(
+                "[model].fixed.network",
+                'missing; torch.network needs network = "module:function" or '
+                '"file.py:function" (a function (input_shape, n_classes, ...) -> nn.Module)',
+            )
+        network = self.absolute(fixed["network"])
+        try:
+            NetworkEntry(network).function()
+        except ForeignModelError as e:
+            self.fail("[model].fixed.network", f"{e}")
+        return {**fixed, "network": network}
+
+    def absolute(self, target: str) -> str:
+        """`file.py:Name` relative to the study file's folder, made absolute."""
+        module, _, name = target.rpartition(":")
+        if module.endswith(".py"):
+            path = Path(module).expanduser()
+            if not path.is_absolute():
+                path = (self.base_dir / path).resolve()
+            return f"{path}:{name}"
+        return target
+
     def early_stopping_possible(self, model: ModelSpec, params: tuple[ParamSpec, ...]) -> None:
         """Early stopping restores the best epoch's weights: a user's class needs
         get_weights() and set_weights() for it."""
-        entry = resolve(model.kind)
+        entry = resolve(model.kind, dict(model.fixed))
         if not is_foreign(model.kind) or entry.can_keep_weights():
             return
         searched = [p for p in params if p.name == "patience"]
@@ -272,21 +304,16 @@ class _Parser:
     def foreign(self, kind: str) -> str:
         """A user's class: a file path is made absolute (relative to the study file's folder),
         and the class is imported and checked now, before anything touches storage."""
-        module, _, name = kind.rpartition(":")
-        if module.endswith(".py"):
-            path = Path(module).expanduser()
-            if not path.is_absolute():
-                path = (self.base_dir / path).resolve()
-            kind = f"{path}:{name}"
+        kind = self.absolute(kind)
         try:
             resolve(kind).load()
         except ForeignModelError as e:
             self.fail("[model].kind", f"{e}")
         return kind
 
-    def arguments(self, kind: str) -> dict[str, Any]:
+    def arguments(self, kind: str, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            return resolve(kind).arguments()
+            return resolve(kind, fixed).arguments()
         except ForeignModelError as e:
             self.fail("[model].kind", f"{e}")
 
@@ -299,7 +326,7 @@ class _Parser:
                 "no parameter to search; add at least one, e.g. "
                 'learning_rate = { type = "float", low = 1e-4, high = 1e-1, log = true }',
             )
-        arguments = self.arguments(model.kind)
+        arguments = self.arguments(model.kind, dict(model.fixed))
         specs: dict[str, ParamSpec] = {}
         for name, entry in value.items():
             key = f"[params].{name}"

@@ -243,3 +243,67 @@ def test_a_source_file_changed_after_the_study_was_created_is_refused(own, tmp_p
         line = _one_line(done.stderr)
         assert f"{source} differs from the file this study was created with" in line, line
     assert len(optuna.load_study(study_name="own", storage=url).trials) == 2  # nothing ran
+
+
+NETWORK_STUDY = """
+[study]
+name = "net"
+n_trials = 4
+seed = 0
+pruner = "none"
+
+[data]
+dataset = "digits"
+
+[model]
+kind = "torch.network"
+fixed = {{ {fixed} }}
+
+[params]
+learning_rate = {{ type = "float", low = 1e-3, high = 1e-2, log = true }}
+width = {{ type = "categorical", choices = [4, 8] }}
+"""
+
+
+def test_a_torch_network_of_your_own_with_a_searched_argument(tmp_path, capsys):
+    from tests.conftest import require_torch
+
+    require_torch()
+    shutil.copy(ROOT / "studies" / "custom" / "small_cnn.py", tmp_path / "net.py")
+    path = tmp_path / "net.toml"
+    fixed = 'network = "net.py:small_cnn", epochs = 2, optimizer = "adam"'
+    path.write_text(NETWORK_STUDY.format(fixed=fixed))
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
+    trials = optuna.load_study(study_name="net", storage=url).trials
+    assert {t.params["width"] for t in trials} == {4, 8}  # its own argument, searched
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    out = tmp_path / "b.json"
+    assert main(["export", "net", "--storage", url, "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["model_source"]["file"] == str(tmp_path / "net.py")
+    assert main(["retrain", str(out), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    weights = np.load(tmp_path / "r" / "weights.npz")
+    width = doc["configs"][0]["params"]["width"]
+    assert weights["0.weight"].shape == (width, 1, 3, 3)  # the network the function built
+    assert json.loads((tmp_path / "r" / "b.json").read_text())["retrain"]["reproduced"]
+
+
+@pytest.mark.parametrize(
+    "fixed, words",
+    [
+        ("epochs = 2", "[model].fixed.network: missing"),
+        ('network = "net.py:nope"', "has no function 'nope'"),
+        ('network = "net.py:wrong"', "a network function takes (input_shape, n_classes"),
+    ],
+    ids=["no-network", "no-function", "wrong-signature"],
+)
+def test_a_network_that_cannot_be_used_is_one_line(tmp_path, fixed, words, capsys):
+    from tests.conftest import require_torch
+
+    require_torch()
+    (tmp_path / "net.py").write_text("def wrong(shape, classes):\n    return None\n")
+    path = tmp_path / "net.toml"
+    path.write_text(NETWORK_STUDY.format(fixed=fixed))
+    assert main(["validate", str(path)]) == 2
+    assert words in _one_line(capsys.readouterr().err)
