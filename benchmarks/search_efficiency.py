@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import statistics
 import sys
 import tempfile
@@ -34,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from search.algorithms import DEFAULT_PRUNER  # noqa: E402
 from search.runner import run_study  # noqa: E402
+from search.spec import AlgorithmSpec  # noqa: E402
+from search.spec import StudySpec  # noqa: E402
 from search.storage import StorageURL  # noqa: E402
-from search.study_file import AlgorithmSpec  # noqa: E402
-from search.study_file import StudySpec  # noqa: E402
 from search.study_file import load_study_file  # noqa: E402
 
 MEDIAN = AlgorithmSpec("median", {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"})
@@ -61,11 +60,9 @@ def run_variant(spec: StudySpec, url: str, variant: str, seed: int, trials: int)
     sampler, pruner = VARIANTS[variant]
     name = f"{spec.name}-{variant}-seed{seed}"
     spec = dataclasses.replace(spec, name=name, seed=seed, sampler=sampler, pruner=pruner)
-    code = run_study(
-        spec, StorageURL(url, "benchmark"), n_trials=trials, quiet=True, out=io.StringIO()
-    )
-    if code != 0:
-        raise SystemExit(f"{name}: hpsearch run exited with {code}")
+    outcome = run_study(spec, StorageURL(url, "benchmark"), n_trials=trials, quiet=True)
+    if outcome.exit_code != 0:
+        raise SystemExit(f"{name}: hpsearch run exited with {outcome.exit_code}")
     study = optuna.load_study(study_name=name, storage=url)
     running, best = [], float("-inf")
     epochs, seconds = 0, 0.0

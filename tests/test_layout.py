@@ -53,3 +53,18 @@ def test_the_formatter_decides_and_comments_stay_inside_the_repository():
             # A layout kept by hand says why: "# fmt: skip (reason)".
             assert not re.search(r"#\s*fmt:\s*(skip|off)\s*$", line), where
             assert OUTSIDE not in line, where
+
+
+def test_benchmarks_import_what_exists():
+    """Benchmarks run by hand, not in the suite: their imports must follow the code."""
+    import importlib
+
+    for path in (ROOT / "benchmarks").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.split(".")[0] in ("search", "models"):
+                    module = importlib.import_module(node.module)
+                    for alias in node.names:
+                        assert hasattr(module, alias.name), (
+                            f"{path.name}: {node.module}.{alias.name}"
+                        )
