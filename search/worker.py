@@ -244,13 +244,14 @@ def run_one(
     objective: Callable[[Any], float],
     catch: tuple[type[Exception], ...],
     log: Callable[[str], None],
-) -> optuna.trial.FrozenTrial:
-    """Ask for a trial, train it under a heartbeat, tell its outcome; the trial as stored.
+) -> int:
+    """Ask for a trial, train it under a heartbeat, tell its outcome; the trial's id.
 
     Exceptions in `catch` fail the trial (the objective has stored its reason). Any other
     exception, and KeyboardInterrupt, fails it too and is raised again once that is stored.
     """
     import optuna
+    from optuna.study._tell import _tell_with_warning
     from optuna.trial import TrialState
 
     trial = study.ask()
@@ -269,18 +270,25 @@ def run_one(
             if not isinstance(e, KeyboardInterrupt):
                 with contextlib.suppress(Exception):
                     trial.set_user_attr(FAIL_REASON_ATTR, _error_reason(e))
-    study.tell(
-        trial, value if state == TrialState.COMPLETE else None, state=state, skip_if_finished=True
+    # Optuna's own loop tells through this function: one read of the trial, where Study.tell
+    # reads it twice more to return a copy.
+    told_state, _, _ = _tell_with_warning(
+        study=study,
+        trial=trial,
+        value_or_values=value if state == TrialState.COMPLETE else None,
+        state=state,
+        skip_if_finished=True,
+        suppress_warning=True,
     )
-    stored = study._storage.get_trial(trial._trial_id)
-    if stored.state != state:
+    if told_state != state:
+        stored = study._storage.get_trial(trial._trial_id)
         log(
             f"trial {trial.number} was failed by another worker while this one could not "
             f"reach the database ({fail_reason(stored)}); it was re-queued"
         )
     if error is not None:
         raise error
-    return stored
+    return trial._trial_id
 
 
 def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
@@ -353,9 +361,11 @@ def run_trials(
             if stop() or out_of_time():
                 break
             fail_stale_trials(study)
-            trial = run_one(study, objective, (*catch, Surplus), log)
-            for callback in callbacks:
-                callback(study, trial)
+            trial_id = run_one(study, objective, (*catch, Surplus), log)
+            if callbacks:
+                trial = study._storage.get_trial(trial_id)
+                for callback in callbacks:
+                    callback(study, trial)
             if guard.last_place:
                 break
 
