@@ -427,15 +427,15 @@ class _Export(_Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        import json
 
         from search.exports import export_document
+        from search.exports import export_json
         from search.records import CONFIRM_ATTR
 
         study, spec, url = _load(args, args.study)
         doc = export_document(study, spec, url, args.top, str(args.output))
         try:
-            args.output.write_text(json.dumps(doc, indent=2) + "\n")
+            args.output.write_text(export_json(doc))
         except OSError as e:
             raise UsageError(f"-o {args.output}: cannot write: {e.strerror}") from None
         best = doc["configs"][0]

@@ -45,6 +45,22 @@ def _versions(with_torch: bool) -> dict[str, str]:
     return {**found, "python": platform.python_version()}
 
 
+def export_json(doc: dict[str, Any]) -> str:
+    """The document as written to a file, checked against the shipped JSON Schema first: a
+    file `retrain` could not read is never written."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads(SCHEMA_PATH.read_text())
+    try:
+        jsonschema.validate(doc, schema)
+    except jsonschema.ValidationError as e:  # a bug in hpsearch, not the user's input
+        where = "/".join(str(p) for p in e.absolute_path) or "(top)"
+        raise RuntimeError(f"the export does not follow its schema at {where}: {e.message}") from e
+    return json.dumps(doc, indent=2) + "\n"
+
+
 def current_confirm(study: optuna.Study, ranked: list[FrozenTrial]) -> dict[int, dict[str, Any]]:
     """The stored `hpsearch confirm` results by trial, if they still cover the study's top trials.
 

@@ -26,6 +26,7 @@ from models.training import History
 from models.training import train
 from search.errors import UsageError
 from search.exports import SCHEMA_VERSION
+from search.exports import export_json
 from search.objective import derive_seed
 from search.records import CONFIRM_ATTR
 from search.records import SOURCE_ATTR
@@ -242,7 +243,7 @@ def retrain_document(
     try:
         out.mkdir(parents=True, exist_ok=True)
         save_model(model, result.weights)
-        result.document.write_text(json.dumps({**doc, "retrain": record}, indent=2) + "\n")
+        result.document.write_text(export_json({**doc, "retrain": record}))
     except OSError as e:
         raise UsageError(
             f"{flag} {out}: cannot write the results: {e.strerror}; choose a folder you can "

@@ -291,3 +291,15 @@ def test_studies_show_and_confirm_print_json_for_scripts(finished, db_url, capsy
     results = json.loads(capsys.readouterr().out)
     stored = optuna.load_study(study_name="tiny", storage=db_url).user_attrs[CONFIRM_ATTR]
     assert results == stored["results"] and len(results) == 2
+
+
+def test_an_export_that_breaks_its_schema_is_never_written(finished, db_url):
+    from search.exports import export_document
+    from search.exports import export_json
+    from search.records import stored_spec
+
+    doc = export_document(finished, stored_spec(finished, db_url), db_url, 1, "b.json")
+    assert json.loads(export_json(doc)) == doc
+    doc["configs"][0]["seed"] = -1  # what a bug could write
+    with pytest.raises(RuntimeError, match="configs/0/seed"):
+        export_json(doc)
