@@ -28,6 +28,7 @@ from search.storage import ENV_VAR
 from search.storage import StorageURL
 from search.storage import open_storage
 
+METRIC_NAME = "val_accuracy"  # what a trial's value is
 # How long a process that lost the race to create a study waits for the winner's spec.
 SPEC_WAIT_S = 10.0
 
@@ -94,9 +95,14 @@ def create_or_resume(
         check_model_source(spec.model.kind, dict(spec.model.fixed), stored_source, spec.source)
     n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing))
-    return optuna.load_study(
+    study = optuna.load_study(
         study_name=spec.name, storage=storage, sampler=sampler, pruner=make_pruner(spec)
     )
+    if study_id is not None:
+        # optuna-dashboard, the optuna CLI and Optuna's figures then say "val_accuracy", not
+        # "Objective 0".
+        study.set_metric_names([METRIC_NAME])
+    return study
 
 
 def _wait_for_spec(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:

@@ -519,6 +519,7 @@ ASSIGNMENTS = sorted(
 
 
 @pytest.mark.parametrize("study", ASSIGNMENTS, ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_every_assignment_study_runs_where_its_data_exists(
     study, server, monkeypatch, own_cache, tmp_path
 ):

@@ -235,6 +235,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_the_dashboard_command_serves_the_study(finished, db_url):
     port = _free_port()
     proc = subprocess.Popen(
@@ -260,7 +261,9 @@ def test_the_dashboard_command_serves_the_study(finished, db_url):
         with urllib.request.urlopen(
             f"http://127.0.0.1:{port}/api/studies/{study_id}", timeout=30
         ) as response:
-            assert len(json.load(response)["trials"]) == len(finished.trials)
+            detail = json.load(response)
+        assert len(detail["trials"]) == len(finished.trials)
+        assert detail["objective_names"] == ["val_accuracy"]  # not "Objective 0"
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -57,6 +57,7 @@ def immutable(path: Path):
 # -- 8. The database password -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_password_is_masked_everywhere_it_is_shown_or_stored(write_study, pg_url, tmp_path):
     url = sqlalchemy.engine.make_url(pg_url).set(password=SECRET)  # trust auth ignores it
     url = url.render_as_string(hide_password=False)
@@ -143,6 +144,7 @@ def test_retrain_refuses_names_and_seeds_it_cannot_use(exported, tmp_path, chang
     assert not Path("/tmp/escaped").exists()
 
 
+@pytest.mark.slow
 def test_retrain_in_a_read_only_folder_is_one_line(exported, tmp_path):
     work = tmp_path / "ro"
     work.mkdir()
@@ -167,6 +169,7 @@ def test_a_postgresql_database_of_another_program_is_refused_untouched(write_stu
     assert sqlalchemy.inspect(engine).get_table_names() == ["customers"]
 
 
+@pytest.mark.slow
 def test_read_only_commands_create_nothing_in_an_empty_database(pg_url, tmp_path):
     engine = sqlalchemy.create_engine(pg_url, poolclass=sqlalchemy.pool.NullPool)
     empty = tmp_path / "empty.db"
@@ -243,6 +246,7 @@ def test_bad_flags_and_urls_are_one_line(args, words, capsys):
     assert words in _one_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_a_read_only_database_file_or_folder_is_one_line(write_study, tmp_path):
     path = write_study(TINY.replace("n_trials = 6", "n_trials = 2"))
     assert _cli("run", str(path), "--quiet", cwd=tmp_path).returncode == 0
@@ -266,6 +270,7 @@ def test_a_study_name_too_long_for_postgresql_is_refused_by_validate(write_study
     assert "up to 128 letters" in _one_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(write_study, tmp_path):
     path = write_study()
     assert _cli("run", str(path), "--quiet", cwd=tmp_path).returncode == 0

@@ -13,6 +13,8 @@ from search.cli import main
 from tests.conftest import TINY
 from tests.conftest import require_torch
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

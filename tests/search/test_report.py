@@ -112,6 +112,7 @@ def test_the_console_error_detector_sees_errors(tmp_path):
     assert errors  # otherwise the test below could not fail
 
 
+@pytest.mark.slow
 def test_the_report_opens_without_console_errors_and_draws_every_figure(reported, tmp_path):
     folder, url = reported
     page = tmp_path / "report.html"

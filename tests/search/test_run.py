@@ -59,6 +59,7 @@ def test_a_run_stores_every_trial_with_its_records(write_study, db_url, capsys):
     )
 
 
+@pytest.mark.slow
 def test_quickstart_reaches_095_validation_accuracy(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the default storage is ./hpsearch.db
     monkeypatch.delenv("HPSEARCH_STORAGE", raising=False)
