@@ -6,6 +6,7 @@ import dataclasses
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -101,7 +102,9 @@ def create_or_resume(
     if study_id is not None:
         # optuna-dashboard, the optuna CLI and Optuna's figures then say "val_accuracy", not
         # "Objective 0".
-        study.set_metric_names([METRIC_NAME])
+        with warnings.catch_warnings():  # Optuna calls it experimental
+            warnings.simplefilter("ignore")
+            study.set_metric_names([METRIC_NAME])
     return study
 
 
