@@ -204,6 +204,9 @@ def _report_outcome(outcome: Any) -> int:
         )
     if outcome.nothing_to_run:
         return 0
+    stopped = outcome.stopped
+    if stopped is not None and outcome.finished < budget:
+        print(f"stopped after {outcome.finished} of {budget} trials: {stopped['reason']}")
     if outcome.signal is not None:
         print(
             f"interrupted after {outcome.seconds:.1f} s; the running trial was marked failed, "
@@ -327,6 +330,8 @@ class _Show(_Command):
             f"{detail.budget} trials finished ({states['COMPLETE']} complete, "
             f"{states['PRUNED']} pruned, {states['FAIL']} failed, {states['RUNNING']} running)"
         )
+        if detail.stopped:
+            print(f"stopped after {detail.stopped['after']} trials: {detail.stopped['reason']}")
         best = detail.best
         if best is None:
             print("no complete trial yet")

@@ -28,6 +28,7 @@ from search.records import complete_best_first
 from search.records import curves
 from search.records import seconds
 from search.records import state_counts
+from search.stopping import STOP_ATTR
 from search.text import format_params
 from search.text import format_value
 
@@ -66,6 +67,7 @@ class Summary:
     best_params: dict[str, Any]
     train_seconds: float  # the sum over trials
     wall_seconds: float  # first start to last end
+    stopped: str | None = None  # why the search stopped before its budget, if it did
 
 
 class LearningRatePoint(NamedTuple):
@@ -102,6 +104,9 @@ def summary_info(study: optuna.Study, spec: StudySpec) -> Summary:
         best_params={**spec.model.fixed, **best.params} if best else {},
         train_seconds=sum(seconds(t) for t in trials),
         wall_seconds=(max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
+        stopped=(lambda s: f"after {s['after']} trials: {s['reason']}" if s else None)(
+            study.user_attrs.get(STOP_ATTR)
+        ),
     )
 
 
@@ -474,6 +479,7 @@ def _summary_html(info: Summary) -> str:
         ("best validation accuracy", best),
         ("training time (sum over trials)", f"{info.train_seconds:.1f} s"),
         ("wall time (first start to last end)", f"{info.wall_seconds:.1f} s"),
+        *([("stopped early", info.stopped)] if info.stopped else []),
     ]
     params = _table(sorted(info.best_params.items()), ["parameter", "best value"])
     return _table(rows) + (params if info.best_params else "")

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -130,6 +131,16 @@ class RunOutcome:
     nothing_to_run: bool = False  # the budget was already finished
     signal: int | None = None  # the signal that interrupted it
     lost: tuple[int, ...] = ()  # exit codes of `run --workers` workers that stopped early
+    rule: Any = None  # the study's stopping rule (StopSpec), if it has one
+
+    @property
+    def stopped(self) -> dict[str, Any] | None:
+        """The stored decision to stop before the budget (search/stopping.py), if any."""
+        from search.stopping import stored_decision
+
+        if self.rule is None:
+            return None
+        return stored_decision(self.study.user_attrs, self.rule)
 
     @property
     def finished(self) -> int:
@@ -199,6 +210,33 @@ def load_data(data: DataSpec, seed: int, source: str) -> Dataset:
         raise UsageError(f"{source}: [data].dataset: {e}") from None
 
 
+def _convergence(
+    study: optuna.Study, spec: StudySpec, n_val: int
+) -> Callable[[list[Any]], bool] | None:
+    """The study's stopping rule as the worker loop asks it: stop now? The first worker to
+    decide stores the decision with the study; the others then stop on it too."""
+    from search.stopping import STOP_ATTR
+    from search.stopping import decide
+    from search.stopping import stored_decision
+
+    rule = spec.stop
+    if rule is None:
+        return None
+    storage, study_id = study._storage, study._study_id
+
+    def converged(trials: list[Any]) -> bool:
+        attrs = storage.get_study_user_attrs(study_id)
+        if stored_decision(attrs, rule):
+            return True
+        decision = decide(trials, rule, n_val, attrs)
+        if decision is None:
+            return False
+        storage.set_study_user_attr(study_id, STOP_ATTR, decision.to_dict(rule))
+        return True
+
+    return converged
+
+
 def _work(
     study: optuna.Study,
     spec: StudySpec,
@@ -231,6 +269,7 @@ def _work(
                 catch=(TrainingDiverged,),
                 stop=stop,
                 log=progress.write,
+                converged=_convergence(study, spec, len(data.y_val)),
             )
     except TorchMissing as e:
         raise UsageError(f"{spec.source}: [model].kind: {e}") from None
@@ -276,7 +315,7 @@ def run_study(
     storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
     study = create_or_resume(spec, storage, target)
     budget = n_trials or spec.n_trials
-    outcome = RunOutcome(study, budget, target.shown)
+    outcome = RunOutcome(study, budget, target.shown, rule=spec.stop)
     if outcome.finished >= budget:
         return dataclasses.replace(outcome, nothing_to_run=True)
     timeout = timeout if timeout is not None else spec.timeout
@@ -332,7 +371,8 @@ def join_study(
         signal_number = _work(study, spec, data, budget, timeout or spec.timeout, progress)
     finally:
         progress.close()
-    return RunOutcome(study, budget, target.shown, time.monotonic() - start, signal=signal_number)
+    seconds = time.monotonic() - start
+    return RunOutcome(study, budget, target.shown, seconds, signal=signal_number, rule=spec.stop)
 
 
 def _describe_exit(index: int, workers: int, proc: Any) -> str:

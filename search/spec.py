@@ -61,6 +61,19 @@ class AlgorithmSpec:
 
 
 @dataclass(frozen=True)
+class StopSpec:
+    """Stop starting trials once `patience` finished trials in a row have not improved the best
+    validation accuracy by more than `min_delta` (a number, or "noise": the standard error of
+    the best trial's validation accuracy; search/stopping.py)."""
+
+    patience: int
+    min_delta: float | str = "noise"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"patience": self.patience, "min_delta": self.min_delta}
+
+
+@dataclass(frozen=True)
 class DataSpec:
     # A name in models.data.DATASETS.
     dataset: str = "digits"
@@ -105,6 +118,8 @@ class StudySpec:
     seed: int = 0
     # Stop starting new trials after this many seconds of one `hpsearch run`.
     timeout: float | None = None
+    # Stop before the budget once the search has converged; None: run the whole budget.
+    stop: StopSpec | None = None
     sampler: AlgorithmSpec = AlgorithmSpec("tpe")
     pruner: AlgorithmSpec = AlgorithmSpec(
         DEFAULT_PRUNER["type"], {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"}
@@ -124,6 +139,8 @@ class StudySpec:
         }
         if self.timeout is not None:
             study["timeout"] = self.timeout
+        if self.stop is not None:
+            study["stop"] = self.stop.to_dict()
         return {
             "study": study,
             "data": self.data.to_dict(),
@@ -134,8 +151,8 @@ class StudySpec:
     def identity(self) -> dict[str, Any]:
         """What must match for a stored study to be resumed with this spec.
 
-        The budget, timeout, sampler and pruner may change between runs; what is searched,
-        on which data split, with which model, may not.
+        The budget, timeout, stopping rule, sampler and pruner may change between runs; what is
+        searched, on which data split, with which model, may not.
         """
         d = self.to_dict()
         return {

@@ -38,6 +38,7 @@ from search.spec import AlgorithmSpec
 from search.spec import DataSpec
 from search.spec import ModelSpec
 from search.spec import ParamSpec
+from search.spec import StopSpec
 from search.spec import StudySpec
 
 DIRECTIONS = ("maximize",)  # the objective is validation accuracy
@@ -59,7 +60,8 @@ def name_problem(name: object) -> str | None:
 
 
 _SECTIONS = ("study", "data", "model", "params")
-_STUDY_KEYS = ("name", "n_trials", "direction", "seed", "timeout", "sampler", "pruner")
+_STUDY_KEYS = ("name", "n_trials", "direction", "seed", "timeout", "stop", "sampler", "pruner")
+_STOP_KEYS = ("patience", "min_delta")
 _DATA_KEYS = ("dataset", "val_fraction", "test_fraction", "preprocess")
 _MODEL_KEYS = ("kind", "fixed")
 _PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "when")
@@ -197,6 +199,7 @@ class _Parser:
         timeout = study.get("timeout")
         if timeout is not None:
             self.check(timeout, Interval(0.0, None, low_open=True), "[study].timeout")
+        stop = self.stop(study["stop"]) if "stop" in study else None
         sampler = self.algorithm(study.get("sampler", "tpe"), "[study].sampler", SAMPLERS)
         pruner = self.algorithm(study.get("pruner", DEFAULT_PRUNER), "[study].pruner", PRUNERS)
         spec = StudySpec(
@@ -205,6 +208,7 @@ class _Parser:
             direction=direction,
             seed=seed,
             timeout=float(timeout) if timeout is not None else None,
+            stop=stop,
             sampler=sampler,
             pruner=pruner,
             data=data,
@@ -214,6 +218,22 @@ class _Parser:
         )
         self.buildable(spec)
         return spec
+
+    def stop(self, value: Any) -> StopSpec:
+        stop = self.table(value, "[study].stop", _STOP_KEYS)
+        patience = self.required(stop, "patience", "[study].stop.patience", "a whole number >= 1")
+        self.check(patience, Interval(1, None, integer=True), "[study].stop.patience")
+        min_delta = stop.get("min_delta", "noise")
+        if min_delta != "noise":
+            problem = Interval(0.0, 1.0).check(min_delta)
+            if problem is not None:
+                self.fail(
+                    "[study].stop.min_delta",
+                    f"{problem.split('; allowed')[0]}; allowed: a number from 0 to 1 (points of "
+                    'validation accuracy) or "noise" (its standard error)',
+                )
+            min_delta = float(min_delta)
+        return StopSpec(patience=patience, min_delta=min_delta)
 
     def data(self, value: Any) -> DataSpec:
         data = self.table(value, "[data]", _DATA_KEYS)

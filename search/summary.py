@@ -15,6 +15,7 @@ from search.records import finished_count
 from search.records import last_update
 from search.records import seconds
 from search.records import state_counts
+from search.stopping import STOP_ATTR
 
 if TYPE_CHECKING:
     import optuna
@@ -97,6 +98,7 @@ class StudyDetail:
     best: BestTrial | None
     top: list[TrialRow]
     n_complete: int
+    stopped: dict[str, Any] | None  # the stopping rule's decision, if the search stopped early
 
 
 def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetail:
@@ -128,4 +130,5 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
         best=best,
         top=[TrialRow(t.number, t.value, seconds(t), dict(t.params)) for t in complete[:top]],
         n_complete=len(complete),
+        stopped=study.user_attrs.get(STOP_ATTR),
     )

@@ -308,8 +308,9 @@ def run_trials(
     catch: tuple[type[Exception], ...],
     stop: Callable[[], bool],
     log: Callable[[str], None],
+    converged: Callable[[list[optuna.trial.FrozenTrial]], bool] | None = None,
 ) -> None:
-    """Run trials until the study has `guard.budget` finished trials.
+    """Run trials until the study has `guard.budget` finished trials, or has converged.
 
     Args:
         study: The study, on a RetryingStorage with heartbeat (search/storage.py).
@@ -320,6 +321,7 @@ def run_trials(
         catch: Exceptions that fail a trial without stopping the loop.
         stop: True when the loop should end (an interrupt was asked for).
         log: Where messages about storage errors and dead trials go.
+        converged: Given the study's trials, whether to start no more (search/stopping.py).
     """
     import warnings
 
@@ -342,7 +344,7 @@ def run_trials(
             return
         trials = study.get_trials(deepcopy=False)
         done = finished_count(trials)
-        if done >= guard.budget:
+        if done >= guard.budget or (converged is not None and converged(trials)):
             return
         running = sum(t.state == TrialState.RUNNING for t in trials)
         waiting = sum(t.state == TrialState.WAITING for t in trials)
@@ -360,6 +362,8 @@ def run_trials(
         for _ in range(guard.budget - done):
             if stop() or out_of_time():
                 break
+            if converged is not None and converged(study.get_trials(deepcopy=False)):
+                return
             fail_stale_trials(study)
             trial_id = run_one(study, objective, (*catch, Surplus), log)
             if callbacks:
