@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from search.algorithms import DEFAULT_PRUNER  # noqa: E402
+from search.records import finished_count  # noqa: E402
 from search.runner import run_study  # noqa: E402
 from search.spec import AlgorithmSpec  # noqa: E402
+from search.spec import StopSpec  # noqa: E402
 from search.spec import StudySpec  # noqa: E402
 from search.storage import StorageURL  # noqa: E402
 from search.study_file import load_study_file  # noqa: E402
@@ -79,6 +81,36 @@ def trials_to_reach(running_best: list[float], target: float) -> int | None:
     return next((i + 1 for i, v in enumerate(running_best) if v >= target), None)
 
 
+def stopping(path: Path, spec: StudySpec, seeds: list[int], budget: int) -> None:
+    """The stopping rule (patience 20, min_delta "noise") against the whole budget: the same
+    study, seed and sampler, so both runs make the same trials until the rule stops one."""
+    import optuna
+
+    rule = StopSpec(patience=20, min_delta="noise")
+    print(f"\n{path.name}: stopping rule {rule.to_dict()} against {budget} trials")
+    print(
+        "| study | seed | trials, whole budget | trials with the rule | saved | best val, whole "
+        "| best val, stopped | difference |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'b.db'}"
+            best = {}
+            for label, stop in (("whole", None), ("rule", rule)):
+                name = f"{spec.name}-{label}-{seed}"
+                variant = dataclasses.replace(spec, name=name, seed=seed, stop=stop)
+                run_study(variant, StorageURL(url, "benchmark"), n_trials=budget, quiet=True)
+                study = optuna.load_study(study_name=name, storage=url)
+                best[label] = (study.best_value, finished_count(study.trials))
+        (whole, n_whole), (stopped, n_rule) = best["whole"], best["rule"]
+        print(
+            f"| `{path.name}` | {seed} | {n_whole} | {n_rule} | {1 - n_rule / n_whole:.0%} | "
+            f"{whole:.4f} | {stopped:.4f} | {100 * (stopped - whole):+.2f} pt |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -89,7 +121,17 @@ def main() -> None:
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--trials", type=int, help="trials per study (default: the file's)")
+    parser.add_argument(
+        "--stopping",
+        type=int,
+        metavar="BUDGET",
+        help="instead: the stopping rule against a whole budget of BUDGET trials",
+    )
     args = parser.parse_args()
+    if args.stopping:
+        for path in args.studies:
+            stopping(path, load_study_file(path), args.seeds, args.stopping)
+        return
 
     for path in args.studies:
         spec = load_study_file(path)
