@@ -130,7 +130,8 @@ def search(data, trials: int) -> None:
             test = float(searcher.score(np.asarray(data.X_test), data.y_test))
             seconds = time.perf_counter() - start
             n = len(searcher.cv_results_["params"])
-            rows.append((f"scikit-learn {name}", n, f"{3 * n} (3-fold)", test, seconds))
+            fits = f"{3 * n} (3-fold" + (", on growing subsets)" if "Halving" in name else ")")
+            rows.append((f"scikit-learn {name}", n, fits, test, seconds))
     print("\n| search | configurations | full fits | test accuracy of its best | seconds |")
     print("|---|---|---|---|---|")
     for name, n, fits, test, seconds in rows:
