@@ -101,6 +101,8 @@ def create_or_resume(
         study_name=spec.name, storage=storage, sampler=sampler, pruner=make_pruner(spec)
     )
     if study_id is not None:
+        for entry in spec.enqueue:  # tried first, in this order, with exactly these values
+            study.enqueue_trial(dict(entry))
         # optuna-dashboard, the optuna CLI and Optuna's figures then say "val_accuracy", not
         # "Objective 0".
         with warnings.catch_warnings():  # Optuna calls it experimental

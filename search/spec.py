@@ -120,6 +120,8 @@ class StudySpec:
     timeout: float | None = None
     # Stop before the budget once the search has converged; None: run the whole budget.
     stop: StopSpec | None = None
+    # Configurations tried first, exactly: {parameter: value} ([[enqueue]] tables).
+    enqueue: tuple[Mapping[str, Any], ...] = ()
     sampler: AlgorithmSpec = AlgorithmSpec("tpe")
     pruner: AlgorithmSpec = AlgorithmSpec(
         DEFAULT_PRUNER["type"], {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"}
@@ -141,12 +143,15 @@ class StudySpec:
             study["timeout"] = self.timeout
         if self.stop is not None:
             study["stop"] = self.stop.to_dict()
-        return {
+        out: dict[str, Any] = {
             "study": study,
             "data": self.data.to_dict(),
             "model": self.model.to_dict(),
             "params": {p.name: p.to_dict() for p in self.params},
         }
+        if self.enqueue:
+            out["enqueue"] = [dict(entry) for entry in self.enqueue]
+        return out
 
     def identity(self) -> dict[str, Any]:
         """What must match for a stored study to be resumed with this spec.

@@ -34,6 +34,7 @@ from search.algorithms import SAMPLERS
 from search.algorithms import Algorithm
 from search.algorithms import option_type_problem
 from search.errors import UsageError
+from search.space import is_active
 from search.spec import AlgorithmSpec
 from search.spec import DataSpec
 from search.spec import ModelSpec
@@ -59,7 +60,7 @@ def name_problem(name: object) -> str | None:
     )
 
 
-_SECTIONS = ("study", "data", "model", "params")
+_SECTIONS = ("study", "data", "model", "params", "enqueue")
 _STUDY_KEYS = ("name", "n_trials", "direction", "seed", "timeout", "stop", "sampler", "pruner")
 _STOP_KEYS = ("patience", "min_delta")
 _DATA_KEYS = ("dataset", "val_fraction", "test_fraction", "preprocess")
@@ -112,6 +113,23 @@ def _kind_of(value: Any) -> str:
     names = {bool: "a boolean", int: "a whole number", float: "a number", str: "a string"}
     names.update({list: "a list", dict: "a table"})
     return names.get(type(value), type(value).__name__)
+
+
+def _value_problem(spec: ParamSpec, value: Any) -> str | None:
+    """Why `value` is not a value the searched parameter can take, or None."""
+    if spec.type == "categorical":
+        if any(type(value) is type(c) and value == c for c in spec.choices):
+            return None
+        return f"got {value!r}; allowed: one of {', '.join(repr(c) for c in spec.choices)}"
+    problem = Interval(spec.low, spec.high, integer=spec.type == "int").check(value)
+    if problem is not None:
+        return problem
+    if (
+        spec.step is not None
+        and abs((value - spec.low) / spec.step - round((value - spec.low) / spec.step)) > 1e-9
+    ):
+        return f"got {value!r}; allowed: {spec.low!r} plus a multiple of step {spec.step!r}"
+    return None
 
 
 def _did_you_mean(got: Any, allowed: tuple[str, ...] | list[str]) -> str:
@@ -181,6 +199,7 @@ class _Parser:
         model = self.model(doc["model"])
         params = self.params(doc.get("params", {}), model)
         self.early_stopping_possible(model, params)
+        enqueue = self.enqueue(doc.get("enqueue", []), params)
 
         name = self.required(study, "name", "[study].name", '"a-study-name"')
         problem = name_problem(name)
@@ -209,6 +228,7 @@ class _Parser:
             seed=seed,
             timeout=float(timeout) if timeout is not None else None,
             stop=stop,
+            enqueue=enqueue,
             sampler=sampler,
             pruner=pruner,
             data=data,
@@ -218,6 +238,31 @@ class _Parser:
         )
         self.buildable(spec)
         return spec
+
+    def enqueue(self, value: Any, params: tuple[ParamSpec, ...]) -> tuple[Mapping[str, Any], ...]:
+        """[[enqueue]] tables: configurations tried first, exactly as given; each value is
+        checked as a value its parameter could take."""
+        if not isinstance(value, list):
+            self.fail("[[enqueue]]", f"got {_kind_of(value)}; allowed: [[enqueue]] tables")
+        by_name = {p.name: p for p in params}
+        entries = []
+        for i, entry in enumerate(value):
+            key = f"[[enqueue]][{i}]"
+            entry = self.table(entry, key, tuple(by_name))
+            for name, v in entry.items():
+                problem = _value_problem(by_name[name], v)
+                if problem is not None:
+                    self.fail(f"{key}.{name}", problem)
+            chosen = dict(entry)
+            for spec in params:
+                if spec.name in chosen and not is_active(spec, chosen):
+                    parents = ", ".join(f"{p} in {list(v)}" for p, v in spec.when)
+                    self.fail(
+                        f"{key}.{spec.name}",
+                        f"is only active when {parents}; drop it or set its parent accordingly",
+                    )
+            entries.append(chosen)
+        return tuple(entries)
 
     def stop(self, value: Any) -> StopSpec:
         stop = self.table(value, "[study].stop", _STOP_KEYS)
