@@ -130,6 +130,31 @@ def wait_until(predicate, seconds: float = 300) -> None:
         time.sleep(0.2)
 
 
+def training(url: str, name: str) -> int:
+    """RUNNING trials that have reported an epoch: their parameters and seed are stored."""
+    try:
+        study = optuna.load_study(study_name=name, storage=url)
+    except KeyError:
+        return 0
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return sum(bool(t.intermediate_values) for t in running)
+
+
+def wait_while_running(proc, err: Lines, predicate, seconds: float = 300) -> None:
+    """wait_until for a process's run: if the process ends first, fail at once with what it
+    printed (the state waited for can no longer come)."""
+
+    def ready() -> bool:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            err.join(timeout=10)
+            raise AssertionError(f"the run ended (exit {proc.returncode}) first:\n{err.text}")
+        return False
+
+    wait_until(ready, seconds)
+
+
 def check_exact(url: str, name: str, budget: int) -> list[optuna.trial.FrozenTrial]:
     """The budget is exact, nothing is left running, and every FAIL row says why."""
     trials = optuna.load_study(study_name=name, storage=url).trials

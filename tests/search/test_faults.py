@@ -27,8 +27,10 @@ from tests.search.faults import new_postgres_database
 from tests.search.faults import postgres
 from tests.search.faults import postgres_url
 from tests.search.faults import states
+from tests.search.faults import training
 from tests.search.faults import wait_gone
 from tests.search.faults import wait_until
+from tests.search.faults import wait_while_running
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +46,8 @@ SLOW = (
     .replace("epochs = 3", "epochs = 120")
     .replace("choices = [32, 64]", "choices = [16]")
 )
+# Trials of several seconds, for tests that need both workers inside a trial at once.
+SLOWER = SLOW.replace("epochs = 120", "epochs = 500")
 
 
 def _start(args: list[str], **env: str) -> tuple[subprocess.Popen, Lines]:
@@ -253,10 +257,10 @@ def test_two_workers_failing_the_same_dead_trial_do_not_collide(tmp_path, write_
 def test_workers_stop_cleanly_when_their_parent_is_killed(write_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     proc, err = _start(
-        ["run", str(write_study(SLOW)), "--workers", "2", "--storage", url, "--quiet"]
+        ["run", str(write_study(SLOWER)), "--workers", "2", "--storage", url, "--quiet"]
     )
     try:
-        wait_until(lambda: states(url, "tiny")["RUNNING"] >= 2)
+        wait_while_running(proc, err, lambda: states(url, "tiny")["RUNNING"] >= 2)
         workers = children(proc.pid)
         assert len(workers) == 2
         proc.send_signal(signal.SIGKILL)
@@ -274,11 +278,12 @@ def test_workers_stop_cleanly_when_their_parent_is_killed(write_study, tmp_path)
 def test_a_killed_worker_is_named_and_the_others_finish_the_budget(write_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     proc, err = _start(
-        ["run", str(write_study(SLOW)), "--workers", "2", "--storage", url, "--quiet"],
+        ["run", str(write_study(SLOWER)), "--workers", "2", "--storage", url, "--quiet"],
         HPSEARCH_HEARTBEAT_INTERVAL="1",  # a dead worker's trial is stale after 3 s
     )
     try:
-        wait_until(lambda: states(url, "tiny")["RUNNING"] >= 2)
+        # Both workers inside training, so the one killed has parameters to hand on.
+        wait_while_running(proc, err, lambda: training(url, "tiny") >= 2)
         victim = children(proc.pid)[0]
         os.kill(victim, signal.SIGKILL)
         out = _finish(proc, err)

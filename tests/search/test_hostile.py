@@ -18,9 +18,10 @@ import sqlalchemy
 from search.cli import main
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
+from tests.search.faults import Lines
 from tests.search.faults import children
 from tests.search.faults import states
-from tests.search.faults import wait_until
+from tests.search.faults import wait_while_running
 from tests.search.test_faults import SLOW
 
 SECRET = "s3cret-Pa55word"
@@ -70,11 +71,14 @@ def test_the_password_is_masked_everywhere_it_is_shown_or_stored(write_study, pg
         text=True,
         cwd=tmp_path,
     )
-    wait_until(lambda: states(url, "tiny")["RUNNING"] >= 1)
+    lines = Lines(proc.stderr)
+    wait_while_running(proc, lines, lambda: states(url, "tiny")["RUNNING"] >= 1)
     for pid in children(proc.pid):  # what `ps` shows of the workers
         seen.append(Path(f"/proc/{pid}/cmdline").read_bytes().decode())
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
+    out = proc.stdout.read()
+    assert proc.wait(timeout=600) == 0, lines.text
+    lines.join(timeout=30)
+    err = lines.text
     seen += [out, err]
     for args in (
         ["show", "tiny"],
