@@ -108,10 +108,6 @@ def seconds(trial: FrozenTrial) -> float:
     return float(trial.user_attrs.get(SECONDS_ATTR, 0.0))
 
 
-def is_surplus(trial: FrozenTrial) -> bool:
-    return bool(trial.user_attrs.get(SURPLUS_ATTR))
-
-
 def fail_reason(trial: FrozenTrial) -> str:
     return str(trial.user_attrs.get(FAIL_REASON_ATTR, ""))
 
