@@ -3,32 +3,22 @@
 The Python API (search/api.py) is loaded on first use, so that `hpsearch --help` stays quick:
 `search.run`, `search.load`, `search.figures`, `search.report`, `search.export`,
 `search.retrain`, `search.confirm`, and `search.UsageError` (what bad input raises).
+`import hpsearch` gives the same names, and names a user's `search.py` that would shadow this.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from typing import Any
+
+from hpsearch import check_packages
 
 __version__ = "0.1.0"
 
 
-def _check_not_shadowed() -> None:
-    """A `models.py` or `models/` of the user's (in a notebook's folder, which Python searches
-    first) would stand in for hpsearch's package of that name: say so, instead of failing
-    later with an AttributeError."""
-    spec = importlib.util.find_spec("models")
-    ours = Path(__file__).resolve().parent.parent
-    origin = Path(spec.origin).resolve() if spec and spec.origin else None
-    if origin is not None and ours not in origin.parents:
-        raise ImportError(
-            f"{origin} shadows hpsearch's package 'models': Python finds it first (it is in "
-            "the current folder or on sys.path). Rename it, or work from another folder"
-        )
-
-
-_check_not_shadowed()
+# A `models.py` or `models/` of the user's (in a notebook's folder, which Python searches first)
+# would stand in for hpsearch's package of that name: say so now, not with an AttributeError
+# later. (A `search.py` there is loaded instead of this file: `import hpsearch` catches that.)
+check_packages()
 
 _API = ("run", "load", "figures", "report", "export", "retrain", "confirm")
 __all__ = ["UsageError", "__version__", *_API]
