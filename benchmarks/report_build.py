@@ -49,7 +49,7 @@ def fill(url: str, study_file: Path, trials: int, epochs: int) -> None:
 
     spec = load_study_file(study_file)
     target = StorageURL(url, "benchmark")
-    study = create_or_resume(spec, open_storage(target), target)
+    study, _ = create_or_resume(spec, open_storage(target), target)
     rng = np.random.default_rng(0)
     dists = {
         "learning_rate": FloatDistribution(1e-4, 1.0, log=True),

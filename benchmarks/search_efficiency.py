@@ -1,6 +1,8 @@
 """Search efficiency: the default pruner against no pruning, TPE against random search.
 
     python benchmarks/search_efficiency.py [STUDY.toml ...] [--seeds 0 1 2] [--trials N]
+    python benchmarks/search_efficiency.py [STUDY.toml ...] --stopping BUDGET
+    python benchmarks/search_efficiency.py [STUDY.toml ...] --warm-start
 
 Defaults: studies/digits_mlp.toml and studies/fashion_softmax.toml (the real Fashion-MNIST;
 `apt-get install dataset-fashion-mnist`), seeds 0, 1, 2, each file's own trial budget.
@@ -111,6 +113,49 @@ def stopping(path: Path, spec: StudySpec, seeds: list[int], budget: int) -> None
         )
 
 
+def warm_start(path: Path, spec: StudySpec, seeds: list[int]) -> None:
+    """A study warm-started from a finished one against the finished one itself, run cold.
+
+    Per seed: the source study runs its file's budget cold; its best validation accuracy is
+    the target. Then a new study with the same file, seed and data split, warm-started from
+    the source, runs the same budget. "Cold" is the trial at which the source first reached
+    its best; "warm" the trial at which the warm-started study first reached it (its own
+    trials; the copies do not count)."""
+    import optuna
+
+    from search.records import own_trials
+
+    print(f"\n{path.name}: warm start from a finished study, {spec.n_trials} trials each")
+    print(
+        "| study | seed | source's best val | cold: trials to reach it | warm: trials to reach "
+        "it | warm: best val |"
+    )
+    print("|---|---|---|---|---|---|")
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'b.db'}"
+            source = dataclasses.replace(spec, name=f"{spec.name}-cold-{seed}", seed=seed)
+            run_study(source, StorageURL(url, "benchmark"), quiet=True)
+            warm = dataclasses.replace(spec, name=f"{spec.name}-warm-{seed}", seed=seed)
+            run_study(warm, StorageURL(url, "benchmark"), quiet=True, warm_start=source.name)
+            running = {}
+            for name in (source.name, warm.name):
+                study = optuna.load_study(study_name=name, storage=url)
+                best, running[name] = float("-inf"), []
+                for t in sorted(own_trials(study.trials), key=lambda t: t.number):
+                    if t.state.name == "COMPLETE":
+                        best = max(best, t.value)
+                    running[name].append(best)
+        target = running[source.name][-1]
+        cold = trials_to_reach(running[source.name], target)
+        reached = trials_to_reach(running[warm.name], target)
+        print(
+            f"| `{path.name}` | {seed} | {target:.4f} | {cold} | {reached or '-'} | "
+            f"{running[warm.name][-1]:.4f} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -127,7 +172,16 @@ def main() -> None:
         metavar="BUDGET",
         help="instead: the stopping rule against a whole budget of BUDGET trials",
     )
+    parser.add_argument(
+        "--warm-start",
+        action="store_true",
+        help="instead: a study warm-started from a finished one against that one run cold",
+    )
     args = parser.parse_args()
+    if args.warm_start:
+        for path in args.studies:
+            warm_start(path, load_study_file(path), args.seeds)
+        return
     if args.stopping:
         for path in args.studies:
             stopping(path, load_study_file(path), args.seeds, args.stopping)

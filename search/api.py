@@ -82,6 +82,7 @@ def run(
     timeout: float | None = None,
     workers: int = 1,
     progress: bool = True,
+    warm_start: str | Path | None = None,
 ) -> optuna.Study:
     """Create or resume a study and run trials until it has `n_trials` finished ones.
 
@@ -92,6 +93,8 @@ def run(
         timeout: Start no new trial after this many seconds.
         workers: Worker processes on this machine.
         progress: A progress bar on stderr.
+        warm_start: A new study starts from the finished trials of this study (same storage)
+            or from this export file (a path ending in .json); overrides [study].warm_start.
 
     Raises:
         UsageError: bad input (the message is one line); KeyboardInterrupt after Ctrl-C (the
@@ -99,6 +102,7 @@ def run(
     """
     from search.runner import run_study
     from search.storage import resolve_url
+    from search.warm import warm_source
 
     spec = _spec(study, workers)
     outcome = run_study(
@@ -108,6 +112,7 @@ def run(
         timeout=timeout,
         quiet=not progress,
         workers=workers,
+        warm_start=warm_source(warm_start, "warm_start"),
     )
     if outcome.signal is not None:
         raise KeyboardInterrupt

@@ -155,6 +155,12 @@ class _Run(_Command):
             metavar="K",
             help="worker processes on this machine, each with cores/K threads (default 1)",
         )
+        parser.add_argument(
+            "--warm-start",
+            metavar="SOURCE",
+            help="a new study starts from the finished trials of study SOURCE (same storage) "
+            "or from an export file SOURCE.json; overrides [study].warm_start",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         import dataclasses
@@ -162,6 +168,7 @@ class _Run(_Command):
         from search.runner import run_study
         from search.storage import resolve_url
         from search.study_file import load_study_file
+        from search.warm import warm_source
 
         spec = load_study_file(args.study_file)
         if args.seed is not None:
@@ -174,12 +181,14 @@ class _Run(_Command):
             quiet=args.quiet,
             workers=args.workers,
             debug=args.debug,
+            warm_start=warm_source(args.warm_start, "--warm-start"),
         )
         return _report_outcome(outcome)
 
 
 def _report_outcome(outcome: Any) -> int:
     """The lines that end `run` and `worker`, and their exit code."""
+    from search.records import complete_best_first
     from search.records import state_counts
     from search.text import format_params
 
@@ -197,13 +206,15 @@ def _report_outcome(outcome: Any) -> int:
         f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)"
     )
     if counts["COMPLETE"]:
-        best = study.best_trial
+        best = complete_best_first(trials)[0]
         print(
             f"best validation accuracy {best.value:.4f} (trial {best.number}): "
             f"{format_params(best.params)}"
         )
     if outcome.nothing_to_run:
         return 0
+    if outcome.warm is not None:
+        print(outcome.warm.describe())
     stopped = outcome.stopped
     if stopped is not None and outcome.finished < budget:
         print(f"stopped after {outcome.finished} of {budget} trials: {stopped['reason']}")
@@ -332,6 +343,12 @@ class _Show(_Command):
         )
         if detail.stopped:
             print(f"stopped after {detail.stopped['after']} trials: {detail.stopped['reason']}")
+        if detail.warm:
+            w = detail.warm
+            print(
+                f"started warm from {w['source']}: {w['added']} trials added ({w['skipped']} "
+                "skipped); they inform the sampler and are not counted or ranked here"
+            )
         best = detail.best
         if best is None:
             print("no complete trial yet")

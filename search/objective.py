@@ -33,6 +33,7 @@ from search.records import FAIL_REASON_ATTR
 from search.records import SECONDS_ATTR
 from search.records import SEED_ATTR
 from search.records import SURPLUS_ATTR
+from search.records import own_trials
 from search.space import suggest
 from search.worker import BudgetGuard
 from search.worker import Surplus
@@ -179,7 +180,9 @@ class Objective:
         """
         if not isinstance(model, DrawsClassWeights):
             return
-        completed = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        completed = own_trials(
+            trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        )
         if completed and value <= max(t.value for t in completed):
             return
         images = model.class_weight_images(self.data.image_shape).astype(np.float64)

@@ -21,6 +21,10 @@ Trial user attrs:
         the loss non-finite or the weights explode).
     surplus (SURPLUS_ATTR) = True: a trial that started when the budget was already full; it
         did not train.
+    warm_start (WARM_ATTR): on a COMPLETE trial copied from another study or an export before
+        this study started (search/warm.py): where it came from. It informs the sampler and
+        the pruner; it is not this study's work, so it never counts toward the budget, the
+        trial counts, the ranking, the stopping rule or the report.
 Intermediate values: one per epoch, the validation accuracy (the pruner reads them).
 """
 
@@ -52,6 +56,7 @@ CLASS_WEIGHTS_ATTR = "class_weights"
 FAIL_REASON_ATTR = "fail_reason"
 DIVERGED_ATTR = "diverged"
 SURPLUS_ATTR = "surplus"
+WARM_ATTR = "warm_start"
 # The first word of every fail_reason: stale and silent (its worker died; re-queued), storage
 # failure, surplus (started when the budget was full), interrupted (Ctrl-C, SIGTERM, the
 # parent of `run --workers` gone), diverged (a non-finite loss or exploding weights), error (a
@@ -112,13 +117,25 @@ def fail_reason(trial: FrozenTrial) -> str:
     return str(trial.user_attrs.get(FAIL_REASON_ATTR, ""))
 
 
+def is_warm(trial: FrozenTrial) -> bool:
+    """A trial copied from another study or an export by a warm start (not trained here)."""
+    return WARM_ATTR in trial.user_attrs
+
+
+def own_trials(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials this study ran itself: all but the warm-start copies."""
+    return [t for t in trials if not is_warm(t)]
+
+
 def counts_toward_budget(trial: FrozenTrial) -> bool:
     """Complete, pruned and diverged trials use up the budget; interrupted ones do not.
 
     A trial interrupted by Ctrl-C or SIGTERM failed through no fault of its parameters, so
-    re-running the study replaces it instead of counting it.
+    re-running the study replaces it instead of counting it. Warm-start copies never count.
     """
     state = trial.state.name
+    if is_warm(trial):
+        return False
     return state in ("COMPLETE", "PRUNED") or (
         state == "FAIL" and bool(trial.user_attrs.get(DIVERGED_ATTR))
     )
@@ -135,8 +152,9 @@ def finished_count(trials: Iterable[FrozenTrial]) -> int:
 
 
 def complete_best_first(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
-    """The complete trials, highest validation accuracy first (the lower number on ties)."""
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    """This study's complete trials, highest validation accuracy first (the lower number on
+    ties); warm-start copies are left out."""
+    complete = [t for t in own_trials(trials) if t.state.name == "COMPLETE"]
     return sorted(complete, key=lambda t: (-t.value, t.number))
 
 
@@ -158,7 +176,8 @@ def last_update(trials: Iterable[FrozenTrial]) -> str | None:
 
 
 def state_counts(trials: Iterable[FrozenTrial]) -> Counter[str]:
-    return Counter(t.state.name for t in trials)
+    """This study's trials by state (warm-start copies are not its trials)."""
+    return Counter(t.state.name for t in own_trials(trials))
 
 
 def stored_spec(study: optuna.Study, storage_name: str) -> StudySpec:

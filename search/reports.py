@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from search.records import CLASS_WEIGHTS_ATTR
 from search.records import complete_best_first
 from search.records import curves
+from search.records import own_trials
 from search.records import seconds
 from search.records import state_counts
 from search.stopping import STOP_ATTR
@@ -89,7 +90,7 @@ class Line(NamedTuple):
 
 def summary_info(study: optuna.Study, spec: StudySpec) -> Summary:
     """Best configuration, trials by state, total training time and wall time."""
-    trials = study.get_trials(deepcopy=False)
+    trials = own_trials(study.get_trials(deepcopy=False))
     complete = complete_best_first(trials)
     best = complete[0] if complete else None
     starts = [t.datetime_start for t in trials if t.datetime_start]
@@ -261,7 +262,7 @@ def snapshot(study: optuna.Study, *, user_attrs: bool = True) -> optuna.Study:
     import optuna
     from optuna.trial import FrozenTrial
 
-    trials = study.get_trials(deepcopy=False)
+    trials = own_trials(study.get_trials(deepcopy=False))  # warm-start copies are not drawn
     if not user_attrs:
         trials = [
             FrozenTrial(

@@ -22,9 +22,11 @@ from search.records import DIVERGED_ATTR
 from search.records import SOURCE_ATTR
 from search.records import SPEC_ATTR
 from search.records import VERSION_ATTR
+from search.records import WARM_ATTR
 from search.records import check_model_source
 from search.records import finished_count
 from search.records import model_source
+from search.records import own_trials
 from search.records import stored_spec
 from search.storage import ENV_VAR
 from search.storage import StorageURL
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from models.data import Dataset
     from search.spec import DataSpec
     from search.spec import StudySpec
+    from search.warm import WarmStart
 
 
 def _difference(stored: Any, new: Any) -> str:
@@ -51,15 +54,19 @@ def _difference(stored: Any, new: Any) -> str:
 
 
 def create_or_resume(
-    spec: StudySpec, storage: optuna.storages.BaseStorage, target: StorageURL
-) -> optuna.Study:
+    spec: StudySpec,
+    storage: optuna.storages.BaseStorage,
+    target: StorageURL,
+    warm: WarmStart | None = None,
+) -> tuple[optuna.Study, WarmStart | None]:
     """Create the study, or load it when the name exists and was made from the same search.
 
     Safe when several processes start on the same name at the same moment (the README's
     many-machines recipe): exactly one creates the study and stores its spec; the others
     wait for the spec to be stored, then check it like any resume. The sampler is seeded from
     the study seed and the number of trials already there, so a resumed study does not replay
-    the random start-up trials of its first run.
+    the random start-up trials of its first run. A new study gets `warm`'s configurations
+    first (search/warm.py); what was added is returned.
     """
     import optuna
     from optuna.exceptions import DuplicatedStudyError
@@ -101,6 +108,11 @@ def create_or_resume(
         study_name=spec.name, storage=storage, sampler=sampler, pruner=make_pruner(spec)
     )
     if study_id is not None:
+        if warm is not None:
+            from search.warm import add
+
+            warm = add(study, spec, warm)
+            storage.set_study_user_attr(study_id, WARM_ATTR, warm.to_dict())
         for entry in spec.enqueue:  # tried first, in this order, with exactly these values
             study.enqueue_trial(dict(entry))
         # optuna-dashboard, the optuna CLI and Optuna's figures then say "val_accuracy", not
@@ -108,7 +120,7 @@ def create_or_resume(
         with warnings.catch_warnings():  # Optuna calls it experimental
             warnings.simplefilter("ignore")
             study.set_metric_names([METRIC_NAME])
-    return study
+    return study, (warm if study_id is not None else None)
 
 
 def _wait_for_spec(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
@@ -133,6 +145,7 @@ class RunOutcome:
     nothing_to_run: bool = False  # the budget was already finished
     signal: int | None = None  # the signal that interrupted it
     lost: tuple[int, ...] = ()  # exit codes of `run --workers` workers that stopped early
+    warm: WarmStart | None = None  # what a warm start added when this run created the study
     rule: Any = None  # the study's stopping rule (StopSpec), if it has one
 
     @property
@@ -177,7 +190,7 @@ class _Progress:
         self.refresh(trials)
 
     def refresh(self, trials: list[optuna.trial.FrozenTrial]) -> None:
-        complete = [t.value for t in trials if t.state.name == "COMPLETE"]
+        complete = [t.value for t in own_trials(trials) if t.state.name == "COMPLETE"]
         if complete:
             self.bar.set_postfix_str(f"best val acc {max(complete):.4f}", refresh=False)
         self.bar.n = min(finished_count(trials), self.bar.total)
@@ -303,10 +316,13 @@ def run_study(
     quiet: bool = False,
     workers: int = 1,
     debug: bool = False,
+    warm_start: str | None = None,
 ) -> RunOutcome:
     """Run trials until the study has `n_trials` finished ones.
 
     With `workers` > 1, worker processes run the trials (with `debug`, they show tracebacks).
+    `warm_start` (`run --warm-start`) overrides [study].warm_start; it applies only to a study
+    this run creates.
     """
     import optuna
 
@@ -315,9 +331,10 @@ def run_study(
     # the prepared cache is written once, here, before they memory-map it.
     data = load_data(spec.data, spec.seed, spec.source)
     storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
-    study = create_or_resume(spec, storage, target)
+    warm = _read_warm_start(spec, storage, target, warm_start)
+    study, warm = create_or_resume(spec, storage, target, warm)
     budget = n_trials or spec.n_trials
-    outcome = RunOutcome(study, budget, target.shown, rule=spec.stop)
+    outcome = RunOutcome(study, budget, target.shown, rule=spec.stop, warm=warm)
     if outcome.finished >= budget:
         return dataclasses.replace(outcome, nothing_to_run=True)
     timeout = timeout if timeout is not None else spec.timeout
@@ -333,6 +350,30 @@ def run_study(
             progress.close()
     seconds = time.monotonic() - start
     return dataclasses.replace(outcome, seconds=seconds, signal=signal_number, lost=tuple(lost))
+
+
+def _read_warm_start(
+    spec: StudySpec, storage: Any, target: StorageURL, flag: str | None
+) -> WarmStart | None:
+    """The warm start's source, read before anything is created (a bad source leaves no
+    study behind). None when there is none, or the study exists (it started warm or cold)."""
+    import optuna
+
+    from search.warm import read_source
+
+    exists = spec.name in optuna.get_all_study_names(storage=storage)
+    if flag is not None and exists:
+        raise UsageError(
+            f"--warm-start: study {spec.name!r} exists already in {target.shown}; a warm start "
+            "adds trials only when a study is created: give [study].name a new name"
+        )
+    source = flag if flag is not None else spec.warm_start
+    if source is None or exists:
+        return None
+    key = "--warm-start" if flag is not None else f"{spec.source}: [study].warm_start"
+    if source == spec.name:
+        raise UsageError(f"{key}: got {source!r}, this study itself; give another study")
+    return read_source(source, storage, target.shown, key)
 
 
 def _stderr(message: str) -> None:

@@ -120,6 +120,9 @@ class StudySpec:
     timeout: float | None = None
     # Stop before the budget once the search has converged; None: run the whole budget.
     stop: StopSpec | None = None
+    # Before the first trial, copy the fitting finished trials of this study (same storage) or
+    # the configurations of this export file (an absolute path ending in .json).
+    warm_start: str | None = None
     # Configurations tried first, exactly: {parameter: value} ([[enqueue]] tables).
     enqueue: tuple[Mapping[str, Any], ...] = ()
     sampler: AlgorithmSpec = AlgorithmSpec("tpe")
@@ -143,6 +146,8 @@ class StudySpec:
             study["timeout"] = self.timeout
         if self.stop is not None:
             study["stop"] = self.stop.to_dict()
+        if self.warm_start is not None:
+            study["warm_start"] = self.warm_start
         out: dict[str, Any] = {
             "study": study,
             "data": self.data.to_dict(),

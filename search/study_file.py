@@ -35,6 +35,7 @@ from search.algorithms import Algorithm
 from search.algorithms import option_type_problem
 from search.errors import UsageError
 from search.space import is_active
+from search.space import value_problem
 from search.spec import AlgorithmSpec
 from search.spec import DataSpec
 from search.spec import ModelSpec
@@ -61,7 +62,17 @@ def name_problem(name: object) -> str | None:
 
 
 _SECTIONS = ("study", "data", "model", "params", "enqueue")
-_STUDY_KEYS = ("name", "n_trials", "direction", "seed", "timeout", "stop", "sampler", "pruner")
+_STUDY_KEYS = (
+    "name",
+    "n_trials",
+    "direction",
+    "seed",
+    "timeout",
+    "stop",
+    "warm_start",
+    "sampler",
+    "pruner",
+)
 _STOP_KEYS = ("patience", "min_delta")
 _DATA_KEYS = ("dataset", "val_fraction", "test_fraction", "preprocess")
 _MODEL_KEYS = ("kind", "fixed")
@@ -113,23 +124,6 @@ def _kind_of(value: Any) -> str:
     names = {bool: "a boolean", int: "a whole number", float: "a number", str: "a string"}
     names.update({list: "a list", dict: "a table"})
     return names.get(type(value), type(value).__name__)
-
-
-def _value_problem(spec: ParamSpec, value: Any) -> str | None:
-    """Why `value` is not a value the searched parameter can take, or None."""
-    if spec.type == "categorical":
-        if any(type(value) is type(c) and value == c for c in spec.choices):
-            return None
-        return f"got {value!r}; allowed: one of {', '.join(repr(c) for c in spec.choices)}"
-    problem = Interval(spec.low, spec.high, integer=spec.type == "int").check(value)
-    if problem is not None:
-        return problem
-    if (
-        spec.step is not None
-        and abs((value - spec.low) / spec.step - round((value - spec.low) / spec.step)) > 1e-9
-    ):
-        return f"got {value!r}; allowed: {spec.low!r} plus a multiple of step {spec.step!r}"
-    return None
 
 
 def _did_you_mean(got: Any, allowed: tuple[str, ...] | list[str]) -> str:
@@ -219,6 +213,7 @@ class _Parser:
         if timeout is not None:
             self.check(timeout, Interval(0.0, None, low_open=True), "[study].timeout")
         stop = self.stop(study["stop"]) if "stop" in study else None
+        warm_start = self.warm_start(study["warm_start"], name) if "warm_start" in study else None
         sampler = self.algorithm(study.get("sampler", "tpe"), "[study].sampler", SAMPLERS)
         pruner = self.algorithm(study.get("pruner", DEFAULT_PRUNER), "[study].pruner", PRUNERS)
         spec = StudySpec(
@@ -228,6 +223,7 @@ class _Parser:
             seed=seed,
             timeout=float(timeout) if timeout is not None else None,
             stop=stop,
+            warm_start=warm_start,
             enqueue=enqueue,
             sampler=sampler,
             pruner=pruner,
@@ -250,7 +246,7 @@ class _Parser:
             key = f"[[enqueue]][{i}]"
             entry = self.table(entry, key, tuple(by_name))
             for name, v in entry.items():
-                problem = _value_problem(by_name[name], v)
+                problem = value_problem(by_name[name], v)
                 if problem is not None:
                     self.fail(f"{key}.{name}", problem)
             chosen = dict(entry)
@@ -263,6 +259,25 @@ class _Parser:
                     )
             entries.append(chosen)
         return tuple(entries)
+
+    def warm_start(self, value: Any, own_name: str) -> str:
+        """[study].warm_start: another study's name (same storage), or an export's .json file
+        (relative to the study file's folder; stored as an absolute path)."""
+        key = "[study].warm_start"
+        allowed = 'allowed: another study\'s name or an export file, e.g. "best.json"'
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, f"got {value!r}; {allowed}")
+        if value.endswith(".json"):
+            path = (self.base_dir / value).resolve()
+            if not path.is_file():
+                self.fail(key, f"{path}: no such file; {allowed}")
+            return str(path)
+        if value == own_name:
+            self.fail(key, f"got {value!r}, this study itself; {allowed}")
+        problem = name_problem(value)
+        if problem is not None:
+            self.fail(key, problem)
+        return value
 
     def stop(self, value: Any) -> StopSpec:
         stop = self.table(value, "[study].stop", _STOP_KEYS)

@@ -8,6 +8,7 @@ from typing import Any
 
 from search.records import SEED_ATTR
 from search.records import SPEC_ATTR
+from search.records import WARM_ATTR
 from search.records import best_epoch
 from search.records import complete_best_first
 from search.records import curves
@@ -47,7 +48,8 @@ def list_studies(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
         trials = study.get_trials(deepcopy=False)
         counts = state_counts(trials)
         spec = summary.user_attrs.get(SPEC_ATTR, {})
-        best = summary.best_trial.value if summary.best_trial else None
+        ranked = complete_best_first(trials)  # Optuna's best_trial counts warm-start copies
+        best = ranked[0].value if ranked else None
         rows.append(
             StudyRow(
                 study=summary.study_name,
@@ -99,6 +101,7 @@ class StudyDetail:
     top: list[TrialRow]
     n_complete: int
     stopped: dict[str, Any] | None  # the stopping rule's decision, if the search stopped early
+    warm: dict[str, Any] | None  # what a warm start added: {source, added, skipped}
 
 
 def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetail:
@@ -131,4 +134,5 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
         top=[TrialRow(t.number, t.value, seconds(t), dict(t.params)) for t in complete[:top]],
         n_complete=len(complete),
         stopped=study.user_attrs.get(STOP_ATTR),
+        warm=study.user_attrs.get(WARM_ATTR),
     )
