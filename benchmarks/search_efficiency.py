@@ -120,15 +120,19 @@ def warm_start(path: Path, spec: StudySpec, seeds: list[int]) -> None:
     the target. Then a new study with the same file, seed and data split, warm-started from
     the source, runs the same budget. "Cold" is the trial at which the source first reached
     its best; "warm" the trial at which the warm-started study first reached it (its own
-    trials; the copies do not count)."""
+    trials; the copies do not count). The source's best is itself the luckiest of its trials'
+    noisy measurements, so the trials to come within one standard error of it (binomial, on
+    the validation split) are shown too."""
     import optuna
 
+    from search.pareto import VAL_SIZE_ATTR
     from search.records import own_trials
+    from search.stopping import binomial_noise
 
     print(f"\n{path.name}: warm start from a finished study, {spec.n_trials} trials each")
     print(
-        "| study | seed | source's best val | cold: trials to reach it | warm: trials to reach "
-        "it | warm: best val |"
+        "| study | seed | source's best val | cold: trials to reach it (within 1 SE) | warm: "
+        "trials to reach it (within 1 SE) | warm: best val |"
     )
     print("|---|---|---|---|---|---|")
     for seed in seeds:
@@ -141,16 +145,21 @@ def warm_start(path: Path, spec: StudySpec, seeds: list[int]) -> None:
             running = {}
             for name in (source.name, warm.name):
                 study = optuna.load_study(study_name=name, storage=url)
+                n_val = study.user_attrs[VAL_SIZE_ATTR]
                 best, running[name] = float("-inf"), []
                 for t in sorted(own_trials(study.trials), key=lambda t: t.number):
                     if t.state.name == "COMPLETE":
                         best = max(best, t.value)
                     running[name].append(best)
         target = running[source.name][-1]
-        cold = trials_to_reach(running[source.name], target)
-        reached = trials_to_reach(running[warm.name], target)
+        near = target - binomial_noise(target, n_val)
+        cold, warm_n = (
+            f"{trials_to_reach(running[n], target) or '-'} "
+            f"({trials_to_reach(running[n], near) or '-'})"
+            for n in (source.name, warm.name)
+        )
         print(
-            f"| `{path.name}` | {seed} | {target:.4f} | {cold} | {reached or '-'} | "
+            f"| `{path.name}` | {seed} | {target:.4f} | {cold} | {warm_n} | "
             f"{running[warm.name][-1]:.4f} |",
             flush=True,
         )

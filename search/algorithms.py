@@ -71,6 +71,11 @@ PRUNERS: dict[str, Algorithm] = {
     "none": Algorithm("optuna.pruners", "NopPruner"),
 }
 
+# Optuna cannot prune a multi-objective study (Trial.report raises); hpsearch asks these
+# pruners itself, on the stored per-epoch validation accuracy (search/objective.py). Hyperband
+# keeps studies of its own and needs a real single-objective study.
+MULTI_OBJECTIVE_PRUNERS = ("median", "percentile", "successive_halving", "none")
+
 # Used when a study file has no `pruner`: no pruning before 5 trials have finished or before
 # epoch 3, because the first epochs of a good learning rate can look like those of a bad one.
 DEFAULT_PRUNER: dict[str, Any] = {"type": "median", "n_startup_trials": 5, "n_warmup_steps": 3}

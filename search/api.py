@@ -174,8 +174,9 @@ def report(studies: optuna.Study | Sequence[optuna.Study], path: str | Path) -> 
     return path
 
 
-def export(study: optuna.Study, *, top: int = 1) -> dict[str, Any]:
-    """The best `top` configurations as the export document (`hpsearch export`'s JSON)."""
+def export(study: optuna.Study, *, top: int | None = None) -> dict[str, Any]:
+    """The best `top` configurations as the export document (`hpsearch export`'s JSON);
+    default 1, or for a multi-objective study its Pareto front, the recommended one first."""
     from search.exports import export_document
 
     return export_document(study, _stored_spec(study), _storage_shown(study), top, "best.json")

@@ -188,6 +188,7 @@ class _Run(_Command):
 
 def _report_outcome(outcome: Any) -> int:
     """The lines that end `run` and `worker`, and their exit code."""
+    from search.records import accuracy
     from search.records import complete_best_first
     from search.records import state_counts
     from search.text import format_params
@@ -208,7 +209,7 @@ def _report_outcome(outcome: Any) -> int:
     if counts["COMPLETE"]:
         best = complete_best_first(trials)[0]
         print(
-            f"best validation accuracy {best.value:.4f} (trial {best.number}): "
+            f"best validation accuracy {accuracy(best):.4f} (trial {best.number}): "
             f"{format_params(best.params)}"
         )
     if outcome.nothing_to_run:
@@ -378,6 +379,19 @@ class _Show(_Command):
         ]
         print(f"\ntop {len(rows)} of {detail.n_complete} complete trials")
         print(format_table(["trial", "val acc", "seconds", *detail.searched], rows))
+        if detail.front:
+            costs = detail.objectives[1:]
+            print(
+                f"\nPareto front, validation accuracy against {', '.join(costs)}: "
+                f"{len(detail.front)} trials; recommended (*): {detail.recommended_because}"
+            )
+            rows = [
+                [f"{t.trial_number}{' *' if t.recommended else ''}"]
+                + [format_value(t.values[n]) for n in detail.objectives]
+                + [format_value(t.params[n]) if n in t.params else "-" for n in detail.searched]
+                for t in detail.front
+            ]
+            print(format_table(["trial", *detail.objectives, *detail.searched], rows))
         return 0
 
 
@@ -443,9 +457,9 @@ class _Export(_Command):
         parser.add_argument(
             "--top",
             type=_positive_int,
-            default=1,
             metavar="K",
-            help="how many of the best configurations (default 1)",
+            help="how many of the best configurations (default 1; for a multi-objective "
+            "study, the whole Pareto front, the recommended one first)",
         )
 
     def run(self, args: argparse.Namespace) -> int:
@@ -461,7 +475,12 @@ class _Export(_Command):
         except OSError as e:
             raise UsageError(f"-o {args.output}: cannot write: {e.strerror}") from None
         best = doc["configs"][0]
-        if doc["ranked_by"] == "confirm":
+        if doc["ranked_by"] == "pareto-1se":
+            how = (
+                f"the recommended one of a Pareto front of {len(doc['configs'])}, validation "
+                f"accuracy {best['val_accuracy']:.4f}"
+            )
+        elif doc["ranked_by"] == "confirm":
             c = best["confirm"]
             how = (
                 f"mean validation accuracy {c['mean']:.4f} ± {c['std']:.4f} over "

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from search.errors import UsageError
+from search.pareto import ranked_front
 from search.records import CONFIRM_ATTR
 from search.records import SEED_ATTR
 from search.records import SOURCE_ATTR
+from search.records import accuracy
 from search.records import best_epoch
 from search.records import complete_best_first
 from search.records import confirm_trial_number
@@ -75,33 +77,43 @@ def current_confirm(study: optuna.Study, ranked: list[FrozenTrial]) -> dict[int,
 
 
 def export_document(
-    study: optuna.Study, spec: StudySpec, storage_url: str, top: int, path: str
+    study: optuna.Study, spec: StudySpec, storage_url: str, top: int | None, path: str
 ) -> dict[str, Any]:
-    """The export of the `top` best complete trials of a study, best first.
+    """The export of the `top` (default 1) best complete trials of a study, best first.
 
     Best means the highest search value, except among the trials a current `hpsearch confirm`
-    retrained: those come first, by their mean over the confirm's seeds.
+    retrained: those come first, by their mean over the confirm's seeds. In a multi-objective
+    study: the Pareto front (`top` of it, if given), the recommended trial first
+    (search/pareto.py).
     """
     ranked = complete_best_first(study.get_trials(deepcopy=False))
     if not ranked:
         raise UsageError(
             f"{storage_url}: study {study.study_name!r} has no complete trial yet; run it first"
         )
-    confirmed = current_confirm(study, ranked)
-    n = len(confirmed)
-    ranked[:n] = sorted(ranked[:n], key=lambda t: (-confirmed[t.number]["mean"], t.number))
+    if spec.multi_objective:
+        ranked, _ = ranked_front(study)
+        confirmed: dict[int, dict[str, Any]] = {}
+    else:
+        confirmed = current_confirm(study, ranked)
+        n = len(confirmed)
+        ranked[:n] = sorted(ranked[:n], key=lambda t: (-confirmed[t.number]["mean"], t.number))
+        top = top or 1
     complete = ranked[:top]
     configs = []
     for rank, trial in enumerate(complete, start=1):
         config = {
             "rank": rank,
             "trial_number": trial.number,
-            "val_accuracy": trial.value,
+            "val_accuracy": accuracy(trial),
             "params": {**spec.model.fixed, **trial.params},
             "seed": trial.user_attrs[SEED_ATTR],
             "epochs_run": len(curves(trial)["val_accuracy"]),
         }
         config["best_epoch"] = best_epoch(trial)
+        if spec.multi_objective:
+            config["objectives"] = dict(zip(spec.objectives, trial.values, strict=True))
+            config["recommended"] = rank == 1
         if trial.number in confirmed:
             r = confirmed[trial.number]
             config["confirm"] = {k: r[k] for k in ("mean", "std", "val_accuracy", "seeds")}
@@ -115,7 +127,9 @@ def export_document(
         "data": {**spec.data.to_dict(), "seed": spec.seed},
         "model_kind": spec.model.kind,
         **({"model_source": source} if (source := study.user_attrs.get(SOURCE_ATTR)) else {}),
-        "ranked_by": "confirm" if confirmed else "search",
+        "ranked_by": (
+            "pareto-1se" if spec.multi_objective else "confirm" if confirmed else "search"
+        ),
         "configs": configs,
         "retrain_command": f"hpsearch retrain {path}",
     }

@@ -25,6 +25,9 @@ from models.protocol import DrawsClassWeights
 from models.training import History
 from models.training import TrainingDiverged
 from models.training import train
+from search.algorithms import make_pruner
+from search.pareto import AccuracyView
+from search.pareto import measure_costs
 from search.records import CLASS_WEIGHTS_ATTR
 from search.records import CURVES
 from search.records import CURVES_ATTR
@@ -33,6 +36,7 @@ from search.records import FAIL_REASON_ATTR
 from search.records import SECONDS_ATTR
 from search.records import SEED_ATTR
 from search.records import SURPLUS_ATTR
+from search.records import accuracy
 from search.records import own_trials
 from search.space import suggest
 from search.worker import BudgetGuard
@@ -113,8 +117,10 @@ class Objective:
         self.data = data
         self.interrupts = interrupts or Interrupts()
         self.guard = guard  # with it, a trial beyond the budget fails as surplus (worker.py)
+        # Optuna cannot prune a multi-objective study: hpsearch asks the pruner itself.
+        self.pruner = make_pruner(spec) if spec.multi_objective else None
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
         spec, data = self.spec, self.data
         if self.guard is not None:
             try:
@@ -140,9 +146,8 @@ class Objective:
             # The rounded numbers are the truth everywhere: curves, reports and the value.
             for name in CURVES:
                 curves[name].append(_short(getattr(history, name)[-1]))
-            trial.report(curves["val_accuracy"][-1], step=epoch)
             self.interrupts.check()
-            if trial.should_prune():
+            if self._should_prune(trial, curves["val_accuracy"], epoch):
                 raise optuna.TrialPruned(
                     f"validation accuracy {curves['val_accuracy'][-1]:.4f} after epoch {epoch}"
                 )
@@ -161,7 +166,11 @@ class Objective:
             # The weights kept: the final ones, or the best epoch's with early stopping.
             value = curves["val_accuracy"][history.kept_epoch]
             self._record_class_weights(trial, model, value)
-            return value
+            if not spec.multi_objective:
+                return value
+            X_val = data.split("val", images)[0]
+            costs = measure_costs(spec.costs, model, X_val, time.perf_counter() - start)
+            return [value, *costs]
         except TrainingDiverged as e:
             trial.set_user_attr(FAIL_REASON_ATTR, f"diverged: {e}")
             trial.set_user_attr(DIVERGED_ATTR, True)
@@ -171,6 +180,17 @@ class Objective:
             raise
         finally:
             self._record(trial, curves, time.perf_counter() - start)
+
+    def _should_prune(self, trial: optuna.Trial, val_accuracy: list[float], epoch: int) -> bool:
+        """Report the epoch's validation accuracy and ask the pruner. In a multi-objective
+        study (where Trial.report raises) the study's pruner is asked by hpsearch, on the
+        validation accuracy alone (search/pareto.py)."""
+        if self.pruner is None:
+            trial.report(val_accuracy[-1], step=epoch)
+            return trial.should_prune()
+        view = AccuracyView(trial.study)
+        now = view.with_curve(trial.study._storage.get_trial(trial._trial_id), val_accuracy)
+        return self.pruner.prune(view, now)
 
     def _record_class_weights(self, trial: optuna.Trial, model: Classifier, value: float) -> None:
         """For linear models, each class's weights as an image, when the trial beats the best.
@@ -183,7 +203,7 @@ class Objective:
         completed = own_trials(
             trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         )
-        if completed and value <= max(t.value for t in completed):
+        if completed and value <= max(accuracy(t) for t in completed):
             return
         images = model.class_weight_images(self.data.image_shape).astype(np.float64)
         flat = images.reshape(len(images), -1)

@@ -117,6 +117,12 @@ def fail_reason(trial: FrozenTrial) -> str:
     return str(trial.user_attrs.get(FAIL_REASON_ATTR, ""))
 
 
+def accuracy(trial: FrozenTrial) -> float:
+    """A complete trial's validation accuracy: its value, or its first value in a
+    multi-objective study (where Optuna's `trial.value` raises)."""
+    return trial.values[0]
+
+
 def is_warm(trial: FrozenTrial) -> bool:
     """A trial copied from another study or an export by a warm start (not trained here)."""
     return WARM_ATTR in trial.user_attrs
@@ -155,7 +161,7 @@ def complete_best_first(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
     """This study's complete trials, highest validation accuracy first (the lower number on
     ties); warm-start copies are left out."""
     complete = [t for t in own_trials(trials) if t.state.name == "COMPLETE"]
-    return sorted(complete, key=lambda t: (-t.value, t.number))
+    return sorted(complete, key=lambda t: (-accuracy(t), t.number))
 
 
 def confirm_trial_number(result: dict) -> int:

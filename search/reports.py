@@ -23,7 +23,10 @@ from typing import NamedTuple
 import numpy as np
 from optuna.trial import TrialState
 
+from search.pareto import ranked_front
 from search.records import CLASS_WEIGHTS_ATTR
+from search.records import WARM_ATTR
+from search.records import accuracy
 from search.records import complete_best_first
 from search.records import curves
 from search.records import own_trials
@@ -69,6 +72,8 @@ class Summary:
     train_seconds: float  # the sum over trials
     wall_seconds: float  # first start to last end
     stopped: str | None = None  # why the search stopped before its budget, if it did
+    recommended: str | None = None  # a multi-objective study's recommended trial, and why
+    warm: str | None = None  # where a warm start came from
 
 
 class LearningRatePoint(NamedTuple):
@@ -100,7 +105,7 @@ def summary_info(study: optuna.Study, spec: StudySpec) -> Summary:
         model=spec.model.kind,
         dataset=spec.data.dataset,
         states=dict(state_counts(trials)),
-        best_value=best.value if best else None,
+        best_value=accuracy(best) if best else None,
         best_trial=best.number if best else None,
         best_params={**spec.model.fixed, **best.params} if best else {},
         train_seconds=sum(seconds(t) for t in trials),
@@ -108,7 +113,24 @@ def summary_info(study: optuna.Study, spec: StudySpec) -> Summary:
         stopped=(lambda s: f"after {s['after']} trials: {s['reason']}" if s else None)(
             study.user_attrs.get(STOP_ATTR)
         ),
+        recommended=_recommended(study, spec),
+        warm=(lambda w: f"{w['source']}: {w['added']} trials, not drawn" if w else None)(
+            study.user_attrs.get(WARM_ATTR)
+        ),
     )
+
+
+def _recommended(study: optuna.Study, spec: StudySpec) -> str | None:
+    if not spec.multi_objective:
+        return None
+    ranked, chosen = ranked_front(study)
+    if chosen is None:
+        return None
+    t = chosen.trial
+    values = ", ".join(
+        f"{n} {format_value(v)}" for n, v in zip(spec.objectives, t.values, strict=True)
+    )
+    return f"trial {t.number} ({values}): {chosen.reason(spec.costs)}"
 
 
 def curves_info(trial: FrozenTrial) -> dict[str, list[float]]:
@@ -122,7 +144,7 @@ def learning_rate_info(trials: Sequence[FrozenTrial]) -> dict[str, list[Learning
     for t in trials:
         if t.state == TrialState.COMPLETE and "learning_rate" in t.params:
             optimizer = str(t.params.get("optimizer", "(fixed)"))
-            point = LearningRatePoint(t.params["learning_rate"], t.value)
+            point = LearningRatePoint(t.params["learning_rate"], accuracy(t))
             groups.setdefault(optimizer, []).append(point)
     return groups
 
@@ -130,7 +152,8 @@ def learning_rate_info(trials: Sequence[FrozenTrial]) -> dict[str, list[Learning
 def weight_norm_info(trials: Sequence[FrozenTrial]) -> list[Line]:
     """The weight norm per epoch of each trial given (the report gives the top five)."""
     return [
-        Line(f"trial {t.number} ({t.value:.4f})", curves(t).get("weight_norm", [])) for t in trials
+        Line(f"trial {t.number} ({accuracy(t):.4f})", curves(t).get("weight_norm", []))
+        for t in trials
     ]
 
 
@@ -225,6 +248,59 @@ def intermediate_info(trials: Sequence[FrozenTrial]) -> dict[str, list[list[floa
     return groups
 
 
+class ParetoInfo(NamedTuple):
+    cost: str  # the first cost: the figure's x axis
+    trials: list[tuple[int, float, float]]  # (number, cost, accuracy) of every complete trial
+    front: list[tuple[int, float, float]]  # the same for the front, cheapest first
+    recommended: tuple[int, float, float] | None
+
+
+def pareto_info(study: optuna.Study, spec: StudySpec) -> ParetoInfo:
+    def point(t: FrozenTrial) -> tuple[int, float, float]:
+        return (t.number, t.values[1], accuracy(t))
+
+    ranked, chosen = ranked_front(study)
+    return ParetoInfo(
+        spec.costs[0],
+        [point(t) for t in complete_best_first(study.get_trials(deepcopy=False))],
+        sorted((point(t) for t in ranked), key=lambda p: (p[1], -p[2])),
+        point(chosen.trial) if chosen else None,
+    )
+
+
+def _plot_pareto(info: ParetoInfo) -> go.Figure:
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, points, style in (
+        ("trials", info.trials, {"mode": "markers", "marker": {"color": "#bbb"}}),
+        ("Pareto front", info.front, {"mode": "lines+markers", "line": {"shape": "hv"}}),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[p[1] for p in points],
+                y=[p[2] for p in points],
+                text=[f"trial {p[0]}" for p in points],
+                name=name,
+                **style,
+            )
+        )
+    if info.recommended is not None:
+        number, cost, value = info.recommended
+        fig.add_trace(
+            go.Scatter(
+                x=[cost],
+                y=[value],
+                text=[f"trial {number}"],
+                name=f"recommended: trial {number}",
+                mode="markers",
+                marker={"symbol": "star", "size": 16, "color": "#d62728"},
+            )
+        )
+    fig.update_layout(xaxis_title=info.cost, yaxis_title="validation accuracy")
+    return fig
+
+
 def _plot_intermediate(groups: dict[str, list[list[float]]]) -> go.Figure:
     """One line trace per state, trials separated by gaps: a 1,000-trial study stays light to
     build and to draw (Optuna's version makes one trace per trial)."""
@@ -276,13 +352,17 @@ def snapshot(study: optuna.Study, *, user_attrs: bool = True) -> optuna.Study:
                 distributions=t.distributions,
                 user_attrs={},
                 system_attrs=t.system_attrs,
-                intermediate_values=t.intermediate_values,
+                # A multi-objective study keeps its per-epoch accuracy in the curves only.
+                intermediate_values=t.intermediate_values
+                or dict(enumerate(curves(t).get("val_accuracy", []))),
                 trial_id=t.number,
             )
             for t in trials
         ]
     copy = optuna.create_study(study_name=study.study_name, directions=study.directions)
     copy.add_trials(trials)
+    for key, value in study.user_attrs.items():  # the stopping decision, confirm, ...
+        copy.set_user_attr(key, value)
     return copy
 
 
@@ -309,6 +389,10 @@ def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
     complete = complete_best_first(study.get_trials(deepcopy=False))
     best = complete[0] if complete else None
     lean = snapshot(study, user_attrs=False)  # for Optuna's figures
+    # Optuna's figures show one value; in a multi-objective study, the validation accuracy.
+    target: dict[str, Any] = {"target_name": "validation accuracy"}
+    if spec.multi_objective:
+        target["target"] = accuracy
     names = [p.name for p in spec.params]
     contour = [p for p in ("learning_rate", "reg_strength") if p in names]
     if len(contour) < 2:
@@ -318,32 +402,32 @@ def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
             "history",
             "Optimization history",
             "Validation accuracy of every trial and the best so far.",
-            lambda: vis.plot_optimization_history(lean, target_name="validation accuracy"),
+            lambda: vis.plot_optimization_history(lean, **target),
         ),
         (
             "importance",
             "Parameter importances (PED-ANOVA)",
             "How much each parameter explains the top trials' validation accuracy; PED-ANOVA, "
             "Optuna 5's default, handles conditional parameters.",
-            lambda: vis.plot_param_importances(lean, target_name="validation accuracy"),
+            lambda: vis.plot_param_importances(lean, **target),
         ),
         (
             "parallel",
             "Parallel coordinates",
             "Every complete trial across all parameters.",
-            lambda: vis.plot_parallel_coordinate(lean, target_name="validation accuracy"),
+            lambda: vis.plot_parallel_coordinate(lean, **target),
         ),
         (
             "slice",
             "Slice",
             "Validation accuracy against each parameter on its own.",
-            lambda: vis.plot_slice(lean, target_name="validation accuracy"),
+            lambda: vis.plot_slice(lean, **target),
         ),
         (
             "contour",
             f"Contour of {' × '.join(contour)}",
             "Validation accuracy interpolated over the two parameters.",
-            lambda: vis.plot_contour(lean, params=contour, target_name="validation accuracy"),
+            lambda: vis.plot_contour(lean, params=contour, **target),
         ),
         (
             "intermediate",
@@ -355,7 +439,7 @@ def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
             "edf",
             "Empirical distribution function",
             "The share of trials below each validation accuracy.",
-            lambda: vis.plot_edf(lean, target_name="validation accuracy"),
+            lambda: vis.plot_edf(lean, **target),
         ),
         (
             "timeline",
@@ -364,6 +448,18 @@ def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
             lambda: vis.plot_timeline(study),
         ),
     ]
+    if spec.multi_objective:
+        standard.insert(
+            0,
+            (
+                "pareto",
+                f"Pareto front: validation accuracy against {spec.costs[0]}",
+                "Every complete trial; the front (no trial is better on every objective) joined; "
+                "the star is the recommended configuration, the cheapest within one standard "
+                "error of the best accuracy.",
+                lambda: _plot_pareto(pareto_info(study, spec)),
+            ),
+        )
     sections = []
     for key, title, caption, make in standard:
         figure, note = _attempt(make)
@@ -481,6 +577,8 @@ def _summary_html(info: Summary) -> str:
         ("training time (sum over trials)", f"{info.train_seconds:.1f} s"),
         ("wall time (first start to last end)", f"{info.wall_seconds:.1f} s"),
         *([("stopped early", info.stopped)] if info.stopped else []),
+        *([("recommended (Pareto front)", info.recommended)] if info.recommended else []),
+        *([("started warm from", info.warm)] if info.warm else []),
     ]
     params = _table(sorted(info.best_params.items()), ["parameter", "best value"])
     return _table(rows) + (params if info.best_params else "")

@@ -30,6 +30,7 @@ from search.exports import export_json
 from search.objective import derive_seed
 from search.records import CONFIRM_ATTR
 from search.records import SOURCE_ATTR
+from search.records import accuracy
 from search.records import check_model_source
 from search.records import complete_best_first
 from search.runner import load_data
@@ -301,7 +302,7 @@ def confirm_results(
             label = f"trial {trial.number} seed {i + 1}/{repeats}"
             history = fit(spec.model.kind, params, seed, data, label, quiet)[1]
             accuracies.append(_short(history.kept_val_accuracy))
-        results.append(ConfirmResult(trial.number, trial.value, params, seeds, accuracies))
+        results.append(ConfirmResult(trial.number, accuracy(trial), params, seeds, accuracies))
     results.sort(key=lambda r: -r.mean)
     return results
 

@@ -18,11 +18,13 @@ from search.errors import UsageError
 from search.objective import Interrupts
 from search.objective import Objective
 from search.objective import derive_seed
+from search.pareto import VAL_SIZE_ATTR
 from search.records import DIVERGED_ATTR
 from search.records import SOURCE_ATTR
 from search.records import SPEC_ATTR
 from search.records import VERSION_ATTR
 from search.records import WARM_ATTR
+from search.records import accuracy
 from search.records import check_model_source
 from search.records import finished_count
 from search.records import model_source
@@ -32,7 +34,6 @@ from search.storage import ENV_VAR
 from search.storage import StorageURL
 from search.storage import open_storage
 
-METRIC_NAME = "val_accuracy"  # what a trial's value is
 # How long a process that lost the race to create a study waits for the winner's spec.
 SPEC_WAIT_S = 10.0
 
@@ -58,6 +59,7 @@ def create_or_resume(
     storage: optuna.storages.BaseStorage,
     target: StorageURL,
     warm: WarmStart | None = None,
+    n_val: int | None = None,
 ) -> tuple[optuna.Study, WarmStart | None]:
     """Create the study, or load it when the name exists and was made from the same search.
 
@@ -75,9 +77,8 @@ def create_or_resume(
     study_id = None
     if spec.name not in optuna.get_all_study_names(storage=storage):
         try:
-            study_id = storage.create_new_study(
-                directions=[StudyDirection.MAXIMIZE], study_name=spec.name
-            )
+            directions = [StudyDirection.MAXIMIZE] + [StudyDirection.MINIMIZE] * len(spec.costs)
+            study_id = storage.create_new_study(directions=directions, study_name=spec.name)
         except DuplicatedStudyError:
             pass  # another process created it a moment ago
     if study_id is not None:
@@ -88,6 +89,8 @@ def create_or_resume(
         source = model_source(spec.model.kind, dict(spec.model.fixed))
         if source is not None:
             storage.set_study_user_attr(study_id, SOURCE_ATTR, source)
+        if n_val is not None:  # the standard error of a validation accuracy needs it
+            storage.set_study_user_attr(study_id, VAL_SIZE_ATTR, n_val)
     else:
         existing = optuna.load_study(study_name=spec.name, storage=storage)
         _wait_for_spec(existing, storage)
@@ -119,7 +122,7 @@ def create_or_resume(
         # "Objective 0".
         with warnings.catch_warnings():  # Optuna calls it experimental
             warnings.simplefilter("ignore")
-            study.set_metric_names([METRIC_NAME])
+            study.set_metric_names(list(spec.objectives))
     return study, (warm if study_id is not None else None)
 
 
@@ -190,7 +193,7 @@ class _Progress:
         self.refresh(trials)
 
     def refresh(self, trials: list[optuna.trial.FrozenTrial]) -> None:
-        complete = [t.value for t in own_trials(trials) if t.state.name == "COMPLETE"]
+        complete = [accuracy(t) for t in own_trials(trials) if t.state.name == "COMPLETE"]
         if complete:
             self.bar.set_postfix_str(f"best val acc {max(complete):.4f}", refresh=False)
         self.bar.n = min(finished_count(trials), self.bar.total)
@@ -332,7 +335,7 @@ def run_study(
     data = load_data(spec.data, spec.seed, spec.source)
     storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
     warm = _read_warm_start(spec, storage, target, warm_start)
-    study, warm = create_or_resume(spec, storage, target, warm)
+    study, warm = create_or_resume(spec, storage, target, warm, n_val=len(data.y_val))
     budget = n_trials or spec.n_trials
     outcome = RunOutcome(study, budget, target.shown, rule=spec.stop, warm=warm)
     if outcome.finished >= budget:

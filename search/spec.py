@@ -13,6 +13,12 @@ from typing import Any
 
 from search.algorithms import DEFAULT_PRUNER
 
+# What a study can optimise: validation accuracy (maximised; always the first) and, for a
+# multi-objective study, what a model costs (minimised): training wall time in seconds, the
+# number of trainable weights, and milliseconds to predict 1,000 images.
+ACCURACY = "val_accuracy"
+COSTS = ("train_seconds", "n_weights", "predict_ms")
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -123,6 +129,8 @@ class StudySpec:
     # Before the first trial, copy the fitting finished trials of this study (same storage) or
     # the configurations of this export file (an absolute path ending in .json).
     warm_start: str | None = None
+    # ("val_accuracy",), or accuracy against one or more COSTS: a multi-objective study.
+    objectives: tuple[str, ...] = (ACCURACY,)
     # Configurations tried first, exactly: {parameter: value} ([[enqueue]] tables).
     enqueue: tuple[Mapping[str, Any], ...] = ()
     sampler: AlgorithmSpec = AlgorithmSpec("tpe")
@@ -148,6 +156,8 @@ class StudySpec:
             study["stop"] = self.stop.to_dict()
         if self.warm_start is not None:
             study["warm_start"] = self.warm_start
+        if self.multi_objective:
+            study["objectives"] = list(self.objectives)
         out: dict[str, Any] = {
             "study": study,
             "data": self.data.to_dict(),
@@ -158,6 +168,14 @@ class StudySpec:
             out["enqueue"] = [dict(entry) for entry in self.enqueue]
         return out
 
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def costs(self) -> tuple[str, ...]:
+        return self.objectives[1:]
+
     def identity(self) -> dict[str, Any]:
         """What must match for a stored study to be resumed with this spec.
 
@@ -167,6 +185,7 @@ class StudySpec:
         d = self.to_dict()
         return {
             "[study].direction": self.direction,
+            "[study].objectives": list(self.objectives),
             "[study].seed": self.seed,
             "[data]": d["data"],
             "[model]": d["model"],

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from search.records import CONFIRM_ATTR
+from search.records import accuracy
 from search.records import counts_toward_budget
 
 if TYPE_CHECKING:
@@ -78,8 +79,8 @@ def decide(
             delta = noise if noise is not None else binomial_noise(max(best, 0.0), n_val)
         else:
             delta = float(rule.min_delta)
-        if t.state.name == "COMPLETE" and (best == -math.inf or t.value > best + delta):
-            best, since = t.value, 0
+        if t.state.name == "COMPLETE" and (best == -math.inf or accuracy(t) > best + delta):
+            best, since = accuracy(t), 0
         else:
             since += 1
         if since >= rule.patience:

@@ -29,6 +29,7 @@ from models.foreign import NetworkEntry
 from models.foreign import is_foreign
 from models.torch_models import torch_installed
 from search.algorithms import DEFAULT_PRUNER
+from search.algorithms import MULTI_OBJECTIVE_PRUNERS
 from search.algorithms import PRUNERS
 from search.algorithms import SAMPLERS
 from search.algorithms import Algorithm
@@ -36,6 +37,8 @@ from search.algorithms import option_type_problem
 from search.errors import UsageError
 from search.space import is_active
 from search.space import value_problem
+from search.spec import ACCURACY
+from search.spec import COSTS
 from search.spec import AlgorithmSpec
 from search.spec import DataSpec
 from search.spec import ModelSpec
@@ -70,6 +73,7 @@ _STUDY_KEYS = (
     "timeout",
     "stop",
     "warm_start",
+    "objectives",
     "sampler",
     "pruner",
 )
@@ -214,8 +218,15 @@ class _Parser:
             self.check(timeout, Interval(0.0, None, low_open=True), "[study].timeout")
         stop = self.stop(study["stop"]) if "stop" in study else None
         warm_start = self.warm_start(study["warm_start"], name) if "warm_start" in study else None
+        objectives = self.objectives(study.get("objectives", [ACCURACY]))
         sampler = self.algorithm(study.get("sampler", "tpe"), "[study].sampler", SAMPLERS)
         pruner = self.algorithm(study.get("pruner", DEFAULT_PRUNER), "[study].pruner", PRUNERS)
+        if len(objectives) > 1 and pruner.type not in MULTI_OBJECTIVE_PRUNERS:
+            self.fail(
+                "[study].pruner",
+                f"{pruner.type} cannot prune a multi-objective study; allowed there: "
+                f"{', '.join(MULTI_OBJECTIVE_PRUNERS)}",
+            )
         spec = StudySpec(
             name=name,
             n_trials=n_trials,
@@ -224,6 +235,7 @@ class _Parser:
             timeout=float(timeout) if timeout is not None else None,
             stop=stop,
             warm_start=warm_start,
+            objectives=objectives,
             enqueue=enqueue,
             sampler=sampler,
             pruner=pruner,
@@ -259,6 +271,22 @@ class _Parser:
                     )
             entries.append(chosen)
         return tuple(entries)
+
+    def objectives(self, value: Any) -> tuple[str, ...]:
+        """[study].objectives: "val_accuracy" first, then the costs weighed against it."""
+        key = "[study].objectives"
+        allowed = f'allowed: ["{ACCURACY}"] followed by any of {", ".join(COSTS)}'
+        if (
+            not isinstance(value, list)
+            or not value
+            or value[0] != ACCURACY
+            or len(set(map(str, value))) != len(value)
+        ):
+            self.fail(key, f"got {value!r}; {allowed}, each once")
+        for cost in value[1:]:
+            if cost not in COSTS:
+                self.fail(key, f"got {cost!r}{_did_you_mean(cost, COSTS)}; {allowed}")
+        return tuple(value)
 
     def warm_start(self, value: Any, own_name: str) -> str:
         """[study].warm_start: another study's name (same storage), or an export's .json file

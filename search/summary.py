@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from search.pareto import ranked_front
 from search.records import SEED_ATTR
 from search.records import SPEC_ATTR
 from search.records import WARM_ATTR
+from search.records import accuracy
 from search.records import best_epoch
 from search.records import complete_best_first
 from search.records import curves
@@ -49,7 +51,7 @@ def list_studies(storage: optuna.storages.BaseStorage) -> list[StudyRow]:
         counts = state_counts(trials)
         spec = summary.user_attrs.get(SPEC_ATTR, {})
         ranked = complete_best_first(trials)  # Optuna's best_trial counts warm-start copies
-        best = ranked[0].value if ranked else None
+        best = accuracy(ranked[0]) if ranked else None
         rows.append(
             StudyRow(
                 study=summary.study_name,
@@ -72,6 +74,16 @@ class TrialRow:
     val_accuracy: float
     seconds: float
     params: dict[str, Any]  # the searched parameters (inactive conditional ones absent)
+
+
+@dataclass(frozen=True)
+class FrontRow:
+    """A trial on the Pareto front of a multi-objective study."""
+
+    trial_number: int
+    values: dict[str, float]  # by objective name: val_accuracy, then the costs
+    params: dict[str, Any]
+    recommended: bool
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,9 @@ class StudyDetail:
     n_complete: int
     stopped: dict[str, Any] | None  # the stopping rule's decision, if the search stopped early
     warm: dict[str, Any] | None  # what a warm start added: {source, added, skipped}
+    objectives: list[str]
+    front: list[FrontRow]  # multi-objective studies: the Pareto front, recommended first
+    recommended_because: str | None  # why the first row of `front` is recommended
 
 
 def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetail:
@@ -113,7 +128,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
         per_epoch = curves(t)
         best = BestTrial(
             trial_number=t.number,
-            val_accuracy=t.value,
+            val_accuracy=accuracy(t),
             params={**spec.model.fixed, **t.params},
             seed=t.user_attrs.get(SEED_ATTR),
             seconds=seconds(t),
@@ -122,6 +137,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
             curves=per_epoch,
         )
     counts = state_counts(trials)
+    pareto, chosen = ranked_front(study) if spec.multi_objective else ([], None)
     return StudyDetail(
         study=study.study_name,
         model=spec.model.kind,
@@ -131,8 +147,19 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
         states={state: counts[state] for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
         searched=[p.name for p in spec.params],
         best=best,
-        top=[TrialRow(t.number, t.value, seconds(t), dict(t.params)) for t in complete[:top]],
+        top=[TrialRow(t.number, accuracy(t), seconds(t), dict(t.params)) for t in complete[:top]],
         n_complete=len(complete),
         stopped=study.user_attrs.get(STOP_ATTR),
         warm=study.user_attrs.get(WARM_ATTR),
+        objectives=list(spec.objectives),
+        front=[
+            FrontRow(
+                t.number,
+                dict(zip(spec.objectives, t.values, strict=True)),
+                dict(t.params),
+                i == 0,
+            )
+            for i, t in enumerate(pareto)
+        ],
+        recommended_because=chosen.reason(spec.costs) if chosen else None,
     )

@@ -20,10 +20,12 @@ from typing import Any
 
 from search.errors import UsageError
 from search.records import WARM_ATTR
+from search.records import accuracy
 from search.records import complete_best_first
 from search.records import load_study
 from search.space import distributions
 from search.space import fit_problem
+from search.spec import ACCURACY
 
 if TYPE_CHECKING:
     import optuna
@@ -37,7 +39,7 @@ class Known:
 
     label: str  # "trial 7" or "rank 2"
     params: dict[str, Any]
-    val_accuracy: float
+    values: dict[str, float]  # by objective name: val_accuracy, and costs where known
     intermediate: dict[int, float]
 
 
@@ -87,8 +89,14 @@ def read_source(
         study, _ = load_study(storage, source, storage_name)
     except UsageError as e:
         raise UsageError(f"{key}: {e}") from None
+    names = study.metric_names or [ACCURACY]
     known = tuple(
-        Known(f"trial {t.number}", dict(t.params), t.value, dict(t.intermediate_values))
+        Known(
+            f"trial {t.number}",
+            dict(t.params),
+            dict(zip(names, t.values, strict=True)) | {ACCURACY: accuracy(t)},
+            dict(t.intermediate_values),
+        )
         for t in complete_best_first(study.get_trials(deepcopy=False))
     )
     return WarmStart(f"study {source!r}", known)
@@ -109,7 +117,12 @@ def _from_export(path: Path, key: str) -> list[Known]:
     ):
         raise UsageError(f"{key}: {path}: has no list of configs with params; {allowed}")
     return [
-        Known(f"rank {c.get('rank', i + 1)}", dict(c["params"]), float(c["val_accuracy"]), {})
+        Known(
+            f"rank {c.get('rank', i + 1)}",
+            dict(c["params"]),
+            {**c.get("objectives", {}), ACCURACY: float(c["val_accuracy"])},
+            {},
+        )
         for i, c in enumerate(configs)
     ]
 
@@ -121,6 +134,9 @@ def add(study: optuna.Study, spec: StudySpec, warm: WarmStart) -> WarmStart:
     trials, skipped = [], []
     for known in warm.known:
         problem = fit_problem(spec.params, known.params)
+        missing = [name for name in spec.objectives if name not in known.values]
+        if problem is None and missing:
+            problem = f"no {', '.join(missing)} in the source"
         if problem is not None:
             skipped.append(f"{known.label}: {problem}")
             continue
@@ -130,7 +146,7 @@ def add(study: optuna.Study, spec: StudySpec, warm: WarmStart) -> WarmStart:
             optuna.trial.create_trial(
                 params=params,
                 distributions=dists,
-                value=known.val_accuracy,
+                values=[known.values[name] for name in spec.objectives],
                 intermediate_values=known.intermediate,
                 user_attrs={WARM_ATTR: f"{warm.source}, {known.label}"},
             )

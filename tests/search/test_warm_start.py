@@ -12,8 +12,8 @@ from search.cli import main
 from search.records import WARM_ATTR
 from tests.conftest import TINY
 
-NARROW = "learning_rate = { type = \"float\", low = 1e-3, high = 3e-2, log = true }"
-WIDE = "learning_rate = { type = \"float\", low = 1e-3, high = 1e-1, log = true }"
+NARROW = 'learning_rate = { type = "float", low = 1e-3, high = 3e-2, log = true }'
+WIDE = 'learning_rate = { type = "float", low = 1e-3, high = 1e-1, log = true }'
 
 
 def _warm_file(write_study, source: str = "tiny", budget: int = 3, **flags: str):
@@ -151,7 +151,7 @@ def test_a_bad_warm_start_is_one_line_and_creates_nothing(
     ],
 )
 def test_a_bad_warm_start_key_is_refused_by_validate(write_study, value, words, capsys):
-    path = write_study(TINY.replace('seed = 0', f"seed = 0\nwarm_start = {value}"))
+    path = write_study(TINY.replace("seed = 0", f"seed = 0\nwarm_start = {value}"))
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{path}: [study].warm_start: " in err, err
