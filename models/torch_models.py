@@ -23,6 +23,7 @@ from models.base import COMMON_CONSTRAINTS
 from models.base import store_arguments
 from models.mlp import Widths
 from models.mlp import parse_hidden
+from models.optimizers import OPTIMIZERS
 from models.protocol import ClassifierMixin
 from models.schedules import model_lr_at
 from models.training import MAX_ABS_WEIGHT
@@ -60,7 +61,22 @@ def _threads() -> int:
 
 
 _TORCH_CONSTRAINTS = {k: v for k, v in COMMON_CONSTRAINTS.items() if k != "loss"}
-_TORCH_CONSTRAINTS["device"] = Options(("auto", "cpu", "cuda"))
+_TORCH_CONSTRAINTS |= {
+    "device": Options(("auto", "cpu", "cuda")),
+    # adamw: Adam with decoupled weight decay (Loshchilov & Hutter): each step shrinks the
+    # weights by lr * weight_decay, apart from the gradient; not the same thing as the
+    # explicit L1/L2 penalty of `reg`, which is part of the loss and its gradient.
+    "optimizer": Options((*OPTIMIZERS, "adamw")),
+    "weight_decay": Interval(0.0, None),
+    "label_smoothing": Interval(0.0, 1.0, high_open=True),
+    "warmup_epochs": Interval(0, None, integer=True),
+    "precision": Options(("fp32", "bf16")),
+}
+# Augmentation of training batches, for the kinds whose inputs are images (N, C, H, W).
+_IMAGE_CONSTRAINTS = {
+    "crop_padding": Interval(0, None, integer=True),
+    "flip": Options((True, False)),
+}
 # The training arguments' defaults of a network given by the user (torch.network).
 TRAINING_DEFAULTS = {
     "learning_rate": 1e-2,
@@ -81,7 +97,59 @@ TRAINING_DEFAULTS = {
     "init_std": 1e-2,
     "device": "auto",
     "seed": 0,
+    "weight_decay": 0.01,
+    "label_smoothing": 0.0,
+    "warmup_epochs": 0,
+    "precision": "fp32",
+    "crop_padding": 0,
+    "flip": False,
 }
+
+
+def augment(xb: Any, generator: Any, crop_padding: int, flip: bool) -> Any:
+    """A batch of images (N, C, H, W), each randomly cropped back to H x W after zero padding
+    by `crop_padding` pixels on every side, then flipped left-right with probability 1/2.
+    Vectorised: one gather for the whole batch; the offsets and flips come from `generator`
+    (on the batch's device), so the same seed gives the same batches."""
+    torch = _torch()
+    n, _, h, w = xb.shape
+    device = xb.device
+    if crop_padding:
+        p = crop_padding
+        padded = torch.nn.functional.pad(xb, (p, p, p, p))
+        dy = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=device)
+        dx = torch.randint(0, 2 * p + 1, (n,), generator=generator, device=device)
+        rows = (dy[:, None] + torch.arange(h, device=device))[:, :, None]  # (N, H, 1)
+        cols = (dx[:, None] + torch.arange(w, device=device))[:, None, :]  # (N, 1, W)
+        batch = torch.arange(n, device=device)[:, None, None]
+        xb = padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+    if flip:
+        flipped = torch.rand(n, generator=generator, device=device) < 0.5
+        xb = torch.where(flipped[:, None, None, None], xb.flip(3), xb)
+    return xb
+
+
+class _DeviceCache:
+    """Arrays copied to an accelerator once per worker, not once per batch: the split arrays
+    are the same objects from trial to trial, so a tensor stays valid while its array object
+    is kept (held here, so its id cannot be reused)."""
+
+    def __init__(self, size: int = 6) -> None:
+        self.size = size
+        self.entries: dict[tuple[int, str], tuple[np.ndarray, Any]] = {}
+
+    def get(self, array: np.ndarray, device: Any, convert: Any) -> Any:
+        key = (id(array), str(device))
+        hit = self.entries.pop(key, None)
+        if hit is None or hit[0] is not array:
+            hit = (array, convert(array).to(device))
+        self.entries[key] = hit  # most recent last
+        while len(self.entries) > self.size:
+            self.entries.pop(next(iter(self.entries)))
+        return hit[1]
+
+
+_ON_DEVICE = _DeviceCache()
 
 
 class TorchClassifier(ClassifierMixin):
@@ -111,7 +179,12 @@ class TorchClassifier(ClassifierMixin):
             raise ValueError("device: 'cuda' was asked for, but no CUDA device is available")
         self._device = torch.device("cuda" if self.device != "cpu" and cuda else "cpu")
         torch.manual_seed(self.seed)  # initialisation and dropout draw from it
-        self._generator = torch.Generator().manual_seed(self.seed)  # batch order
+        # On an accelerator the data stays there: the batch order and the augmentation are
+        # drawn there too. On the CPU, the batch order comes from the same generator as ever.
+        self._resident = self._device.type != "cpu"
+        self._generator = torch.Generator(device=self._device).manual_seed(self.seed)
+        augment_seed = int(np.random.SeedSequence([self.seed, 1]).generate_state(1)[0])
+        self._augment_generator = torch.Generator(device=self._device).manual_seed(augment_seed)
         self.classes_ = np.asarray(classes)
         self.net_ = self._network(int(np.prod(X.shape[1:])), len(self.classes_), X.shape[1:])
         for module in self.net_.modules():
@@ -130,6 +203,10 @@ class TorchClassifier(ClassifierMixin):
         lr = self.learning_rate
         if self.optimizer == "adam":
             self._optimizer = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999), eps=1e-8)
+        elif self.optimizer == "adamw":
+            self._optimizer = torch.optim.AdamW(
+                params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=self.weight_decay
+            )
         else:
             momentum = 0.0 if self.optimizer == "sgd" else self.momentum
             self._optimizer = torch.optim.SGD(
@@ -149,21 +226,40 @@ class TorchClassifier(ClassifierMixin):
         return cached[1]
 
     def _inputs(self, X: np.ndarray) -> Any:
-        """A tensor sharing memory with X (no copy)."""
-
-        def convert(X: np.ndarray) -> Any:
-            with warnings.catch_warnings():  # read-only memory maps: torch only reads them
-                warnings.simplefilter("ignore", UserWarning)
-                return _torch().from_numpy(np.asarray(X))
-
-        return self._tensor("X", X, convert)
+        """A tensor sharing memory with X (no copy); on an accelerator, X copied there once."""
+        if getattr(self, "_resident", False):
+            return _ON_DEVICE.get(X, self._device, self._from_numpy)
+        return self._tensor("X", X, self._from_numpy)
 
     def _as_tensors(self, X: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
-        """Inputs and class indices, each cached by its own array."""
-        labels = self._tensor(
-            "y", y, lambda y: _torch().from_numpy(np.searchsorted(self.classes_, y))
+        """Inputs and class indices, each cached by its own array; on an accelerator, copied
+        there once."""
+        if getattr(self, "_resident", False):
+            return (
+                _ON_DEVICE.get(X, self._device, lambda X: self._from_numpy(X)),
+                _ON_DEVICE.get(y, self._device, self._labels),
+            )
+        return self._inputs(X), self._tensor("y", y, self._labels)
+
+    def _labels(self, y: np.ndarray) -> Any:
+        return _torch().from_numpy(np.searchsorted(self.classes_, y))
+
+    @staticmethod
+    def _from_numpy(X: np.ndarray) -> Any:
+        with warnings.catch_warnings():  # read-only memory maps: torch only reads them
+            warnings.simplefilter("ignore", UserWarning)
+            return _torch().from_numpy(np.asarray(X))
+
+    def _autocast(self) -> Any:
+        """bf16 autocast when `precision = "bf16"`; a no-op context otherwise."""
+        torch = _torch()
+        enabled = self.precision == "bf16"
+        return torch.autocast(device_type=self._device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _augmenting(self) -> bool:
+        return self.wants_images and bool(
+            getattr(self, "crop_padding", 0) or getattr(self, "flip", False)
         )
-        return self._inputs(X), labels
 
     # -- the model protocol ----------------------------------------------------------------
 
@@ -186,20 +282,26 @@ class TorchClassifier(ClassifierMixin):
         epoch = len(self.loss_curve_)
         for group in self._optimizer.param_groups:
             group["lr"] = model_lr_at(self, epoch)
-        n = len(Xt)
+        n, where = len(Xt), {"generator": self._generator, "device": self._generator.device}
         if self.sampling == "bootstrap":
-            order = torch.randint(
-                0, n, (-(-n // self.batch_size) * self.batch_size,), generator=self._generator
-            )
+            order = torch.randint(0, n, (-(-n // self.batch_size) * self.batch_size,), **where)
         else:
-            order = torch.randperm(n, generator=self._generator)
+            order = torch.randperm(n, **where)
+        augmenting = self._augmenting()
         self.net_.train()
         total = torch.zeros((), dtype=torch.float64, device=self._device)  # no sync per batch
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            xb, yb = Xt[idx].to(self._device), yt[idx].to(self._device)
+            xb, yb = Xt[idx].to(self._device), yt[idx].to(self._device)  # no-ops when resident
+            if augmenting:
+                xb = augment(xb, self._augment_generator, self.crop_padding, self.flip)
             self._optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(self.net_(xb), yb) + self.penalty()
+            with self._autocast():
+                scores = self.net_(xb)
+            loss = torch.nn.functional.cross_entropy(
+                scores.float(), yb, label_smoothing=self.label_smoothing
+            )
+            loss = loss + self.penalty()
             loss.backward()
             self._optimizer.step()
             total += loss.detach().double() * len(idx)
@@ -222,9 +324,9 @@ class TorchClassifier(ClassifierMixin):
         torch = _torch()
         Xt = self._inputs(X)
         self.net_.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             chunks = [
-                self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device)).cpu()
+                self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device)).float().cpu()
                 for s in range(0, len(Xt), _EVAL_CHUNK)
             ]
         return torch.cat(chunks).numpy()
@@ -237,7 +339,8 @@ class TorchClassifier(ClassifierMixin):
         loss_sum, correct = 0.0, 0
         with torch.no_grad():
             for s in range(0, len(Xt), _EVAL_CHUNK):
-                scores = self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device))
+                with self._autocast():
+                    scores = self.net_(Xt[s : s + _EVAL_CHUNK].to(self._device)).float()
                 target = yt[s : s + _EVAL_CHUNK].to(self._device)
                 loss = torch.nn.functional.cross_entropy(scores, target, reduction="sum")
                 loss_sum += float(loss)
@@ -283,6 +386,10 @@ class TorchLogistic(TorchClassifier):
         init_std: float = 1e-2,
         device: str = "auto",
         seed: int = 0,
+        weight_decay: float = 0.01,
+        label_smoothing: float = 0.0,
+        warmup_epochs: int = 0,
+        precision: str = "fp32",
     ) -> None:
         store_arguments(self, locals())
 
@@ -323,6 +430,10 @@ class TorchMLP(TorchClassifier):
         init_std: float = 1e-2,
         device: str = "auto",
         seed: int = 0,
+        weight_decay: float = 0.01,
+        label_smoothing: float = 0.0,
+        warmup_epochs: int = 0,
+        precision: str = "fp32",
     ) -> None:
         store_arguments(self, locals())
 
@@ -338,15 +449,20 @@ class TorchMLP(TorchClassifier):
 
 
 class TorchCNN(TorchClassifier):
-    """A small AlexNet-style net: conv blocks (conv 3x3 -> [BatchNorm] -> ReLU -> max-pool 2),
-    adaptive average pooling to 2x2 so any input size works (8x8 digits to 48x48 landscapes),
-    then fully connected layers with dropout.
+    """A small VGG/AlexNet-style net: conv blocks (`convs_per_block` times conv 3x3 ->
+    [BatchNorm] -> ReLU, then max-pool 2), a head that turns the last feature map into a
+    vector, then fully connected layers with dropout.
 
     Args:
         channels: Output channels of each conv block (a list or "32-64-128").
         hidden: Widths of the fully connected layers before the output.
         batch_norm: BatchNorm after every convolution (the assignment's switch).
         dropout: Dropout before every fully connected layer (0 switches it off).
+        convs_per_block: 3x3 convolutions before each pooling (VGG-style: 2 sees 5x5).
+        head: "pool2" average-pools the last map to 2x2 (any input size works; a 7x7 map
+            loses detail), "flatten" keeps the whole last map, "gap" averages each channel
+            to one number (global average pooling, fewest weights).
+        crop_padding, flip: training-batch augmentation (see `augment`); 0 and False: off.
     """
 
     wants_images = True
@@ -356,6 +472,9 @@ class TorchCNN(TorchClassifier):
         "hidden": Widths(),
         "batch_norm": Options((True, False)),
         "dropout": Interval(0.0, 1.0, high_open=True),
+        "convs_per_block": Interval(1, None, integer=True),
+        "head": Options(("pool2", "flatten", "gap")),
+        **_IMAGE_CONSTRAINTS,
     }
 
     def __init__(
@@ -364,6 +483,10 @@ class TorchCNN(TorchClassifier):
         hidden: Any = (256,),
         batch_norm: bool = True,
         dropout: float = 0.5,
+        convs_per_block: int = 1,
+        head: str = "pool2",
+        crop_padding: int = 0,
+        flip: bool = False,
         learning_rate: float = 1e-2,
         batch_size: int = 64,
         epochs: int = 20,
@@ -382,6 +505,10 @@ class TorchCNN(TorchClassifier):
         init_std: float = 1e-2,
         device: str = "auto",
         seed: int = 0,
+        weight_decay: float = 0.01,
+        label_smoothing: float = 0.0,
+        warmup_epochs: int = 0,
+        precision: str = "fp32",
     ) -> None:
         store_arguments(self, locals())
 
@@ -390,17 +517,24 @@ class TorchCNN(TorchClassifier):
         if len(input_shape) != 3:
             raise ValueError(f"torch.cnn needs images of shape (C, H, W), got {input_shape}")
         layers: list[Any] = []
-        in_channels = input_shape[0]
+        in_channels, (h, w) = input_shape[0], input_shape[1:]
         for out_channels in parse_hidden(self.channels):
-            layers.append(
-                nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not self.batch_norm)
-            )
-            if self.batch_norm:
-                layers.append(nn.BatchNorm2d(out_channels))
-            layers += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
-            in_channels = out_channels
-        layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten()]
-        width = in_channels * 4
+            for _ in range(self.convs_per_block):
+                layers.append(
+                    nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=not self.batch_norm)
+                )
+                if self.batch_norm:
+                    layers.append(nn.BatchNorm2d(out_channels))
+                layers.append(nn.ReLU())
+                in_channels = out_channels
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            h, w = -(-h // 2), -(-w // 2)
+        side = {"pool2": 2, "gap": 1}.get(self.head)
+        if side is not None:
+            layers.append(nn.AdaptiveAvgPool2d(side))
+            h = w = side
+        layers.append(nn.Flatten())
+        width = in_channels * h * w
         for h in parse_hidden(self.hidden):
             layers += [nn.Dropout(self.dropout), nn.Linear(width, h), nn.ReLU()]
             width = h
@@ -416,6 +550,7 @@ class TorchNetwork(TorchClassifier):
     """
 
     wants_images = True
+    _parameter_constraints = {**_TORCH_CONSTRAINTS, **_IMAGE_CONSTRAINTS}
 
     def __init__(self, network_fn: Any = None, network_args: Any = None, **training: Any) -> None:
         store_arguments(self, {**TRAINING_DEFAULTS, **training})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -22,6 +23,7 @@ from tests.models.test_datasets import serve_idx
 from tests.models.test_datasets import server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _study(dataset: str) -> str:
@@ -47,6 +49,34 @@ def test_run_on_cifar10(server, monkeypatch, write_study, db_url):  # noqa: F811
     archive = cifar_tar(batches)
     serve_cifar(server, monkeypatch, archive)
     _run_ok(write_study, db_url, "cifar10")
+
+
+@pytest.mark.parametrize(
+    "study", ["studies/cifar10_cnn.toml", "studies/assignments/a001_cifar10_cnn.toml"]
+)
+def test_the_shipped_cifar10_cnn_studies_run_a_trial(
+    server,  # noqa: F811
+    monkeypatch,
+    tmp_path,
+    db_url,
+    study,
+    capsys,  # noqa: F811
+):
+    """The redesigned CIFAR-10 CNNs (blocks, augmentation, one-cycle) run one trial on the
+    fixture, with their own file: only the epochs are cut to 2, or the test would take
+    minutes."""
+    from tests.conftest import require_torch
+
+    require_torch()
+    serve_cifar(server, monkeypatch, cifar_tar(cifar_batches(20)))
+    text = (ROOT / study).read_text().replace("epochs = 30", "epochs = 2")
+    assert "epochs = 2," in text
+    path = tmp_path / "cifar.toml"
+    path.write_text(text)
+    assert main(["run", str(path), "--storage", db_url, "--quiet", "--n-trials", "1"]) == 0
+    trial = optuna.load_study(study_name=optuna.get_all_study_names(db_url)[0], storage=db_url)
+    assert [t.state.name for t in trial.trials] == ["COMPLETE"]
+    assert len(trial.trials[0].user_attrs["curves"]["val_accuracy"]) == 2
 
 
 def test_run_on_intel_and_on_an_npz_path(own_cache, tmp_path, write_study, db_url):  # noqa: F811
