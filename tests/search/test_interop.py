@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import threading
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler
 from wsgiref.simple_server import make_server
@@ -50,12 +52,21 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-def test_optuna_dashboard_serves_the_study_over_http(finished_db):
-    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(finished_db), handler_class=_Quiet)
+@contextlib.contextmanager
+def dashboard(db_url: str) -> Iterator[str]:
+    """optuna-dashboard's WSGI app served on 127.0.0.1 in a thread; yields its base URL."""
+    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(db_url), handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
     try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_optuna_dashboard_serves_the_study_over_http(finished_db):
+    with dashboard(finished_db) as base:
         with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as response:
             summaries = json.load(response)["study_summaries"]
         assert [s["study_name"] for s in summaries] == ["tiny"]
@@ -65,6 +76,3 @@ def test_optuna_dashboard_serves_the_study_over_http(finished_db):
             detail = json.load(response)
         assert len(detail["trials"]) == 6
         assert all("curves" in {a["key"] for a in t["user_attrs"]} for t in detail["trials"])
-    finally:
-        server.shutdown()
-        server.server_close()

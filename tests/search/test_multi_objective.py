@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import urllib.request
-from wsgiref.simple_server import make_server
 
 import optuna
-import optuna_dashboard
 import pytest
 
 from models.data import load_dataset
 from search.cli import main
 from tests.conftest import TINY
-from tests.search.test_interop import _Quiet
+from tests.search.test_interop import dashboard
 
 OBJECTIVES = '["val_accuracy", "train_seconds", "n_weights"]'
 MULTI = TINY.replace('name = "tiny"', f'name = "multi"\nobjectives = {OBJECTIVES}').replace(
@@ -115,20 +112,13 @@ def test_a_hopeless_trial_is_pruned_by_the_same_rule(write_study, db_url, object
 def test_optuna_dashboard_shows_the_metric_names(write_study, db_url):
     assert main(["run", str(write_study(MULTI)), "--storage", db_url, "--quiet"]) == 0
     assert main(["run", str(write_study()), "--storage", db_url, "--quiet"]) == 0
-    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(db_url), handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    try:
+    with dashboard(db_url) as base:
         with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as response:
             ids = {s["study_name"]: s["study_id"] for s in json.load(response)["study_summaries"]}
         names = {}
         for name, study_id in ids.items():
             with urllib.request.urlopen(f"{base}/api/studies/{study_id}", timeout=30) as response:
                 names[name] = json.load(response).get("objective_names")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert names == {
         "multi": ["val_accuracy", "train_seconds", "n_weights"],
         "tiny": ["val_accuracy"],
