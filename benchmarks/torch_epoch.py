@@ -94,6 +94,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=54_000)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--cifar", action="store_true", help="instead: the CIFAR-10 estimate")
+    parser.add_argument(
+        "--options-only", action="store_true", help="only the augmentation and device rows"
+    )
     parser.add_argument("--n-cifar", type=int, default=1024)
     args = parser.parse_args()
     if args.cifar:
@@ -110,12 +113,12 @@ def main() -> None:
     print("| model | batch | s/epoch | peer | peer s/epoch | ratio (ours / peer) |")
     print("|---|---|---|---|---|---|")
     rows = []
-    for batch in (64, 256):
+    for batch in () if args.options_only else (64, 256):
         mlp = {"hidden": [200, 200], "batch_size": batch}
         ours, _ = epoch_of("torch.mlp", {**mlp, "dropout": 0.0}, flat, y)
         peer, _ = epoch_of("numpy.mlp", mlp, flat, y)
         rows.append(("torch.mlp 784-200-200-10", batch, ours, "numpy.mlp, same layers", peer))
-    for channels in ("16-32-64", "32-64-128"):
+    for channels in () if args.options_only else ("16-32-64", "32-64-128"):
         params = {"channels": channels, "hidden": [128], "batch_size": 128}
         ours, model = epoch_of("torch.cnn", params, images, y)
         peer = bare_loop(model.net_, images, y, 128)
