@@ -111,11 +111,21 @@ def _from_export(path: Path, key: str) -> list[Known]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UsageError(f"{key}: {path}: cannot be read as JSON ({e}); {allowed}") from None
     configs = doc.get("configs") if isinstance(doc, dict) else None
+
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
     if not isinstance(configs, list) or not all(
-        isinstance(c, dict) and isinstance(c.get("params"), dict) and "val_accuracy" in c
+        isinstance(c, dict)
+        and isinstance(c.get("params"), dict)
+        and number(c.get("val_accuracy"))
+        and all(number(v) for v in (c.get("objectives") or {}).values())
         for c in configs
     ):
-        raise UsageError(f"{key}: {path}: has no list of configs with params; {allowed}")
+        raise UsageError(
+            f"{key}: {path}: has no list of configs with params and a numeric val_accuracy; "
+            f"{allowed}"
+        )
     return [
         Known(
             f"rank {c.get('rank', i + 1)}",

@@ -119,10 +119,11 @@ def test_a_study_starts_from_an_export(write_study, db_url, tmp_path, capsys):
         ("none", ["--warm-start", "nosuch"], "--warm-start: sqlite:///"),
         ("none", ["--warm-start", "missing.json"], "missing.json: no such file"),
         ("not-json", ["--warm-start", "bad.json"], "bad.json: cannot be read as JSON"),
+        ("not-json", ["--warm-start", "text.json"], "text.json: has no list of configs"),
         ("exists", ["--warm-start", "tiny"], "study 'warm' exists already"),
         ("none", ["--warm-start", "warm"], "this study itself"),
     ],
-    ids=["unknown-study", "missing-file", "not-json", "existing-study", "itself"],
+    ids=["unknown-study", "missing-file", "not-json", "not-a-number", "existing-study", "itself"],
 )
 def test_a_bad_warm_start_is_one_line_and_creates_nothing(
     write_study, db_url, tmp_path, monkeypatch, capsys, setup, args, words
@@ -133,6 +134,7 @@ def test_a_bad_warm_start_is_one_line_and_creates_nothing(
     if setup == "exists":
         assert main(["run", str(path), "--storage", db_url, "--quiet", "--n-trials", "1"]) == 0
     (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "text.json").write_text('{"configs": [{"params": {}, "val_accuracy": "x"}]}')
     before = len(optuna.get_all_study_names(storage=db_url))
     capsys.readouterr()
     assert main(["run", str(path), "--storage", db_url, "--quiet", *args]) == 2
