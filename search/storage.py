@@ -40,6 +40,20 @@ DEFAULT_HEARTBEAT_S = 10
 MAX_RETRY = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _OPTUNA_TABLES = {"studies", "trials", "alembic_version"}
+# Every table of Optuna's schema: a database holding only some of them is one whose schema
+# another process is creating this instant (seen in CI: studies and version_info only).
+_OPTUNA_SCHEMA = _OPTUNA_TABLES | {
+    "version_info",
+    "study_directions",
+    "study_user_attributes",
+    "study_system_attributes",
+    "trial_params",
+    "trial_values",
+    "trial_intermediate_values",
+    "trial_user_attributes",
+    "trial_system_attributes",
+    "trial_heartbeats",
+}
 # Two processes opening a new database at the same moment both create Optuna's tables; the
 # loser's CREATE TABLE or version row fails. Opening again then finds the winner's schema.
 _OPEN_TRIES = 6
@@ -114,7 +128,7 @@ def _check_url(target: StorageURL, *, create: bool) -> None:
 
 
 def _refuse_foreign(target: StorageURL, where: str, tables: set[str], create: bool) -> None:
-    if tables and not _OPTUNA_TABLES <= tables:
+    if tables and not _OPTUNA_TABLES <= tables and not tables <= _OPTUNA_SCHEMA:
         shown = ", ".join(sorted(tables)[:5])
         raise UsageError(
             f"{target.origin}: {where} is a database of another program (tables: {shown}); "
