@@ -99,6 +99,35 @@ def test_the_device_resident_path_gives_the_numbers_of_the_per_batch_copy(digits
     assert len(cached) == 1 and cached[0].device == torch.device("cpu")
 
 
+def test_channels_last_is_only_a_faster_layout_of_the_same_network(digits):
+    """torch.cnn trains in channels-last memory (faster convolutions on the CPU): the feature
+    maps and weights are laid out that way, and the network computes what it computes in the
+    default layout, up to float rounding; saved weights come back in the default layout."""
+    torch = require_torch()
+    from models.torch_models import TorchCNN
+
+    model, weights = _cnn(digits, epochs=2)
+    conv = [m for m in model.net_.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.weight.is_contiguous()  # really the other layout (8 input channels)
+    assert all(w.flags.c_contiguous for w in weights.values())
+
+    class DefaultLayout(TorchCNN):
+        _channels_last = False
+
+    plain = DefaultLayout(**{**SMALL_CNN, "seed": 0})
+    X, y = digits.split("train", True)
+    for _ in range(2):
+        plain.partial_fit(X, y, classes=digits.classes)
+    conv = [m for m in plain.net_.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert conv.weight.is_contiguous()
+    X_val, _ = digits.split("val", True)
+    np.testing.assert_allclose(
+        model.decision_function(X_val), plain.decision_function(X_val), rtol=1e-3, atol=1e-3
+    )
+    np.testing.assert_allclose(model.loss_curve_, plain.loss_curve_, rtol=1e-4)
+
+
 @pytest.mark.parametrize(
     ("head", "shape", "width"),
     [
