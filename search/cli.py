@@ -191,6 +191,7 @@ def _report_outcome(outcome: Any) -> int:
     from search.records import accuracy
     from search.records import complete_best_first
     from search.records import state_counts
+    from search.records import surplus_note
     from search.text import format_params
 
     study, budget = outcome.study, outcome.budget
@@ -204,7 +205,8 @@ def _report_outcome(outcome: Any) -> int:
         )
     print(
         f"study {name!r}: {outcome.finished} of {budget} trials finished "
-        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed)"
+        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed"
+        f"{surplus_note(counts)})"
     )
     if counts["COMPLETE"]:
         best = complete_best_first(trials)[0]
@@ -323,7 +325,10 @@ class _Show(_Command):
         _add_format_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        from collections import Counter
+
         from search.records import load_study
+        from search.records import surplus_note
         from search.storage import open_storage
         from search.storage import resolve_url
         from search.summary import describe_study
@@ -340,7 +345,8 @@ class _Show(_Command):
         print(
             f"study {detail.study!r}: {detail.model} on {detail.dataset}, {detail.finished} of "
             f"{detail.budget} trials finished ({states['COMPLETE']} complete, "
-            f"{states['PRUNED']} pruned, {states['FAIL']} failed, {states['RUNNING']} running)"
+            f"{states['PRUNED']} pruned, {states['FAIL']} failed, {states['RUNNING']} running"
+            f"{surplus_note(Counter(states))})"
         )
         if detail.stopped:
             print(f"stopped after {detail.stopped['after']} trials: {detail.stopped['reason']}")

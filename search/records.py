@@ -182,8 +182,21 @@ def last_update(trials: Iterable[FrozenTrial]) -> str | None:
 
 
 def state_counts(trials: Iterable[FrozenTrial]) -> Counter[str]:
-    """This study's trials by state (warm-start copies are not its trials)."""
-    return Counter(t.state.name for t in own_trials(trials))
+    """This study's trials by state (warm-start copies are not its trials). Surplus starts
+    (FAIL in Optuna: a worker asked for a trial when the budget was already full, and it did
+    not train) are counted as "SURPLUS", not as failures: nothing went wrong."""
+    return Counter(
+        "SURPLUS" if t.user_attrs.get(SURPLUS_ATTR) else t.state.name for t in own_trials(trials)
+    )
+
+
+def surplus_note(counts: Counter[str]) -> str:
+    """ "; N surplus starts (...)" for the summary lines, or "" when there were none."""
+    n = counts["SURPLUS"]
+    if not n:
+        return ""
+    starts = "start" if n == 1 else "starts"
+    return f"; {n} surplus {starts}, not trained: the budget was already full"
 
 
 def stored_spec(study: optuna.Study, storage_name: str) -> StudySpec:

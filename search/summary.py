@@ -144,7 +144,9 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
         dataset=spec.data.dataset,
         budget=spec.n_trials,
         finished=finished_count(trials),
-        states={state: counts[state] for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
+        states={
+            state: counts[state] for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "SURPLUS")
+        },
         searched=[p.name for p in spec.params],
         best=best,
         top=[TrialRow(t.number, accuracy(t), seconds(t), dict(t.params)) for t in complete[:top]],

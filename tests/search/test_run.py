@@ -190,6 +190,28 @@ def test_studies_and_show_report_what_is_stored(write_study, db_url, capsys):
     assert "no study named 'nope'; studies there: tiny" in capsys.readouterr().err
 
 
+def test_a_surplus_start_is_not_reported_as_a_failure(write_study, db_url, capsys):
+    """With --workers, a worker may start a trial when the budget has just filled: Optuna
+    stores it as FAIL, marked surplus, and it never trains. The summaries say so apart from
+    real failures (a run that went well must not read "1 failed")."""
+    assert main(["run", str(write_study()), "--storage", db_url, "--quiet"]) == 0
+    study = _load(db_url)
+    late = study.ask()  # what worker.py's guard leaves behind
+    late.set_user_attr("surplus", True)
+    late.set_user_attr("fail_reason", "surplus: 6 trials ahead of it already fill the budget")
+    study.tell(late, state=optuna.trial.TrialState.FAIL)
+    capsys.readouterr()
+
+    assert main(["run", str(write_study()), "--storage", db_url, "--quiet"]) == 0
+    note = "; 1 surplus start, not trained: the budget was already full"
+    assert f"(6 complete, 0 pruned, 0 failed{note})" in capsys.readouterr().out
+    assert main(["show", "tiny", "--storage", db_url]) == 0
+    assert f"0 failed, 0 running{note})" in capsys.readouterr().out
+    assert main(["studies", "--storage", db_url]) == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[3:7] == ["6", "0", "0", "0"]  # complete, pruned, failed, running
+
+
 def test_reading_commands_never_create_a_database(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'absent.db'}"
     assert main(["studies", "--storage", url]) == 2
