@@ -56,8 +56,14 @@ def _torch() -> Any:
     return torch
 
 
-def _threads() -> int:
+def training_threads() -> int:
+    """The CPU threads Torch trains with: $HPSEARCH_THREADS (what `run --workers` gives each
+    worker), else every core this process may use. Torch's CPU convolutions and reductions
+    split their sums by thread, so the same seed on another count gives other last digits."""
     return int(os.environ.get(THREADS_ENV) or len(os.sched_getaffinity(0)))
+
+
+_threads = training_threads
 
 
 _TORCH_CONSTRAINTS = {k: v for k, v in COMMON_CONSTRAINTS.items() if k != "loss"}

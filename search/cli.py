@@ -535,7 +535,8 @@ class _Retrain(_Command):
         if not r.reproduced:
             verdict = (
                 f"differs from the study's {r.search_val_accuracy:.6g} (bit-for-bit "
-                "reproduction holds for NumPy models and for Torch on the CPU)"
+                "reproduction holds for NumPy models and for Torch on the CPU, on the trial's "
+                "number of threads, which exports record)"
             )
         print(
             f"retrained trial {r.trial_number} of {r.study!r} ({r.model_kind}, "

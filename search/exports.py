@@ -20,6 +20,7 @@ from search.pareto import ranked_front
 from search.records import CONFIRM_ATTR
 from search.records import SEED_ATTR
 from search.records import SOURCE_ATTR
+from search.records import THREADS_ATTR
 from search.records import accuracy
 from search.records import best_epoch
 from search.records import complete_best_first
@@ -111,6 +112,8 @@ def export_document(
             "epochs_run": len(curves(trial)["val_accuracy"]),
         }
         config["best_epoch"] = best_epoch(trial)
+        if THREADS_ATTR in trial.user_attrs:
+            config["threads"] = trial.user_attrs[THREADS_ATTR]
         if spec.multi_objective:
             config["objectives"] = dict(zip(spec.objectives, trial.values, strict=True))
             config["recommended"] = rank == 1

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 from models import resolve
 from models.protocol import Classifier
 from models.protocol import DrawsClassWeights
+from models.torch_models import training_threads
 from models.training import History
 from models.training import TrainingDiverged
 from models.training import train
@@ -36,6 +37,7 @@ from search.records import FAIL_REASON_ATTR
 from search.records import SECONDS_ATTR
 from search.records import SEED_ATTR
 from search.records import SURPLUS_ATTR
+from search.records import THREADS_ATTR
 from search.records import accuracy
 from search.records import own_trials
 from search.space import suggest
@@ -137,6 +139,7 @@ class Objective:
         else:
             seed = trial_seed(spec.seed, trial.number)
             trial.set_user_attr(SEED_ATTR, seed)
+        trial.set_user_attr(THREADS_ATTR, training_threads())
         model = resolve(spec.model.kind, dict(spec.model.fixed)).build(
             {**spec.model.fixed, **params}, seed
         )

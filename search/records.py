@@ -10,6 +10,8 @@ Study user attrs:
         key `trial_number` existed name it `trial`; confirm_trial_number() reads both.
 Trial user attrs:
     seed (SEED_ATTR): the trial's seed, from the study seed and the trial number.
+    threads (THREADS_ATTR): the CPU threads the trial trained with (cores / workers): Torch's
+        CPU kernels sum in another order with another count, so `retrain` uses the same.
     curves (CURVES_ATTR): per epoch, each of CURVES (curves()); the best epoch is derived from
         them (best_epoch()), not stored.
     seconds (SECONDS_ATTR): wall-clock training time.
@@ -49,6 +51,7 @@ CONFIRM_ATTR = "hpsearch_confirm"
 SOURCE_ATTR = "hpsearch_model_source"
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 SEED_ATTR = "seed"
+THREADS_ATTR = "threads"
 CURVES_ATTR = "curves"
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm")
 SECONDS_ATTR = "seconds"

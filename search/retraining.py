@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +25,7 @@ from models import resolve
 from models._constraints import Interval
 from models.foreign import ForeignClassifier
 from models.foreign import is_foreign
+from models.torch_models import THREADS_ENV
 from models.training import History
 from models.training import train
 from search.errors import UsageError
@@ -49,10 +53,34 @@ def _short(x: float) -> float:
     return float(f"{x:.6g}")  # the precision trials store their accuracies with
 
 
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Torch trains on `threads` CPU threads inside (None: as configured)."""
+    if threads is None:
+        yield
+        return
+    before = os.environ.get(THREADS_ENV)
+    os.environ[THREADS_ENV] = str(threads)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[THREADS_ENV]
+        else:
+            os.environ[THREADS_ENV] = before
+
+
 def fit(
-    kind: str, params: dict[str, Any], seed: int, data: Dataset, label: str, quiet: bool
+    kind: str,
+    params: dict[str, Any],
+    seed: int,
+    data: Dataset,
+    label: str,
+    quiet: bool,
+    threads: int | None = None,
 ) -> tuple[Classifier, History]:
-    """Train one configuration exactly as a trial would, with a progress bar over epochs."""
+    """Train one configuration exactly as a trial would, with a progress bar over epochs;
+    Torch models on `threads` CPU threads when given (the trial's: their sums depend on it)."""
     from tqdm import tqdm
 
     model = resolve(kind, params).build(params, seed)
@@ -66,13 +94,14 @@ def fit(
         bar.update(1)
 
     try:
-        history = train(
-            model,
-            *data.split("train", images),
-            *data.split("val", images),
-            classes=data.classes,
-            on_epoch=progress,
-        )
+        with _torch_threads(threads):
+            history = train(
+                model,
+                *data.split("train", images),
+                *data.split("val", images),
+                classes=data.classes,
+                on_epoch=progress,
+            )
     finally:
         bar.close()
     return model, history
@@ -121,6 +150,7 @@ def check_export(doc: Any, path: Path | str) -> dict[str, Any]:
 
 _SEED = Interval(0, 2**32 - 1, integer=True)  # NumPy and torch seeds: 32 bits
 _TRIAL_NUMBER = Interval(0, None, integer=True)  # also the study seed's constraint
+_THREADS = Interval(1, None, integer=True)
 
 
 def _check_config(path: Path, config: dict[str, Any], rank: int) -> None:
@@ -132,6 +162,10 @@ def _check_config(path: Path, config: dict[str, Any], rank: int) -> None:
         problem = constraint.check(config[name])
         if problem is not None:
             raise UsageError(f"{path}: {key}.{name}: {problem}")
+    if "threads" in config:
+        problem = _THREADS.check(config["threads"])
+        if problem is not None:
+            raise UsageError(f"{path}: {key}.threads: {problem}")
 
 
 def _configuration(doc: dict[str, Any], config: dict[str, Any], source: str) -> DataSpec:
@@ -211,7 +245,10 @@ def retrain_document(
     data = load_data(data_spec, doc["data"]["seed"], str(path))
     start = time.perf_counter()
     label = f"trial {config['trial_number']}"
-    model, history = fit(doc["model_kind"], config["params"], config["seed"], data, label, quiet)
+    threads = config.get("threads")
+    model, history = fit(
+        doc["model_kind"], config["params"], config["seed"], data, label, quiet, threads
+    )
     seconds = time.perf_counter() - start
     images = model.wants_images
     test_loss, test_accuracy = model.evaluate(*data.split("test", images))

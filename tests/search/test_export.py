@@ -306,3 +306,47 @@ def test_an_export_that_breaks_its_schema_is_never_written(finished, db_url):
     doc["configs"][0]["seed"] = -1  # what a bug could write
     with pytest.raises(RuntimeError, match="configs/0/seed"):
         export_json(doc)
+
+
+@pytest.mark.slow
+def test_retrain_uses_the_threads_the_trial_trained_with(write_study, db_url, tmp_path):
+    """`run --workers 2` trains each trial on cores / 2 threads; Torch's CPU convolutions sum
+    in another order on another count, so the export records the trial's count and retrain
+    trains on it: the same weights as that count gives, not those of all the cores."""
+    require_torch()
+    import os
+
+    from search.retraining import fit
+    from search.runner import load_data
+    from search.study_file import load_study_file
+
+    text = (
+        TINY.replace('kind = "numpy.softmax"', 'kind = "torch.cnn"')
+        .replace("n_trials = 6", "n_trials = 2")
+        .replace(
+            "fixed = { epochs = 3 }",
+            'fixed = { epochs = 1, channels = "16-32", convs_per_block = 2, hidden = [32] }',
+        )
+        .split("batch_size =")[0]
+    )
+    path = write_study(text)
+    assert main(["run", str(path), "--storage", db_url, "--workers", "2", "--quiet"]) == 0
+    out = tmp_path / "best.json"
+    assert main(["export", "tiny", "--storage", db_url, "-o", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    config, cores = doc["configs"][0], len(os.sched_getaffinity(0))
+    assert config["threads"] == max(1, cores // 2)
+    assert main(["retrain", str(out), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    retrained = json.loads((tmp_path / "r" / "best.json").read_text())["retrain"]
+    assert retrained["reproduced"] is True
+    weights = dict(np.load(tmp_path / "r" / retrained["weights"]))
+
+    spec = load_study_file(path)
+    data = load_data(spec.data, spec.seed, str(path))
+    args = ("torch.cnn", config["params"], config["seed"], data, "check", True)
+    same, _ = fit(*args, threads=config["threads"])
+    assert all(np.array_equal(v, weights[k]) for k, v in same.get_weights().items())
+    if cores // 2 != cores:  # on one core both counts are 1
+        other, _ = fit(*args, threads=cores)
+        assert not all(np.array_equal(v, weights[k]) for k, v in other.get_weights().items())

@@ -124,6 +124,8 @@ def exported(tmp_path_factory) -> Path:
         ({"seed": -5}, "configs[0].seed"),
         ({"seed": "abc"}, "configs[0].seed"),
         ({"seed": 2**40}, "configs[0].seed"),
+        ({"threads": 0}, "configs[0].threads"),
+        ({"threads": "two"}, "configs[0].threads"),
     ],
 )
 def test_retrain_refuses_names_and_seeds_it_cannot_use(exported, tmp_path, change, key, capsys):
