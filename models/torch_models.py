@@ -63,9 +63,6 @@ def training_threads() -> int:
     return int(os.environ.get(THREADS_ENV) or len(os.sched_getaffinity(0)))
 
 
-_threads = training_threads
-
-
 _TORCH_CONSTRAINTS = {k: v for k, v in COMMON_CONSTRAINTS.items() if k != "loss"}
 _TORCH_CONSTRAINTS |= {
     "device": Options(("auto", "cpu", "cuda")),
@@ -168,7 +165,7 @@ class TorchClassifier(ClassifierMixin):
 
     _parameter_constraints: dict[str, Any] = _TORCH_CONSTRAINTS
     _learned = ("net_",)
-    # Convolutions on the CPU run 1.3-1.5x faster with channels-last tensors (oneDNN's native
+    # Convolutions on the CPU run 1.4-1.8x faster with channels-last tensors (oneDNN's native
     # layout; benchmarks/torch_epoch.py). Only for networks of our own: a user's network may
     # `.view()` a feature map, which channels-last memory does not allow.
     _channels_last = False
@@ -183,7 +180,7 @@ class TorchClassifier(ClassifierMixin):
 
         validate_arguments(self._parameter_constraints, self.get_params())
         torch = _torch()
-        torch.set_num_threads(_threads())
+        torch.set_num_threads(training_threads())
         cuda = torch.cuda.is_available()
         if self.device == "cuda" and not cuda:
             raise ValueError("device: 'cuda' was asked for, but no CUDA device is available")

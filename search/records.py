@@ -194,7 +194,7 @@ def state_counts(trials: Iterable[FrozenTrial]) -> Counter[str]:
 
 
 def surplus_note(counts: Counter[str]) -> str:
-    """ "; N surplus starts (...)" for the summary lines, or "" when there were none."""
+    """The summary lines' note on surplus starts, or "" when there were none."""
     n = counts["SURPLUS"]
     if not n:
         return ""
