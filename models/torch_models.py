@@ -41,7 +41,7 @@ class TorchMissing(ImportError):
 def torch_installed() -> bool:
     try:
         return importlib.util.find_spec("torch") is not None
-    except ValueError:  # sys.modules["torch"] is None: importing it is blocked
+    except (ValueError, ImportError):  # importing it is blocked (sys.modules, an import hook)
         return False
 
 
