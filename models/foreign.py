@@ -21,7 +21,6 @@ import importlib
 import importlib.util
 import inspect
 import sys
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,11 @@ from typing import Self
 import numpy as np
 
 from models._constraints import Interval
+from models.usercode import UserCodeError
+from models.usercode import calling
+from models.usercode import check_evaluation
+from models.usercode import check_labels
+from models.usercode import check_scores
 
 DEFAULT_EPOCHS = 20
 SEED_ARGUMENTS = ("seed", "random_state")
@@ -96,17 +100,6 @@ class SklearnConstraint:
         return ", ".join(str(c) for c in self.constraints)
 
 
-def _one_line(error: BaseException, path: Path | None) -> str:
-    """`file.py:12: NameError: name 'x' is not defined` for an error in the user's code."""
-    if isinstance(error, SyntaxError):
-        return f"{error.filename}:{error.lineno}: SyntaxError: {error.msg}"
-    frames = traceback.extract_tb(error.__traceback__)
-    mine = [f for f in frames if path is None or Path(f.filename) == path]
-    where = f"{mine[-1].filename}:{mine[-1].lineno}: " if mine else ""
-    message = str(error).strip().splitlines()
-    return f"{where}{type(error).__name__}: {message[0] if message else ''}"
-
-
 @dataclass(frozen=True)
 class ForeignEntry:
     """A user's classifier: `target` is `module:Class` or `/absolute/path/file.py:Class`."""
@@ -151,23 +144,30 @@ class ForeignEntry:
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
+            # As `python file.py` would: modules beside the file import (`from helpers
+            # import ...`).
+            folder = str(path.resolve().parent)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
             try:
-                spec.loader.exec_module(module)
-            except Exception as e:
+                with calling("", path):
+                    spec.loader.exec_module(module)
+            except UserCodeError as e:
                 del sys.modules[name]
-                raise ForeignModelError(_one_line(e, path)) from None
+                raise ForeignModelError(str(e)) from None
             return module
         try:
-            return importlib.import_module(part)
-        except ModuleNotFoundError as e:
-            if e.name and part.startswith(e.name):
+            with calling(""):
+                return importlib.import_module(part)
+        except UserCodeError as e:
+            cause = e.__cause__
+            missing = isinstance(cause, ModuleNotFoundError) and cause.name
+            if missing and part.startswith(cause.name):
                 raise ForeignModelError(
-                    f"no module named {e.name!r}; install it, or name a file: "
+                    f"no module named {cause.name!r}; install it, or name a file: "
                     "path/to/file.py:Class"
                 ) from None
-            raise ForeignModelError(_one_line(e, None)) from None
-        except Exception as e:
-            raise ForeignModelError(_one_line(e, None)) from None
+            raise ForeignModelError(str(e)) from None
 
     def load(self) -> type:
         if self.target in _REGISTERED:
@@ -235,38 +235,61 @@ class ForeignEntry:
         for name in SEED_ARGUMENTS:
             if name in signature:
                 kwargs[name] = seed
-        estimator = self.load()(**kwargs)
+        cls = self.load()
+        with calling(f"{self.class_name}(...)", self.file()):
+            estimator = cls(**kwargs)
         return ForeignClassifier(
             estimator,
             epochs=int(params.get("epochs", DEFAULT_EPOCHS)),
             patience=int(params.get("patience", 0)),
+            path=self.file(),
         )
 
 
 class ForeignClassifier:
-    """The model protocol around a user's incremental classifier."""
+    """The model protocol around a user's incremental classifier.
 
-    def __init__(self, estimator: Any, *, epochs: int, patience: int) -> None:
+    Every call into the user's object goes through models.usercode.calling (its prints go to
+    stderr, whatever it raises fails the trial with its file and line) and every answer is
+    checked, so that an impossible value fails the trial instead of being stored."""
+
+    def __init__(
+        self, estimator: Any, *, epochs: int, patience: int, path: Path | None = None
+    ) -> None:
         self.estimator = estimator
         self.epochs = epochs
         self.patience = patience
+        self.path = path
+        self.name = type(estimator).__name__
         self.wants_images = bool(getattr(estimator, "wants_images", False))
         self.classes_: np.ndarray | None = None
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        with calling(f"{self.name}.{method}", self.path):
+            return getattr(self.estimator, method)(*args, **kwargs)
+
+    def _has(self, method: str) -> bool:
+        return callable(getattr(self.estimator, method, None))
 
     def partial_fit(self, X: np.ndarray, y: np.ndarray, classes: Any = None) -> Self:
         if self.classes_ is None:
             self.classes_ = np.asarray(np.unique(y) if classes is None else classes)
-        self.estimator.partial_fit(X, y, classes=self.classes_)
+        self._call("partial_fit", X, y, classes=self.classes_)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict(X))
+        labels = self._call("predict", X)
+        return check_labels(labels, len(X), self.classes_, f"{self.name}.predict")
+
+    def _scores(self, method: str, X: np.ndarray) -> np.ndarray:
+        scores = self._call(method, X)
+        return check_scores(scores, len(X), len(self.classes_), f"{self.name}.{method}")
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Class scores (N, C): decision_function, else predict_proba, else one-hot predictions."""
         for method in ("decision_function", "predict_proba"):
-            if callable(getattr(self.estimator, method, None)):
-                scores = np.asarray(getattr(self.estimator, method)(X), dtype=np.float64)
+            if self._has(method):
+                scores = self._scores(method, X)
                 return np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores
         predicted = np.searchsorted(self.classes_, self.predict(X))
         return np.eye(len(self.classes_))[predicted]
@@ -274,16 +297,17 @@ class ForeignClassifier:
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """The class's own evaluate, else (validation loss, accuracy): log loss of
         predict_proba, or of the softmax of decision_function, or 1 - accuracy without either."""
-        if callable(getattr(self.estimator, "evaluate", None)):
-            loss, accuracy = self.estimator.evaluate(X, y)
-            return float(loss), float(accuracy)
+        if self._has("evaluate"):
+            return check_evaluation(self._call("evaluate", X, y), f"{self.name}.evaluate")
         accuracy = float(np.mean(self.predict(X) == y))
         target = np.searchsorted(self.classes_, y)
-        if callable(getattr(self.estimator, "predict_proba", None)):
-            p = np.asarray(self.estimator.predict_proba(X), dtype=np.float64)
+        if self._has("predict_proba"):
+            p = self._scores("predict_proba", X)
+            if p.ndim == 1:
+                p = np.stack([1.0 - p, p], axis=1)
             picked = np.clip(p[np.arange(len(y)), target], 1e-12, 1.0)
             return float(-np.mean(np.log(picked))), accuracy
-        if callable(getattr(self.estimator, "decision_function", None)):
+        if self._has("decision_function"):
             scores = self.decision_function(X)
             scores = scores - scores.max(axis=1, keepdims=True)
             log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
@@ -294,19 +318,28 @@ class ForeignClassifier:
         """sqrt(sum W**2) over the weight matrices: from weight_norm(), get_weights(), or
         scikit-learn's coef_ / coefs_; 0 when the class shows none."""
         est = self.estimator
-        if callable(getattr(est, "weight_norm", None)):
-            return float(est.weight_norm())
-        if callable(getattr(est, "get_weights", None)):
-            arrays = list(est.get_weights().values())
-        else:
-            arrays = list(getattr(est, "coefs_", None) or [getattr(est, "coef_", np.zeros(0))])
-        return float(np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays if np.ndim(a) >= 2)))
+        with calling(f"{self.name}.weight_norm", self.path):
+            if self._has("weight_norm"):
+                return float(est.weight_norm())
+            if self._has("get_weights"):
+                arrays = list(est.get_weights().values())
+            else:
+                arrays = list(getattr(est, "coefs_", None) or [getattr(est, "coef_", np.zeros(0))])
+            return float(
+                np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays if np.ndim(a) >= 2))
+            )
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        return self.estimator.get_weights()
+        weights = self._call("get_weights")
+        if not isinstance(weights, dict):
+            raise UserCodeError(
+                f"{self.name}.get_weights returned {type(weights).__name__}; expected a dict "
+                "of name -> array"
+            )
+        return weights
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        self.estimator.set_weights(weights)
+        self._call("set_weights", weights)
 
 
 @dataclass(frozen=True)
@@ -335,7 +368,20 @@ class NetworkEntry:
                 f"{entry.class_name} takes ({', '.join(params)}); a network function takes "
                 "(input_shape, n_classes, **its_arguments) and returns a torch.nn.Module"
             )
+        # The trainer's arguments go to the trainer: a function argument of the same name would
+        # silently take the searched value away from the optimizer or the epoch loop.
+        clash = [name for name in params[2:] if name in self.trainer_arguments()]
+        if clash:
+            raise ForeignModelError(
+                f"{entry.class_name}'s argument {clash[0]!r} has the name of torch.network's "
+                f"trainer argument {clash[0]!r}, which hpsearch's trainer uses; rename it in "
+                f"{entry.module_part} (trainer arguments: "
+                f"{', '.join(sorted(self.trainer_arguments()))})"
+            )
         return fn
+
+    def trainer_arguments(self) -> dict[str, Any]:
+        return {k: v for k, v in self.load()._parameter_constraints.items() if k != "seed"}
 
     def own_arguments(self) -> list[str]:
         return list(inspect.signature(self.function()).parameters)[2:]
@@ -346,8 +392,8 @@ class NetworkEntry:
         return TorchNetwork
 
     def arguments(self) -> dict[str, Any]:
-        trainer = {k: v for k, v in self.load()._parameter_constraints.items() if k != "seed"}
-        return {**trainer, "network": AnyValue(), **{k: AnyValue() for k in self.own_arguments()}}
+        own = {k: AnyValue() for k in self.own_arguments()}
+        return {**self.trainer_arguments(), "network": AnyValue(), **own}
 
     def needs_torch(self) -> bool:
         return True
@@ -366,5 +412,9 @@ class NetworkEntry:
         training = {k: v for k, v in params.items() if k not in own and k != "network"}
         network_args = {k: v for k, v in params.items() if k in own}
         return self.load()(
-            network_fn=self.function(), network_args=network_args, **training, seed=seed
+            network_fn=self.function(),
+            network_args=network_args,
+            **training,
+            seed=seed,
+            network_file=self.file(),
         )

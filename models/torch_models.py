@@ -252,6 +252,10 @@ class TorchClassifier(ClassifierMixin):
         torch = _torch()
         return torch.channels_last if self._channels_last else torch.preserve_format
 
+    def _forward(self, xb: Any) -> Any:
+        """The network's class scores for a batch."""
+        return self.net_(xb)
+
     def _batch(self, xb: Any) -> Any:
         """A batch of inputs on the device, in the network's memory layout."""
         xb = xb.to(self._device)  # a no-op when resident
@@ -314,7 +318,7 @@ class TorchClassifier(ClassifierMixin):
             xb = self._batch(xb)
             self._optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                scores = self.net_(xb)
+                scores = self._forward(xb)
             loss = torch.nn.functional.cross_entropy(
                 scores.float(), yb, label_smoothing=self.label_smoothing
             )
@@ -343,7 +347,7 @@ class TorchClassifier(ClassifierMixin):
         self.net_.eval()
         with torch.no_grad(), self._autocast():
             chunks = [
-                self.net_(self._batch(Xt[s : s + _EVAL_CHUNK])).float().cpu()
+                self._forward(self._batch(Xt[s : s + _EVAL_CHUNK])).float().cpu()
                 for s in range(0, len(Xt), _EVAL_CHUNK)
             ]
         return torch.cat(chunks).numpy()
@@ -357,7 +361,7 @@ class TorchClassifier(ClassifierMixin):
         with torch.no_grad():
             for s in range(0, len(Xt), _EVAL_CHUNK):
                 with self._autocast():
-                    scores = self.net_(self._batch(Xt[s : s + _EVAL_CHUNK])).float()
+                    scores = self._forward(self._batch(Xt[s : s + _EVAL_CHUNK])).float()
                 target = yt[s : s + _EVAL_CHUNK].to(self._device)
                 loss = torch.nn.functional.cross_entropy(scores, target, reduction="sum")
                 loss_sum += float(loss)
@@ -570,18 +574,55 @@ class TorchNetwork(TorchClassifier):
     wants_images = True
     _parameter_constraints = {**_TORCH_CONSTRAINTS, **_IMAGE_CONSTRAINTS}
 
-    def __init__(self, network_fn: Any = None, network_args: Any = None, **training: Any) -> None:
+    def __init__(
+        self,
+        network_fn: Any = None,
+        network_args: Any = None,
+        network_file: Any = None,
+        **training: Any,
+    ) -> None:
         store_arguments(self, {**TRAINING_DEFAULTS, **training})
         self.network_fn = network_fn
         self.network_args = dict(network_args or {})
+        self.network_file = network_file  # where the user's lines are (models/usercode.py)
+
+    def _user(self, what: str) -> Any:
+        from models.usercode import calling
+
+        name = getattr(self.network_fn, "__name__", "network")
+        return calling(f"{name}{what}", self.network_file)
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
-        module = self.network_fn(
-            tuple(int(d) for d in input_shape), n_classes, **self.network_args
-        )
+        from models.usercode import UserCodeError
+
+        with self._user("(...)"):
+            module = self.network_fn(
+                tuple(int(d) for d in input_shape), n_classes, **self.network_args
+            )
+        name = getattr(self.network_fn, "__name__", "the network function")
         if not isinstance(module, _torch().nn.Module):
-            raise TypeError(
-                f"the network function returned {type(module).__name__}; allowed: a "
-                "torch.nn.Module"
+            raise UserCodeError(
+                f"{name} returned {type(module).__name__}; expected a torch.nn.Module"
+            )
+        if not any(True for _ in module.parameters()):
+            raise UserCodeError(
+                f"{name} returned a {type(module).__name__} with no parameters; expected a "
+                "network with weights to train"
             )
         return module
+
+    def _forward(self, xb: Any) -> Any:
+        """The user's network on a batch: its errors are the trial's, and its output must be
+        one row of class scores per input."""
+        from models.usercode import UserCodeError
+
+        with self._user(" forward"):
+            scores = self.net_(xb)
+        expected = (len(xb), len(self.classes_))
+        if not isinstance(scores, _torch().Tensor) or tuple(scores.shape) != expected:
+            got = tuple(scores.shape) if hasattr(scores, "shape") else type(scores).__name__
+            raise UserCodeError(
+                f"the network returned outputs of shape {got}; expected {expected}: one score "
+                f"for each of the {expected[1]} classes, per input"
+            )
+        return scores

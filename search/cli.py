@@ -707,12 +707,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug in hpsearch, not bad input
+        from models.usercode import UserCodeError
         from search.errors import read_only_error
         from search.errors import read_only_problem
         from search.storage import resolve_url
 
         if args.debug:
             traceback.print_exc()
+        if isinstance(e, UserCodeError):  # the user's model failed outside a trial (retrain)
+            print(f"your code: {e}", file=sys.stderr)
+            return 2
         problem = read_only_problem(e)
         if problem is not None:  # a write refused by a read-only database file or folder
             shown = resolve_url(getattr(args, "storage", None)).shown

@@ -26,6 +26,8 @@ from models.torch_models import training_threads
 from models.training import History
 from models.training import TrainingDiverged
 from models.training import train
+from models.usercode import Interrupted
+from models.usercode import UserCodeError
 from search.algorithms import make_pruner
 from search.pareto import AccuracyView
 from search.pareto import measure_costs
@@ -38,6 +40,7 @@ from search.records import SECONDS_ATTR
 from search.records import SEED_ATTR
 from search.records import SURPLUS_ATTR
 from search.records import THREADS_ATTR
+from search.records import USER_ERROR_ATTR
 from search.records import accuracy
 from search.records import own_trials
 from search.space import suggest
@@ -76,11 +79,11 @@ class Interrupts:
         first = self.signal is None
         self.signal = signum
         if self._interruptible or not first:
-            raise KeyboardInterrupt
+            raise Interrupted
 
     def check(self) -> None:
         if self.signal is not None:
-            raise KeyboardInterrupt
+            raise Interrupted
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -99,6 +102,16 @@ class Interrupts:
             yield
         finally:
             self._interruptible = False
+
+
+def _users_line(error: BaseException, entry: Any) -> str | None:
+    """`file.py:12` of the user's file in the error's traceback, for a user's class or network
+    (None for the built-in kinds, or when the user's file is not in it)."""
+    from models.usercode import location
+
+    file = getattr(entry, "file", None)
+    path = file() if callable(file) else None
+    return location(error, path) if path is not None else None
 
 
 def _short(x: float) -> float:
@@ -140,9 +153,7 @@ class Objective:
             seed = trial_seed(spec.seed, trial.number)
             trial.set_user_attr(SEED_ATTR, seed)
         trial.set_user_attr(THREADS_ATTR, training_threads())
-        model = resolve(spec.model.kind, dict(spec.model.fixed)).build(
-            {**spec.model.fixed, **params}, seed
-        )
+        entry = resolve(spec.model.kind, dict(spec.model.fixed))
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 
         def report(epoch: int, history: History) -> None:
@@ -157,6 +168,7 @@ class Objective:
 
         start = time.perf_counter()
         try:
+            model = entry.build({**spec.model.fixed, **params}, seed)
             images = model.wants_images  # a CNN takes (N, C, H, W) views
             history = train(
                 model,
@@ -178,11 +190,30 @@ class Objective:
             trial.set_user_attr(FAIL_REASON_ATTR, f"diverged: {e}")
             trial.set_user_attr(DIVERGED_ATTR, True)
             raise
+        except UserCodeError as e:
+            self._user_error(trial, str(e))
+            raise
         except KeyboardInterrupt:
             trial.set_user_attr(FAIL_REASON_ATTR, "interrupted")
             raise
+        except Exception as e:
+            # A user's network can fail deep inside hpsearch's trainer (a custom autograd
+            # function, a layer given the wrong input): the traceback passes through the
+            # user's file. Anything else is hpsearch's own error.
+            where = _users_line(e, entry)
+            if where is None:
+                raise
+            self._user_error(trial, f"{where}: {type(e).__name__}: {e}")
+            raise UserCodeError(f"{where}: {type(e).__name__}: {e}") from e
         finally:
             self._record(trial, curves, time.perf_counter() - start)
+
+    @staticmethod
+    def _user_error(trial: optuna.Trial, message: str) -> None:
+        """The user's code failed: the trial fails, counts toward the budget (as a diverged
+        trial does: another run would fail the same way) and says where."""
+        trial.set_user_attr(FAIL_REASON_ATTR, f"your code: {message}")
+        trial.set_user_attr(USER_ERROR_ATTR, True)
 
     def _should_prune(self, trial: optuna.Trial, val_accuracy: list[float], epoch: int) -> bool:
         """Report the epoch's validation accuracy and ask the pruner. In a multi-objective

@@ -21,6 +21,9 @@ Trial user attrs:
         one of FAIL_REASONS.
     diverged (DIVERGED_ATTR) = True: a FAIL that counts toward the budget (its parameters made
         the loss non-finite or the weights explode).
+    user_error (USER_ERROR_ATTR) = True: a FAIL that counts toward the budget: the user's
+        class or network raised, exited or returned an impossible value (fail_reason says
+        where and what).
     surplus (SURPLUS_ATTR) = True: a trial that started when the budget was already full; it
         did not train.
     warm_start (WARM_ATTR): on a COMPLETE trial copied from another study or an export before
@@ -32,8 +35,10 @@ Intermediate values: one per epoch, the validation accuracy (the pruner reads th
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -59,11 +64,13 @@ CLASS_WEIGHTS_ATTR = "class_weights"
 FAIL_REASON_ATTR = "fail_reason"
 DIVERGED_ATTR = "diverged"
 SURPLUS_ATTR = "surplus"
+USER_ERROR_ATTR = "user_error"
 WARM_ATTR = "warm_start"
 # The first word of every fail_reason: stale and silent (its worker died; re-queued), storage
 # failure, surplus (started when the budget was full), interrupted (Ctrl-C, SIGTERM, the
-# parent of `run --workers` gone), diverged (a non-finite loss or exploding weights), error (a
-# bug: the worker stops and says so).
+# parent of `run --workers` gone), diverged (a non-finite loss or exploding weights), your code
+# (the user's class or network raised, exited or returned an impossible value: its file, line
+# and message follow), error (a bug: the worker stops and says so).
 FAIL_REASONS = (
     "stale",
     "silent",
@@ -71,15 +78,59 @@ FAIL_REASONS = (
     "surplus",
     "interrupted",
     "diverged",
+    "your code",
     "error",
 )
 # What a re-queued trial does not inherit from the attempt that died: it trains again.
-ATTEMPT_ATTRS = (FAIL_REASON_ATTR, DIVERGED_ATTR, CURVES_ATTR, SECONDS_ATTR, CLASS_WEIGHTS_ATTR)
+ATTEMPT_ATTRS = (
+    FAIL_REASON_ATTR,
+    DIVERGED_ATTR,
+    USER_ERROR_ATTR,
+    CURVES_ATTR,
+    SECONDS_ATTR,
+    CLASS_WEIGHTS_ATTR,
+)
 
 
-def model_source(kind: str, fixed: dict[str, Any]) -> dict[str, str] | None:
+def _file_target(kind: str, fixed: dict[str, Any]) -> str | None:
+    """`/path/file.py:Name` when the user's model is named by a file (the kind, or
+    torch.network's `network`); None for the built-in kinds and import paths."""
+    from models import NETWORK
+
+    target = fixed.get("network") if kind == NETWORK else kind
+    if isinstance(target, str) and target.rpartition(":")[0].endswith(".py"):
+        return target
+    return None
+
+
+def with_file_target(kind: str, fixed: dict[str, Any], target: str) -> tuple[str, dict[str, Any]]:
+    """(kind, fixed) naming the user's file `target` instead."""
+    from models import NETWORK
+
+    if kind == NETWORK:
+        return kind, {**fixed, "network": target}
+    return target, fixed
+
+
+def portable_model(model: dict[str, Any]) -> dict[str, Any]:
+    """A stored `[model]` table with the user's file named by its file name alone: the same
+    study on another machine (or another checkout) has it at another absolute path."""
+    kind, fixed = model["kind"], dict(model.get("fixed", {}))
+    target = _file_target(kind, fixed)
+    if target is None:
+        return model
+    path, _, name = target.rpartition(":")
+    kind, fixed = with_file_target(kind, fixed, f"{Path(path).name}:{name}")
+    return {**model, "kind": kind, "fixed": fixed}
+
+
+def model_source(
+    kind: str, fixed: dict[str, Any], study_dir: Path | None = None
+) -> dict[str, str] | None:
     """The source file and SHA-256 of a user's class or network function; None for the
-    built-in kinds."""
+    built-in kinds. A file named in the study file is also stored relative to the folder the
+    study was created from and to the study file's folder, so that it is found again from a
+    copy of that folder at another path (another machine): locate_model_source()."""
     from models import NETWORK
     from models import resolve
     from models.foreign import is_foreign
@@ -88,23 +139,92 @@ def model_source(kind: str, fixed: dict[str, Any]) -> dict[str, str] | None:
         return None
     entry = resolve(kind, fixed)
     digest = entry.source_sha256()
-    return {"file": str(entry.file()), "sha256": digest} if digest else None
+    if not digest:
+        return None
+    file = entry.file()
+    source = {"file": str(file), "sha256": digest}
+    if _file_target(kind, fixed) is not None:
+        source["cwd_relative"] = os.path.relpath(file, Path.cwd())
+        if study_dir is not None:
+            source["relative"] = os.path.relpath(file, study_dir)
+    return source
 
 
-def check_model_source(
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def locate_model_source(
     kind: str, fixed: dict[str, Any], stored: dict[str, str] | None, where: str
-) -> None:
-    """Refuse to train a user's model whose source file changed since the study was created:
-    trials of two different models must not mix in one study."""
+) -> tuple[str, dict[str, Any]]:
+    """(kind, fixed) naming the user's model file as found on this machine, with the content
+    the study was created with; UsageError when it is not here or differs.
+
+    The file is looked for at the path given (a study file's own, or the stored one), then at
+    the stored relative paths from the current folder. Trials of two different models must
+    never mix in one study, so the SHA-256 must match.
+    """
     if not stored:
-        return
-    now = model_source(kind, fixed)
-    if now is None or now["sha256"] != stored["sha256"]:
-        raise UsageError(
-            f"{where}: {stored['file']} differs from the file this study was created with "
-            f"(SHA-256 {stored['sha256'][:12]}..., now {(now or {}).get('sha256', '')[:12]}...); "
-            "restore that version, or start a new study with a new [study].name"
-        )
+        return kind, fixed
+    target = _file_target(kind, fixed)
+    if target is None:  # an import path: found by Python wherever it is installed
+        now = model_source(kind, fixed)
+        if now is None or now["sha256"] != stored["sha256"]:
+            _differs(where, stored, (now or {}).get("sha256", ""))
+        return kind, fixed
+    path, _, name = target.rpartition(":")
+    candidates: list[Path] = []
+    for candidate in (Path(path), Path(stored["file"])) + tuple(
+        Path.cwd() / stored[k] for k in ("cwd_relative", "relative") if k in stored
+    ):
+        if candidate.resolve() not in candidates:
+            candidates.append(candidate.resolve())
+    # The first file found decides: a study file naming an edited copy must not silently
+    # train another, older copy found elsewhere.
+    for candidate in candidates:
+        if candidate.is_file():
+            digest = _sha256(candidate)
+            if digest != stored["sha256"]:
+                _differs(where, {**stored, "file": str(candidate)}, digest)
+            return with_file_target(kind, fixed, f"{candidate}:{name}")
+    raise UsageError(
+        f"{where}: the study's model file {Path(stored['file']).name} (SHA-256 "
+        f"{stored['sha256'][:12]}...) is not on this machine: looked for "
+        f"{', '.join(map(str, candidates))}; run from a copy of the folder the study was "
+        "created from, or put the file at one of these paths"
+    )
+
+
+def locate_spec(spec: StudySpec, stored: dict[str, str] | None) -> StudySpec:
+    """A stored spec whose user model file is the one found on this machine
+    (locate_model_source), its code imported and checked: ready to train here."""
+    import dataclasses
+
+    from models import NETWORK
+    from models import ForeignModelError
+    from models import resolve
+    from models.foreign import is_foreign
+
+    kind, fixed = spec.model.kind, dict(spec.model.fixed)
+    if not (is_foreign(kind) or kind == NETWORK):
+        return spec
+    kind, fixed = locate_model_source(kind, fixed, stored, spec.source)
+    try:
+        entry = resolve(kind, fixed)
+        entry.function() if kind == NETWORK else entry.load()
+    except ForeignModelError as e:
+        raise UsageError(f"{spec.source}: [model].kind: {e}") from None
+    return dataclasses.replace(spec, model=dataclasses.replace(spec.model, kind=kind, fixed=fixed))
+
+
+def _differs(where: str, stored: dict[str, str], now: str) -> None:
+    raise UsageError(
+        f"{where}: {stored['file']} differs from the file this study was created with "
+        f"(SHA-256 {stored['sha256'][:12]}..., now {now[:12]}...); "
+        "restore that version, or start a new study with a new [study].name"
+    )
 
 
 def curves(trial: FrozenTrial) -> dict[str, list[float]]:
@@ -145,9 +265,10 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     state = trial.state.name
     if is_warm(trial):
         return False
-    return state in ("COMPLETE", "PRUNED") or (
-        state == "FAIL" and bool(trial.user_attrs.get(DIVERGED_ATTR))
+    failed_by_its_own = trial.user_attrs.get(DIVERGED_ATTR) or trial.user_attrs.get(
+        USER_ERROR_ATTR
     )
+    return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and bool(failed_by_its_own))
 
 
 def best_epoch(trial: FrozenTrial) -> int | None:
@@ -210,7 +331,7 @@ def stored_spec(study: optuna.Study, storage_name: str) -> StudySpec:
             f"{storage_name}: study {study.study_name!r} was not created by "
             "hpsearch (it has no stored study file); use another study name"
         )
-    return parse_study(raw, f"stored study {study.study_name!r}")
+    return parse_study(raw, f"stored study {study.study_name!r}", stored=True)
 
 
 def load_study(storage: optuna.storages.BaseStorage, name: str, storage_name: str):

@@ -35,8 +35,9 @@ from search.objective import derive_seed
 from search.records import CONFIRM_ATTR
 from search.records import SOURCE_ATTR
 from search.records import accuracy
-from search.records import check_model_source
 from search.records import complete_best_first
+from search.records import locate_model_source
+from search.records import locate_spec
 from search.runner import load_data
 from search.spec import DataSpec
 from search.study_file import name_problem
@@ -240,8 +241,11 @@ def retrain_document(
         )
     config = configs[0]
     _check_config(path, config, rank)
+    kind, params = locate_model_source(
+        doc["model_kind"], config["params"], doc.get("model_source"), str(path)
+    )
+    doc, config = {**doc, "model_kind": kind}, {**config, "params": params}
     data_spec = _configuration(doc, config, f"{path}: configs[{rank - 1}]")
-    check_model_source(doc["model_kind"], config["params"], doc.get("model_source"), str(path))
     data = load_data(data_spec, doc["data"]["seed"], str(path))
     start = time.perf_counter()
     label = f"trial {config['trial_number']}"
@@ -350,9 +354,7 @@ def confirm(
     """`hpsearch confirm`: the results, best mean first, also stored with the study."""
     if not complete_best_first(study.get_trials(deepcopy=False)):
         raise UsageError(f"study {study.study_name!r} has no complete trial yet; run it first")
-    check_model_source(
-        spec.model.kind, dict(spec.model.fixed), study.user_attrs.get(SOURCE_ATTR), spec.source
-    )
+    spec = locate_spec(spec, study.user_attrs.get(SOURCE_ATTR))
     data = load_data(spec.data, spec.seed, f"stored study {study.study_name!r}")
     results = confirm_results(study, spec, data, top, repeats, quiet)
     stored = {

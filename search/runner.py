@@ -9,6 +9,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -22,18 +23,23 @@ from search.pareto import VAL_SIZE_ATTR
 from search.records import DIVERGED_ATTR
 from search.records import SOURCE_ATTR
 from search.records import SPEC_ATTR
+from search.records import USER_ERROR_ATTR
 from search.records import VERSION_ATTR
 from search.records import WARM_ATTR
 from search.records import accuracy
-from search.records import check_model_source
 from search.records import finished_count
+from search.records import locate_model_source
+from search.records import locate_spec
 from search.records import model_source
 from search.records import own_trials
+from search.records import portable_model
 from search.records import stored_spec
 from search.storage import ENV_VAR
 from search.storage import StorageURL
 from search.storage import open_storage
 
+# The folder `run --workers` ran in, for its workers' sys.path (last, after every package).
+_CWD_ENV = "HPSEARCH_PARENT_CWD"
 # How long a process that lost the race to create a study waits for the winner's spec.
 SPEC_WAIT_S = 10.0
 
@@ -86,7 +92,8 @@ def create_or_resume(
 
         storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
         storage.set_study_user_attr(study_id, VERSION_ATTR, __version__)
-        source = model_source(spec.model.kind, dict(spec.model.fixed))
+        folder = Path(spec.source).resolve().parent if Path(spec.source).is_file() else None
+        source = model_source(spec.model.kind, dict(spec.model.fixed), folder)
         if source is not None:
             storage.set_study_user_attr(study_id, SOURCE_ATTR, source)
         if n_val is not None:  # the standard error of a validation accuracy needs it
@@ -95,16 +102,18 @@ def create_or_resume(
         existing = optuna.load_study(study_name=spec.name, storage=storage)
         _wait_for_spec(existing, storage)
         stored = stored_spec(existing, target.shown)
-        for key, value in spec.identity().items():
-            if stored.identity()[key] != value:
+        # The user's model file, by its content: the study file may sit at another path now.
+        stored_source = existing.user_attrs.get(SOURCE_ATTR)
+        locate_model_source(spec.model.kind, dict(spec.model.fixed), stored_source, spec.source)
+        new_identity, stored_identity = _identity(spec), _identity(stored)
+        for key, value in new_identity.items():
+            if stored_identity[key] != value:
                 raise UsageError(
-                    f"{spec.source}: {key}: {_difference(stored.identity()[key], value)} from "
+                    f"{spec.source}: {key}: {_difference(stored_identity[key], value)} from "
                     f"the stored study {spec.name!r} in {target.shown}; give the study a new "
                     f"[study].name, or delete the old one: optuna delete-study --study-name "
                     f"{spec.name} --storage {target.shown}"
                 )
-        stored_source = existing.user_attrs.get(SOURCE_ATTR)
-        check_model_source(spec.model.kind, dict(spec.model.fixed), stored_source, spec.source)
     n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing))
     study = optuna.load_study(
@@ -124,6 +133,12 @@ def create_or_resume(
             warnings.simplefilter("ignore")
             study.set_metric_names(list(spec.objectives))
     return study, (warm if study_id is not None else None)
+
+
+def _identity(spec: StudySpec) -> dict[str, Any]:
+    """What must match to resume a study, with the user's model file named portably."""
+    identity = spec.identity()
+    return {**identity, "[model]": portable_model(identity["[model]"])}
 
 
 def _wait_for_spec(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
@@ -200,8 +215,10 @@ class _Progress:
         self.bar.refresh()
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.state.name == "FAIL" and trial.user_attrs.get(DIVERGED_ATTR) and not self.quiet:
-            self.bar.write(f"trial {trial.number} failed: {trial.user_attrs['fail_reason']}")
+        attrs = trial.user_attrs
+        told = attrs.get(DIVERGED_ATTR) or attrs.get(USER_ERROR_ATTR)
+        if trial.state.name == "FAIL" and told and not self.quiet:
+            self.write(f"trial {trial.number} failed: {trial.user_attrs['fail_reason']}")
         self.refresh(study.get_trials(deepcopy=False))
 
     def write(self, message: str) -> None:
@@ -266,6 +283,7 @@ def _work(
     """Run this process's share of the trials; the signal number if interrupted."""
     from models.torch_models import TorchMissing
     from models.training import TrainingDiverged
+    from models.usercode import UserCodeError
     from search.worker import BudgetGuard
     from search.worker import run_trials
 
@@ -284,7 +302,7 @@ def _work(
                 guard,
                 timeout=timeout,
                 callbacks=[progress],
-                catch=(TrainingDiverged,),
+                catch=(TrainingDiverged, UserCodeError),
                 stop=stop,
                 log=progress.write,
                 converged=_convergence(study, spec, len(data.y_val)),
@@ -403,11 +421,13 @@ def join_study(
 
     if parent is not None:
         watch_parent(parent)
+        folder = os.environ.get(_CWD_ENV)
+        if folder and folder not in sys.path:
+            sys.path.append(folder)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(target, create=False, heartbeat=True, log=_stderr)
     stored, spec = load_study(storage, name, target.shown)
-    stored_source = stored.user_attrs.get(SOURCE_ATTR)
-    check_model_source(spec.model.kind, dict(spec.model.fixed), stored_source, spec.source)
+    spec = locate_spec(spec, stored.user_attrs.get(SOURCE_ATTR))
     data = load_data(spec.data, spec.seed, spec.source)
     study = _sampler_study(spec, storage)
     budget = n_trials or spec.n_trials
@@ -471,8 +491,14 @@ def _run_workers(
         "HPSEARCH_THREADS": threads,
         ENV_VAR: target.url,
     }
+    # `-P`: the current folder is not put first on the workers' sys.path, so a user's
+    # models.py, search.py or optuna.py there cannot shadow hpsearch's packages or Optuna. The
+    # worker appends it last instead (join_study), so a module of the user's there still
+    # imports by name.
+    env[_CWD_ENV] = os.getcwd()
     argv = [
         sys.executable,
+        "-P",
         "-m",
         "search.cli",
         "worker",

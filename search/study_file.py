@@ -25,6 +25,7 @@ from models._constraints import Options
 from models.data import DATASETS
 from models.data import PREPROCESS
 from models.data import is_npz_path
+from models.foreign import AnyValue
 from models.foreign import NetworkEntry
 from models.foreign import is_foreign
 from models.torch_models import torch_installed
@@ -107,12 +108,17 @@ def load_study_file(path: str | Path) -> StudySpec:
     return parse_study(doc, source, Path(path).resolve().parent)
 
 
-def parse_study(doc: Mapping[str, Any], source: str, base_dir: Path | None = None) -> StudySpec:
+def parse_study(
+    doc: Mapping[str, Any], source: str, base_dir: Path | None = None, *, stored: bool = False
+) -> StudySpec:
     """Validate a parsed TOML document (or a stored spec dict) and build the StudySpec.
 
     `base_dir` is where a relative `file.py:Class` kind starts (the study file's folder).
+    `stored`: the spec stored with a study, checked in full when the study was created. It is
+    read without importing the user's code, without PyTorch and without the files it named:
+    `show`, `report`, `export` and `studies` work on any machine that reaches the database.
     """
-    return _Parser(source, base_dir).study(doc)
+    return _Parser(source, base_dir, stored=stored).study(doc)
 
 
 def parse_configuration(
@@ -135,12 +141,23 @@ def _did_you_mean(got: Any, allowed: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
+class _Anything(dict):
+    """The arguments of a user's model in a stored spec: every name, any value."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __getitem__(self, name: str) -> AnyValue:
+        return AnyValue()
+
+
 class _Parser:
     """Validation helpers that know the file name, so every message starts with it."""
 
-    def __init__(self, source: str, base_dir: Path | None = None) -> None:
+    def __init__(self, source: str, base_dir: Path | None = None, stored: bool = False) -> None:
         self.source = source
         self.base_dir = base_dir or Path.cwd()  # where relative file paths in the file start
+        self.stored = stored  # a stored spec: the user's code is not imported (parse_study)
 
     def fail(self, key: str, message: str) -> NoReturn:
         raise UsageError(f"{self.source}: {key}: {message}")
@@ -297,7 +314,7 @@ class _Parser:
             self.fail(key, f"got {value!r}; {allowed}")
         if value.endswith(".json"):
             path = (self.base_dir / value).resolve()
-            if not path.is_file():
+            if not path.is_file() and not self.stored:
                 self.fail(key, f"{path}: no such file; {allowed}")
             return str(path)
         if value == own_name:
@@ -348,11 +365,15 @@ class _Parser:
         kind = self.required(model, "kind", "[model].kind", '"numpy.softmax" (or another model)')
         if isinstance(kind, str) and is_foreign(kind):
             kind = self.foreign(kind)
+            if self.stored:
+                return ModelSpec(kind=kind, fixed=dict(model.get("fixed", {})))
         elif kind not in (*MODELS, NETWORK):
             allowed = [*MODELS, NETWORK, "package.module:Class", "path/to/file.py:Class"]
             self.fail("[model].kind", self._unknown("model", kind, allowed))
+        if kind == NETWORK and self.stored:
+            return ModelSpec(kind=kind, fixed=dict(model.get("fixed", {})))
         torch_kind = kind == NETWORK or (kind in MODELS and MODELS[kind].needs_torch())
-        if torch_kind and not torch_installed():
+        if torch_kind and not torch_installed() and not self.stored:
             self.fail(
                 "[model].kind",
                 f"{kind} needs PyTorch, which is not installed; pip "
@@ -397,8 +418,10 @@ class _Parser:
     def early_stopping_possible(self, model: ModelSpec, params: tuple[ParamSpec, ...]) -> None:
         """Early stopping restores the best epoch's weights: a user's class needs
         get_weights() and set_weights() for it."""
+        if self.stored or not is_foreign(model.kind):
+            return
         entry = resolve(model.kind, dict(model.fixed))
-        if not is_foreign(model.kind) or entry.can_keep_weights():
+        if entry.can_keep_weights():
             return
         searched = [p for p in params if p.name == "patience"]
         if model.fixed.get("patience", 0) or searched:
@@ -413,6 +436,8 @@ class _Parser:
         """A user's class: a file path is made absolute (relative to the study file's folder),
         and the class is imported and checked now, before anything touches storage."""
         kind = self.absolute(kind)
+        if self.stored:
+            return kind
         try:
             resolve(kind).load()
         except ForeignModelError as e:
@@ -420,6 +445,8 @@ class _Parser:
         return kind
 
     def arguments(self, kind: str, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+        if self.stored and (is_foreign(kind) or kind == NETWORK):
+            return _Anything()  # checked against the code when the study was created
         try:
             return resolve(kind, fixed).arguments()
         except ForeignModelError as e:
