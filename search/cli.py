@@ -356,6 +356,8 @@ class _Show(_Command):
                 f"started warm from {w['source']}: {w['added']} trials added ({w['skipped']} "
                 "skipped); they inform the sampler and are not counted or ranked here"
             )
+            if w.get("differs"):
+                print(f"note on that warm start: {w['differs']}")
         best = detail.best
         if best is None:
             print("no complete trial yet")

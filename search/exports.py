@@ -48,19 +48,32 @@ def _versions(with_torch: bool) -> dict[str, str]:
     return {**found, "python": platform.python_version()}
 
 
-def export_json(doc: dict[str, Any]) -> str:
-    """The document as written to a file, checked against the shipped JSON Schema first: a
-    file `retrain` could not read is never written."""
+def schema_problem(doc: Any) -> str | None:
+    """`key/path: what is wrong` where the document breaks the shipped JSON Schema, or None."""
     import json
 
     import jsonschema
 
     schema = json.loads(SCHEMA_PATH.read_text())
-    try:
-        jsonschema.validate(doc, schema)
-    except jsonschema.ValidationError as e:  # a bug in hpsearch, not the user's input
-        where = "/".join(str(p) for p in e.absolute_path) or "(top)"
-        raise RuntimeError(f"the export does not follow its schema at {where}: {e.message}") from e
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(doc)
+    )
+    if error is None:
+        return None
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    where = where.removeprefix(".") or "(top)"
+    message = error.message if len(error.message) <= 200 else error.message[:200] + "..."
+    return f"{where}: {message}"
+
+
+def export_json(doc: dict[str, Any]) -> str:
+    """The document as written to a file, checked against the shipped JSON Schema first: a
+    file `retrain` could not read is never written."""
+    import json
+
+    problem = schema_problem(doc)
+    if problem is not None:  # a bug in hpsearch: every input was checked before
+        raise RuntimeError(f"the export does not follow its schema at {problem}")
     return json.dumps(doc, indent=2) + "\n"
 
 

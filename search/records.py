@@ -66,6 +66,8 @@ DIVERGED_ATTR = "diverged"
 SURPLUS_ATTR = "surplus"
 USER_ERROR_ATTR = "user_error"
 WARM_ATTR = "warm_start"
+# Set on a new study before its warm start is added; complete once WARM_ATTR is set too.
+WARM_PENDING_ATTR = "hpsearch_warm_start_pending"
 # The first word of every fail_reason: stale and silent (its worker died; re-queued), storage
 # failure, surplus (started when the budget was full), interrupted (Ctrl-C, SIGTERM, the
 # parent of `run --workers` gone), diverged (a non-finite loss or exploding weights), your code
@@ -166,7 +168,10 @@ def locate_model_source(
     the stored relative paths from the current folder. Trials of two different models must
     never mix in one study, so the SHA-256 must match.
     """
-    if not stored:
+    from models import NETWORK
+    from models.foreign import is_foreign
+
+    if not stored or not (is_foreign(kind) or kind == NETWORK):
         return kind, fixed
     target = _file_target(kind, fixed)
     if target is None:  # an import path: found by Python wherever it is installed

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import sys
@@ -28,9 +27,11 @@ from models.foreign import is_foreign
 from models.torch_models import THREADS_ENV
 from models.training import History
 from models.training import train
+from models.usercode import UserCodeError
 from search.errors import UsageError
 from search.exports import SCHEMA_VERSION
 from search.exports import export_json
+from search.exports import schema_problem
 from search.objective import derive_seed
 from search.records import CONFIRM_ATTR
 from search.records import SOURCE_ATTR
@@ -40,6 +41,7 @@ from search.records import locate_model_source
 from search.records import locate_spec
 from search.runner import load_data
 from search.spec import DataSpec
+from search.storage import mask_password
 from search.study_file import name_problem
 from search.study_file import parse_configuration
 
@@ -113,18 +115,15 @@ def fit(
 
 def _read_export(path: Path) -> dict[str, Any]:
     """The export file, checked as far as retraining depends on it."""
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file; write one with `hpsearch export STUDY`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: not a JSON file ({e})") from None
+    from search.jsonfile import read_json
+
+    doc = read_json(path, "", "give a file written by `hpsearch export STUDY`")
     return check_export(doc, path)
 
 
 def check_export(doc: Any, path: Path | str) -> dict[str, Any]:
     """An export document (a file's or a dict), checked as far as retraining depends on it;
-    `path` names it in messages."""
+    `path` names it in messages. retrain_document() checks the rest before it trains."""
     if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
         got = doc.get("schema_version") if isinstance(doc, dict) else type(doc).__name__
         raise UsageError(
@@ -139,6 +138,12 @@ def check_export(doc: Any, path: Path | str) -> dict[str, Any]:
         raise UsageError(
             f"{path}: model_kind: unknown model {kind!r}; allowed: {', '.join(MODELS)}, or "
             "module:Class / file.py:Class"
+        )
+    if (is_foreign(kind) or kind == NETWORK) and "model_source" not in doc:
+        raise UsageError(
+            f"{path}: model_source: missing for a model of your own ({kind}); without it "
+            "retrain cannot check that the code is the code the study searched: export the "
+            "study again"
         )
     if not isinstance(doc["configs"], list) or not doc["configs"]:
         raise UsageError(f"{path}: configs: must be a non-empty list")
@@ -194,11 +199,21 @@ def weights_file(model: Classifier) -> str:
 
 
 def save_model(model: Classifier, path: Path) -> None:
-    if path.suffix == ".pkl":
-        with path.open("wb") as f:
-            pickle.dump(model.estimator, f)  # type: ignore[attr-defined]
-    else:
+    """The weights (weights.npz), or a user's estimator pickled (model.pkl); a user's object
+    that cannot be pickled is a UserCodeError, and no partial file is left."""
+    if path.suffix != ".pkl":
         np.savez(path, **model.get_weights())
+        return
+    estimator = model.estimator  # type: ignore[attr-defined]
+    try:
+        data = pickle.dumps(estimator)
+    except Exception as e:  # pickling runs the user's __reduce__/__getstate__, and may fail
+        raise UserCodeError(
+            f"{type(estimator).__name__} cannot be pickled into {path.name} "
+            f"({type(e).__name__}: {e}); add get_weights() and set_weights() to the class, or "
+            "make its attributes picklable (the test split was not evaluated)"
+        ) from None
+    path.write_bytes(data)
 
 
 @dataclass(frozen=True)
@@ -241,12 +256,26 @@ def retrain_document(
         )
     config = configs[0]
     _check_config(path, config, rank)
+    # The whole document against the schema the results are written with: an edit it does
+    # not allow (an extra key, a null) is refused now, not after the training.
+    problem = schema_problem(doc)
+    if problem is not None:
+        raise UsageError(f"{path}: {problem}; export the study again, or undo the edit")
     kind, params = locate_model_source(
         doc["model_kind"], config["params"], doc.get("model_source"), str(path)
     )
     doc, config = {**doc, "model_kind": kind}, {**config, "params": params}
     data_spec = _configuration(doc, config, f"{path}: configs[{rank - 1}]")
     data = load_data(data_spec, doc["data"]["seed"], str(path))
+    flag = "--out" if out else "the default folder"
+    out = out or Path("retrained") / f"{doc['study']}-trial{config['trial_number']}"
+    try:  # where the results go, before hours of training
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(
+            f"{flag} {out}: cannot be created: {e.strerror}; choose a folder you can write to "
+            "with --out DIR"
+        ) from None
     start = time.perf_counter()
     label = f"trial {config['trial_number']}"
     threads = config.get("threads")
@@ -254,10 +283,18 @@ def retrain_document(
         doc["model_kind"], config["params"], config["seed"], data, label, quiet, threads
     )
     seconds = time.perf_counter() - start
+    # The trained model is saved before the test split is seen: a model that cannot be saved
+    # ends here, with the test split still unseen, never after its one measurement.
+    weights = out / weights_file(model)
+    try:
+        save_model(model, weights)
+    except OSError as e:
+        raise UsageError(
+            f"{flag} {out}: cannot write the weights: {e.strerror}; choose a folder you can "
+            "write to with --out DIR (the test split was not evaluated)"
+        ) from None
     images = model.wants_images
     test_loss, test_accuracy = model.evaluate(*data.split("test", images))
-    flag = "--out" if out else "the default folder"
-    out = out or Path("retrained") / f"{doc['study']}-trial{config['trial_number']}"
     result = RetrainResult(
         study=doc["study"],
         trial_number=config["trial_number"],
@@ -269,7 +306,7 @@ def retrain_document(
         test_accuracy=test_accuracy,
         test_loss=test_loss,
         n_test=int(len(data.y_test)),
-        weights=out / weights_file(model),
+        weights=weights,
         document=out / path.name,
     )
     record = {
@@ -282,10 +319,10 @@ def retrain_document(
         "seconds": round(seconds, 3),
         "weights": result.weights.name,
     }
+    # A hand-edited storage URL may carry a password: the copy never shows it.
+    written = {**doc, "storage": mask_password(str(doc.get("storage", ""))), "retrain": record}
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        save_model(model, result.weights)
-        result.document.write_text(export_json({**doc, "retrain": record}))
+        result.document.write_text(export_json(written))
     except OSError as e:
         raise UsageError(
             f"{flag} {out}: cannot write the results: {e.strerror}; choose a folder you can "

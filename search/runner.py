@@ -26,6 +26,7 @@ from search.records import SPEC_ATTR
 from search.records import USER_ERROR_ATTR
 from search.records import VERSION_ATTR
 from search.records import WARM_ATTR
+from search.records import WARM_PENDING_ATTR
 from search.records import accuracy
 from search.records import finished_count
 from search.records import locate_model_source
@@ -89,6 +90,9 @@ def create_or_resume(
             pass  # another process created it a moment ago
     if study_id is not None:
         from search import __version__
+
+        if warm is not None:  # marked first: a warm start cut short is found and redone whole
+            storage.set_study_user_attr(study_id, WARM_PENDING_ATTR, warm.source)
 
         storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
         storage.set_study_user_attr(study_id, VERSION_ATTR, __version__)
@@ -352,6 +356,7 @@ def run_study(
     # the prepared cache is written once, here, before they memory-map it.
     data = load_data(spec.data, spec.seed, spec.source)
     storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
+    _drop_interrupted_warm_start(spec, storage, target)
     warm = _read_warm_start(spec, storage, target, warm_start)
     study, warm = create_or_resume(spec, storage, target, warm, n_val=len(data.y_val))
     budget = n_trials or spec.n_trials
@@ -394,7 +399,32 @@ def _read_warm_start(
     key = "--warm-start" if flag is not None else f"{spec.source}: [study].warm_start"
     if source == spec.name:
         raise UsageError(f"{key}: got {source!r}, this study itself; give another study")
-    return read_source(source, storage, target.shown, key)
+    warm, origin = read_source(source, storage, target.shown, key)
+    return warm.compared_with(origin, spec)
+
+
+def _drop_interrupted_warm_start(spec: StudySpec, storage: Any, target: StorageURL) -> None:
+    """A warm start is all or nothing: a study whose warm start was cut short (the process
+    killed while adding) holds only some of the copies and none of its own trials; it is
+    deleted here, and this run creates it again, whole."""
+    import optuna
+
+    from search.records import is_warm
+
+    if spec.name not in optuna.get_all_study_names(storage=storage):
+        return
+    study_id = storage.get_study_id_from_name(spec.name)
+    attrs = storage.get_study_user_attrs(study_id)
+    if WARM_PENDING_ATTR not in attrs or WARM_ATTR in attrs:
+        return
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    if all(is_warm(t) for t in trials):
+        _stderr(
+            f"study {spec.name!r} in {target.shown}: its warm start from "
+            f"{attrs[WARM_PENDING_ATTR]} was cut short ({len(trials)} trials added); starting "
+            "the study again"
+        )
+        optuna.delete_study(study_name=spec.name, storage=storage)
 
 
 def _stderr(message: str) -> None:

@@ -12,8 +12,9 @@ search are ignored (it fixes them itself).
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -23,6 +24,7 @@ from search.records import WARM_ATTR
 from search.records import accuracy
 from search.records import complete_best_first
 from search.records import load_study
+from search.records import portable_model
 from search.space import distributions
 from search.space import fit_problem
 from search.spec import ACCURACY
@@ -51,6 +53,8 @@ class WarmStart:
     known: tuple[Known, ...]
     added: int = 0
     skipped: tuple[str, ...] = ()  # "trial 7: lr: got 2.0; allowed ..." per skipped one
+    # How the source was measured otherwise ("its model kind is numpy.mlp, here ..."), or "".
+    differs: str = ""
 
     def describe(self) -> str:
         """The line `run` prints, e.g. `warm start from study 'a': 28 trials added, 2 skipped
@@ -60,10 +64,40 @@ class WarmStart:
             more = ", ..." if len(self.skipped) > 1 else ""
             line += f", {len(self.skipped)} skipped as outside this search space "
             line += f"({self.skipped[0]}{more})"
+        if self.differs:
+            line += f"; note: {self.differs}"
         return line
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "added": self.added, "skipped": len(self.skipped)}
+        out = {"source": self.source, "added": self.added, "skipped": len(self.skipped)}
+        return {**out, "differs": self.differs} if self.differs else out
+
+    def compared_with(self, origin: dict[str, Any], spec: StudySpec) -> WarmStart:
+        """This warm start, noting how its source's measurements differ from `spec`'s:
+        another model kind, or another dataset, preprocessing or data seed (so its
+        accuracies come from another validation split)."""
+        mine = {
+            "model kind": portable_model({"kind": spec.model.kind})["kind"],
+            "data": {**spec.data.to_dict(), "seed": spec.seed},
+        }
+        theirs = {
+            "model kind": portable_model({"kind": origin.get("model_kind", "")})["kind"],
+            "data": origin.get("data"),
+        }
+        notes = []  # a hand-made export may say neither: then nothing is compared
+        if origin.get("model_kind") and theirs["model kind"] != mine["model kind"]:
+            notes.append(f"its model kind is {theirs['model kind']}, here {mine['model kind']}")
+        if isinstance(theirs["data"], dict) and theirs["data"] != mine["data"]:
+            changed = sorted(
+                k
+                for k in {**mine["data"], **(theirs["data"] or {})}
+                if (theirs["data"] or {}).get(k) != mine["data"].get(k)
+            )
+            notes.append(
+                f"its data differs in {', '.join(changed)}: its accuracies were measured on "
+                "another validation split"
+            )
+        return replace(self, differs="; ".join(notes))
 
 
 def warm_source(value: str | Path | None, key: str) -> str | None:
@@ -72,23 +106,32 @@ def warm_source(value: str | Path | None, key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, Path) or str(value).endswith(".json"):
-        path = Path(value).resolve()
-        if not path.is_file():
-            raise UsageError(f"{key}: {path}: no such file; give an export file or a study name")
-        return str(path)
-    return str(value)
+        path = Path(value).absolute()  # not resolved: a link is named as given
+        if path.exists() or path.is_symlink() or isinstance(value, Path) or "/" in str(value):
+            return str(path)  # read_source checks it is a regular file
+    return str(value)  # a study name, even one ending in .json
 
 
 def read_source(
     source: str, storage: optuna.storages.BaseStorage, storage_name: str, key: str
-) -> WarmStart:
-    """The source's configurations; UsageError naming `key` when it cannot be read."""
-    if source.endswith(".json"):
-        return WarmStart(f"export {source}", tuple(_from_export(Path(source), key)))
+) -> tuple[WarmStart, dict[str, Any]]:
+    """The source's configurations, and how they were measured (its model kind and data);
+    UsageError naming `key` when it cannot be read."""
+    import optuna
+
+    is_study = not Path(source).is_absolute() and source in optuna.get_all_study_names(storage)
+    if Path(source).is_absolute() or (source.endswith(".json") and not is_study):
+        path = Path(source).absolute()
+        known, origin = _from_export(path, key)
+        return WarmStart(f"export {path}", tuple(known)), origin
     try:
-        study, _ = load_study(storage, source, storage_name)
+        study, their_spec = load_study(storage, source, storage_name)
     except UsageError as e:
         raise UsageError(f"{key}: {e}") from None
+    origin = {
+        "model_kind": their_spec.model.kind,
+        "data": {**their_spec.data.to_dict(), "seed": their_spec.seed},
+    }
     names = study.metric_names or [ACCURACY]
     known = tuple(
         Known(
@@ -99,34 +142,35 @@ def read_source(
         )
         for t in complete_best_first(study.get_trials(deepcopy=False))
     )
-    return WarmStart(f"study {source!r}", known)
+    return WarmStart(f"study {source!r}", known), origin
 
 
-def _from_export(path: Path, key: str) -> list[Known]:
+def _from_export(path: Path, key: str) -> tuple[list[Known], dict[str, Any]]:
+    from search.jsonfile import read_json
+
     allowed = "allowed: a file `hpsearch export` wrote"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{key}: {path}: no such file; {allowed}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{key}: {path}: cannot be read as JSON ({e}); {allowed}") from None
+    doc = read_json(path, key, allowed)
     configs = doc.get("configs") if isinstance(doc, dict) else None
-
-    def number(value: Any) -> bool:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-
     if not isinstance(configs, list) or not all(
-        isinstance(c, dict)
-        and isinstance(c.get("params"), dict)
-        and number(c.get("val_accuracy"))
-        and all(number(v) for v in (c.get("objectives") or {}).values())
-        for c in configs
+        isinstance(c, dict) and isinstance(c.get("params"), dict) for c in configs
     ):
-        raise UsageError(
-            f"{key}: {path}: has no list of configs with params and a numeric val_accuracy; "
-            f"{allowed}"
-        )
-    return [
+        raise UsageError(f"{key}: {path}: configs: has no list of configs with params; {allowed}")
+    for i, c in enumerate(configs):
+        where = f"{key}: {path}: configs[{i}]"
+        if not _is_accuracy(c.get("val_accuracy")):
+            raise UsageError(
+                f"{where}.val_accuracy: got {c.get('val_accuracy')!r}; allowed: a number from 0 "
+                "to 1"
+            )
+        objectives = c.get("objectives") or {}
+        if not isinstance(objectives, dict):
+            raise UsageError(f"{where}.objectives: got {objectives!r}; allowed: a table")
+        for name, value in objectives.items():
+            if not (_is_number(value) and math.isfinite(value)):
+                raise UsageError(
+                    f"{where}.objectives.{name}: got {value!r}; allowed: a finite number"
+                )
+    known = [
         Known(
             f"rank {c.get('rank', i + 1)}",
             dict(c["params"]),
@@ -135,6 +179,15 @@ def _from_export(path: Path, key: str) -> list[Known]:
         )
         for i, c in enumerate(configs)
     ]
+    return known, {"model_kind": doc.get("model_kind"), "data": doc.get("data")}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_accuracy(value: Any) -> bool:
+    return _is_number(value) and 0.0 <= value <= 1.0  # refuses NaN too
 
 
 def add(study: optuna.Study, spec: StudySpec, warm: WarmStart) -> WarmStart:
@@ -162,4 +215,4 @@ def add(study: optuna.Study, spec: StudySpec, warm: WarmStart) -> WarmStart:
             )
         )
     study.add_trials(trials)
-    return WarmStart(warm.source, warm.known, added=len(trials), skipped=tuple(skipped))
+    return replace(warm, added=len(trials), skipped=tuple(skipped))

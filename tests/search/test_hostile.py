@@ -158,7 +158,7 @@ def test_retrain_in_a_read_only_folder_is_one_line(exported, tmp_path):
         done = _cli("retrain", str(exported), "--quiet", cwd=work)
     assert done.returncode == 2
     line = _one_line(done.stderr)
-    assert "cannot write the results" in line and "--out DIR" in line
+    assert "cannot be created" in line and "--out DIR" in line  # before any training
 
 
 # -- 10. Other programs' databases; read-only commands create nothing ---------------------------

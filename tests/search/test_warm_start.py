@@ -118,8 +118,8 @@ def test_a_study_starts_from_an_export(write_study, db_url, tmp_path, capsys):
     [
         ("none", ["--warm-start", "nosuch"], "--warm-start: sqlite:///"),
         ("none", ["--warm-start", "missing.json"], "missing.json: no such file"),
-        ("not-json", ["--warm-start", "bad.json"], "bad.json: cannot be read as JSON"),
-        ("not-json", ["--warm-start", "text.json"], "text.json: has no list of configs"),
+        ("not-json", ["--warm-start", "bad.json"], "bad.json: not a JSON file"),
+        ("not-json", ["--warm-start", "text.json"], "text.json: configs[0].val_accuracy: got 'x'"),
         ("exists", ["--warm-start", "tiny"], "study 'warm' exists already"),
         ("none", ["--warm-start", "warm"], "this study itself"),
     ],
