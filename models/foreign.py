@@ -66,6 +66,18 @@ def is_foreign(kind: str) -> bool:
     return ":" in kind
 
 
+def target_problem(target: str) -> str | None:
+    """What is wrong with the form of `module:Name` / `file.py:Name`, or None."""
+    module, _, name = target.rpartition(":")
+    module_ok = module.endswith(".py") or all(p.isidentifier() for p in module.split("."))
+    if not module or not module_ok or not all(p.isidentifier() for p in name.split(".")):
+        return (
+            f'got {target!r}; allowed: "package.module:Name" or "path/to/file.py:Name" '
+            "(Name: a class, or for torch.network a function)"
+        )
+    return None
+
+
 class AnyValue:
     """An argument without declared constraints: any value goes, the class decides."""
 
@@ -172,6 +184,9 @@ class ForeignEntry:
     def load(self) -> type:
         if self.target in _REGISTERED:
             return self._checked(_REGISTERED[self.target])
+        problem = target_problem(self.target)
+        if problem is not None:
+            raise ForeignModelError(problem)
         module = self._import()
         cls = getattr(module, self.class_name, None)
         if cls is None:
@@ -358,6 +373,9 @@ class NetworkEntry:
 
     def function(self) -> Any:
         entry = self.source
+        problem = target_problem(self.network)
+        if problem is not None:
+            raise ForeignModelError(problem)
         module = entry._import()
         fn = getattr(module, entry.class_name, None)
         if not callable(fn):

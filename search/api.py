@@ -1,15 +1,19 @@
 """hpsearch from Python (a notebook, a script): the commands as functions that return values.
 
-    import search
-    study = search.run("studies/quickstart.toml")          # or a dict of the same shape
-    search.figures(study)["quickstart-history"].show()     # the report's figures, inline
-    best = search.exports(study)                             # the best configuration, as a dict
-    result = search.retraining(best)                           # test accuracy, measured once
+    >>> import hpsearch
+    >>> study = hpsearch.run("studies/quickstart.toml", n_trials=3, progress=False)
+    >>> figures = hpsearch.figures(study)               # the report's figures, by name
+    >>> "history" in figures and "curves" in figures
+    True
+    >>> best = hpsearch.export(study)                   # the best configuration, as a dict
+    >>> result = hpsearch.retrain(best, out="retrained/quickstart")  # test accuracy, once
+    >>> 0.0 <= result.test_accuracy <= 1.0
+    True
 
 They never print (a progress bar on stderr aside) and never exit: bad input raises UsageError,
-whose message is the line the CLI would print. The CLI is a thin layer over the same modules.
-`[model].kind` may also be a class object: it is trained in this process (and by `workers > 1`
-only when other processes can import it by name).
+whose message is the line the CLI would print, before anything is stored. The CLI is a thin
+layer over the same modules. `[model].kind` may also be a class object: it is trained in this
+process (and by `workers > 1` only when other processes can import it by name).
 """
 
 from __future__ import annotations
@@ -31,6 +35,37 @@ if TYPE_CHECKING:
     from search.retraining import ConfirmResult
     from search.retraining import RetrainResult
     from search.spec import StudySpec
+
+
+def _whole(value: Any, name: str, minimum: int = 1) -> int | None:
+    """An optional whole-number argument, checked as the CLI checks its flag."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise UsageError(f"{name}: got {value!r}; allowed: a whole number >= {minimum}")
+    return value
+
+
+def _seconds(value: Any, name: str) -> float | None:
+    import math
+
+    if value is None:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:
+        raise UsageError(f"{name}: got {value!r}; allowed: a number of seconds > 0")
+    return float(value)
+
+
+def _study(value: Any, name: str = "study") -> optuna.Study:
+    import optuna
+
+    if not isinstance(value, optuna.Study):
+        raise UsageError(
+            f"{name}: got {type(value).__name__} {value!r}"[:120]
+            + "; allowed: a study from hpsearch.run() or hpsearch.load(name)"
+        )
+    return value
 
 
 def _kind_of_object(kind: Any, workers: int) -> str:
@@ -65,6 +100,11 @@ def _spec(study: str | Path | Mapping[str, Any], workers: int) -> StudySpec:
     from search.study_file import load_study_file
     from search.study_file import parse_study
 
+    if not isinstance(study, str | Path | Mapping):
+        raise UsageError(
+            f"study: got {type(study).__name__}; allowed: a study file's path, or a dict of "
+            "the same shape"
+        )
     if isinstance(study, str | Path):
         return load_study_file(study)
     doc = copy.deepcopy(dict(study))
@@ -104,6 +144,11 @@ def run(
     from search.storage import resolve_url
     from search.warm import warm_source
 
+    n_trials = _whole(n_trials, "n_trials")
+    timeout = _seconds(timeout, "timeout")
+    workers = _whole(workers, "workers")
+    if not isinstance(progress, bool):
+        raise UsageError(f"progress: got {progress!r}; allowed: True or False")
     spec = _spec(study, workers)
     outcome = run_study(
         spec,
@@ -130,6 +175,8 @@ def load(name: str, *, storage: str | None = None) -> optuna.Study:
     from search.storage import open_storage
     from search.storage import resolve_url
 
+    if not isinstance(name, str):
+        raise UsageError(f"name: got {type(name).__name__}; allowed: a study's name")
     target = resolve_url(storage)
     return load_study(open_storage(target, create=False), name, target.shown)[0]
 
@@ -152,6 +199,7 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
     """The report's figures of one study, by name (`history`, `importances`, `curves`, ...)."""
     from search.reports import study_sections
 
+    study = _study(study)
     prefix = f"{study.study_name}-"
     return {
         section.id.removeprefix(prefix): section.figure
@@ -164,7 +212,12 @@ def report(studies: optuna.Study | Sequence[optuna.Study], path: str | Path) -> 
     """Write the HTML report of one or more studies to `path`; returns the path."""
     from search.reports import build_report
 
-    studies = [studies] if not isinstance(studies, Sequence) else list(studies)
+    if isinstance(studies, str) or not isinstance(studies, Sequence):
+        studies = [studies]
+    studies = list(studies)
+    if not studies:
+        raise UsageError("studies: got none; allowed: a study, or a list of one or more")
+    studies = [_study(s, "studies") for s in studies]
     page = build_report([(s, _stored_spec(s)) for s in studies], _storage_shown(studies[0]))
     path = Path(path)
     try:
@@ -179,6 +232,7 @@ def export(study: optuna.Study, *, top: int | None = None) -> dict[str, Any]:
     default 1, or for a multi-objective study its Pareto front, the recommended one first."""
     from search.exports import export_document
 
+    study, top = _study(study), _whole(top, "top")
     return export_document(study, _stored_spec(study), _storage_shown(study), top, "best.json")
 
 
@@ -196,7 +250,15 @@ def retrain(
     from search.retraining import retrain as retrain_file
     from search.retraining import retrain_document
 
+    rank = _whole(rank, "rank")
+    if out is not None and not isinstance(out, str | Path):
+        raise UsageError(f"out: got {type(out).__name__}; allowed: a folder's path")
     out = Path(out) if out is not None else None
+    if not isinstance(document, str | Path | Mapping):
+        raise UsageError(
+            f"document: got {type(document).__name__}; allowed: an export (a dict from "
+            "hpsearch.export) or its file's path"
+        )
     if isinstance(document, str | Path):
         return retrain_file(Path(document), out, rank, not progress)
     doc = check_export(json.loads(json.dumps(document)), "document")
@@ -209,4 +271,5 @@ def confirm(
     """Retrain the top configurations with new seeds; best mean first (stored with the study)."""
     from search.retraining import confirm as confirm_study
 
+    study, top, repeats = _study(study), _whole(top, "top"), _whole(repeats, "repeats")
     return confirm_study(study, _stored_spec(study), top, repeats, not progress)

@@ -109,6 +109,12 @@ def create_or_resume(
         # The user's model file, by its content: the study file may sit at another path now.
         stored_source = existing.user_attrs.get(SOURCE_ATTR)
         locate_model_source(spec.model.kind, dict(spec.model.fixed), stored_source, spec.source)
+        if [dict(e) for e in spec.enqueue] != [dict(e) for e in stored.enqueue]:
+            raise UsageError(
+                f"{spec.source}: [[enqueue]]: differs from the tables study {spec.name!r} was "
+                f"created with in {target.shown}; they are tried only when a study is created: "
+                "restore them, or give the study a new [study].name"
+            )
         new_identity, stored_identity = _identity(spec), _identity(stored)
         for key, value in new_identity.items():
             if stored_identity[key] != value:
@@ -352,6 +358,11 @@ def run_study(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # hpsearch reports trials itself
+    if n_trials is not None and n_trials < len(spec.enqueue):
+        raise UsageError(
+            f"--n-trials: got {n_trials}; the study file has {len(spec.enqueue)} [[enqueue]] "
+            "tables, and each must be tried: allowed: a number >= that"
+        )
     # The data first: a bad data file must not leave a study behind; and with several workers
     # the prepared cache is written once, here, before they memory-map it.
     data = load_data(spec.data, spec.seed, spec.source)

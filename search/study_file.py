@@ -222,6 +222,12 @@ class _Parser:
             self.fail("[study].name", problem)
         n_trials = self.required(study, "n_trials", "[study].n_trials", "a whole number >= 1")
         self.check(n_trials, Interval(1, None, integer=True), "[study].n_trials")
+        if len(enqueue) > n_trials:
+            self.fail(
+                "[[enqueue]]",
+                f"{len(enqueue)} tables, more than [study].n_trials = {n_trials} trials can try; "
+                "drop some, or raise n_trials",
+            )
         direction = study.get("direction", "maximize")
         if direction not in DIRECTIONS:
             self.fail(

@@ -151,7 +151,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
         best=best,
         top=[TrialRow(t.number, accuracy(t), seconds(t), dict(t.params)) for t in complete[:top]],
         n_complete=len(complete),
-        stopped=study.user_attrs.get(STOP_ATTR),
+        stopped=_still_stopped(study.user_attrs.get(STOP_ATTR), finished_count(trials)),
         warm=study.user_attrs.get(WARM_ATTR),
         objectives=list(spec.objectives),
         front=[
@@ -165,3 +165,11 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
         ],
         recommended_because=chosen.reason(spec.costs) if chosen else None,
     )
+
+
+def _still_stopped(decision: dict[str, Any] | None, finished: int) -> dict[str, Any] | None:
+    """The stopping rule's stored decision, unless the study ran on past it (its rule was
+    removed from the study file, and a later run went on to the budget)."""
+    if decision is None or finished > int(decision.get("after", finished)):
+        return None
+    return decision
