@@ -123,6 +123,7 @@ def run(
     workers: int = 1,
     progress: bool = True,
     warm_start: str | Path | None = None,
+    data: Any = None,
 ) -> optuna.Study:
     """Create or resume a study and run trials until it has `n_trials` finished ones.
 
@@ -135,6 +136,9 @@ def run(
         progress: A progress bar on stderr.
         warm_start: A new study starts from the finished trials of this study (same storage)
             or from this export file (a path ending in .json); overrides [study].warm_start.
+        data: Arrays instead of [data].dataset: `(X, y)`, split as [data] says, or
+            `{"train": (X, y), "val": (X, y), "test": (X, y)}` (test optional). X is (N, D)
+            or images (N, C, H, W); labels are integers or strings (search/arrays.py).
 
     Raises:
         UsageError: bad input (the message is one line); KeyboardInterrupt after Ctrl-C (the
@@ -150,6 +154,11 @@ def run(
     if not isinstance(progress, bool):
         raise UsageError(f"progress: got {progress!r}; allowed: True or False")
     spec = _spec(study, workers)
+    arrays = None
+    if data is not None:
+        from search.arrays import attach
+
+        spec, arrays = attach(spec, data)
     outcome = run_study(
         spec,
         resolve_url(storage),
@@ -158,6 +167,7 @@ def run(
         quiet=not progress,
         workers=workers,
         warm_start=warm_source(warm_start, "warm_start"),
+        arrays=arrays,
     )
     if outcome.signal is not None:
         raise KeyboardInterrupt
@@ -242,6 +252,7 @@ def retrain(
     rank: int = 1,
     out: str | Path | None = None,
     progress: bool = False,
+    data: Any = None,
 ) -> RetrainResult:
     """Retrain one configuration of an export (a dict from `export`, or a file), evaluate the
     test split once, and write the weights and the document with the results into `out`
@@ -260,16 +271,21 @@ def retrain(
             "hpsearch.export) or its file's path"
         )
     if isinstance(document, str | Path):
-        return retrain_file(Path(document), out, rank, not progress)
+        return retrain_file(Path(document), out, rank, not progress, data)
     doc = check_export(json.loads(json.dumps(document)), "document")
-    return retrain_document(doc, Path("best.json"), out, rank, not progress)
+    return retrain_document(doc, Path("best.json"), out, rank, not progress, data)
 
 
 def confirm(
-    study: optuna.Study, *, top: int = 3, repeats: int = 5, progress: bool = False
+    study: optuna.Study,
+    *,
+    top: int = 3,
+    repeats: int = 5,
+    progress: bool = False,
+    data: Any = None,
 ) -> list[ConfirmResult]:
     """Retrain the top configurations with new seeds; best mean first (stored with the study)."""
     from search.retraining import confirm as confirm_study
 
     study, top, repeats = _study(study), _whole(top, "top"), _whole(repeats, "repeats")
-    return confirm_study(study, _stored_spec(study), top, repeats, not progress)
+    return confirm_study(study, _stored_spec(study), top, repeats, not progress, data)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from search.arrays import ARRAYS_ATTR
 from search.errors import UsageError
 from search.pareto import ranked_front
 from search.records import CONFIRM_ATTR
@@ -143,6 +144,7 @@ def export_document(
         "data": {**spec.data.to_dict(), "seed": spec.seed},
         "model_kind": spec.model.kind,
         **({"model_source": source} if (source := study.user_attrs.get(SOURCE_ATTR)) else {}),
+        **({"arrays": arrays} if (arrays := study.user_attrs.get(ARRAYS_ATTR)) else {}),
         "ranked_by": (
             "pareto-1se" if spec.multi_objective else "confirm" if confirmed else "search"
         ),

@@ -28,6 +28,11 @@ from models.torch_models import THREADS_ENV
 from models.training import History
 from models.training import train
 from models.usercode import UserCodeError
+from search.arrays import ARRAYS_ATTR
+from search.arrays import HOW
+from search.arrays import check_same
+from search.arrays import for_stored
+from search.arrays import materialize
 from search.errors import UsageError
 from search.exports import SCHEMA_VERSION
 from search.exports import export_json
@@ -238,16 +243,37 @@ class RetrainResult:
         return self.val_accuracy == self.search_val_accuracy
 
 
-def retrain(path: Path, out: Path | None, rank: int, quiet: bool) -> RetrainResult:
+def retrain(
+    path: Path, out: Path | None, rank: int, quiet: bool, data: Any = None
+) -> RetrainResult:
     """Retrain configuration `rank` of an export file, evaluate the test split once, and write
     the weights and a copy of the file with the results into `out`."""
-    return retrain_document(_read_export(path), path, out, rank, quiet)
+    return retrain_document(_read_export(path), path, out, rank, quiet, data)
+
+
+def _arrays_dataset(doc: dict[str, Any], data: Any, path: Path) -> dict[str, Any]:
+    """The export's data, reading the arrays of a study made from arrays in Python: `data`
+    (checked against the export's fingerprint), or this machine's cache."""
+    stored = doc.get("arrays")
+    if stored is None and data is None:
+        return doc["data"]
+    if data is None:
+        if not Path(doc["data"]["dataset"]).is_file():
+            raise UsageError(
+                f"{path}: the study was made from arrays in Python (SHA-256 "
+                f"{stored['sha256'][:12]}...), which are not on this machine; {HOW}"
+            )
+        return doc["data"]
+    where, given = materialize(data)
+    check_same(stored, given, str(path))
+    return {**doc["data"], "dataset": str(where)}
 
 
 def retrain_document(
-    doc: dict[str, Any], path: Path, out: Path | None, rank: int, quiet: bool
+    doc: dict[str, Any], path: Path, out: Path | None, rank: int, quiet: bool, data: Any = None
 ) -> RetrainResult:
-    """`retrain` of a checked export document; `path` names it (and its copy in `out`)."""
+    """`retrain` of a checked export document; `path` names it (and its copy in `out`);
+    `data`: the arrays of a study made from arrays in Python."""
     configs = [c for c in doc["configs"] if isinstance(c, dict) and c.get("rank") == rank]
     if not configs:
         raise UsageError(
@@ -265,6 +291,7 @@ def retrain_document(
         doc["model_kind"], config["params"], doc.get("model_source"), str(path)
     )
     doc, config = {**doc, "model_kind": kind}, {**config, "params": params}
+    doc = {**doc, "data": _arrays_dataset(doc, data, path)}
     data_spec = _configuration(doc, config, f"{path}: configs[{rank - 1}]")
     data = load_data(data_spec, doc["data"]["seed"], str(path))
     flag = "--out" if out else "the default folder"
@@ -386,12 +413,14 @@ def confirm_results(
 
 
 def confirm(
-    study: optuna.Study, spec: StudySpec, top: int, repeats: int, quiet: bool
+    study: optuna.Study, spec: StudySpec, top: int, repeats: int, quiet: bool, data: Any = None
 ) -> list[ConfirmResult]:
-    """`hpsearch confirm`: the results, best mean first, also stored with the study."""
+    """`hpsearch confirm`: the results, best mean first, also stored with the study. `data`:
+    the arrays a study made from arrays in Python needs (search/arrays.py)."""
     if not complete_best_first(study.get_trials(deepcopy=False)):
         raise UsageError(f"study {study.study_name!r} has no complete trial yet; run it first")
     spec = locate_spec(spec, study.user_attrs.get(SOURCE_ATTR))
+    spec = for_stored(spec, study.user_attrs.get(ARRAYS_ATTR), data, spec.source)
     data = load_data(spec.data, spec.seed, f"stored study {study.study_name!r}")
     results = confirm_results(study, spec, data, top, repeats, quiet)
     stored = {

@@ -15,6 +15,10 @@ from typing import Any
 
 from search.algorithms import make_pruner
 from search.algorithms import make_sampler
+from search.arrays import ARRAYS_ATTR
+from search.arrays import check_same
+from search.arrays import for_stored
+from search.arrays import portable_dataset
 from search.errors import UsageError
 from search.objective import Interrupts
 from search.objective import Objective
@@ -67,6 +71,7 @@ def create_or_resume(
     target: StorageURL,
     warm: WarmStart | None = None,
     n_val: int | None = None,
+    arrays: dict[str, Any] | None = None,
 ) -> tuple[optuna.Study, WarmStart | None]:
     """Create the study, or load it when the name exists and was made from the same search.
 
@@ -102,10 +107,13 @@ def create_or_resume(
             storage.set_study_user_attr(study_id, SOURCE_ATTR, source)
         if n_val is not None:  # the standard error of a validation accuracy needs it
             storage.set_study_user_attr(study_id, VAL_SIZE_ATTR, n_val)
+        if arrays is not None:  # data= from Python: their fingerprint (search/arrays.py)
+            storage.set_study_user_attr(study_id, ARRAYS_ATTR, arrays)
     else:
         existing = optuna.load_study(study_name=spec.name, storage=storage)
         _wait_for_spec(existing, storage)
         stored = stored_spec(existing, target.shown)
+        check_same(existing.user_attrs.get(ARRAYS_ATTR), arrays, spec.source)
         # The user's model file, by its content: the study file may sit at another path now.
         stored_source = existing.user_attrs.get(SOURCE_ATTR)
         locate_model_source(spec.model.kind, dict(spec.model.fixed), stored_source, spec.source)
@@ -148,7 +156,8 @@ def create_or_resume(
 def _identity(spec: StudySpec) -> dict[str, Any]:
     """What must match to resume a study, with the user's model file named portably."""
     identity = spec.identity()
-    return {**identity, "[model]": portable_model(identity["[model]"])}
+    data = {**identity["[data]"], "dataset": portable_dataset(identity["[data]"]["dataset"])}
+    return {**identity, "[data]": data, "[model]": portable_model(identity["[model]"])}
 
 
 def _wait_for_spec(study: optuna.Study, storage: optuna.storages.BaseStorage) -> None:
@@ -348,8 +357,12 @@ def run_study(
     workers: int = 1,
     debug: bool = False,
     warm_start: str | None = None,
+    arrays: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Run trials until the study has `n_trials` finished ones.
+
+    `arrays`: the fingerprint record of arrays given in Python (search/arrays.py), stored with
+    a new study and checked against a stored one.
 
     With `workers` > 1, worker processes run the trials (with `debug`, they show tracebacks).
     `warm_start` (`run --warm-start`) overrides [study].warm_start; it applies only to a study
@@ -369,7 +382,9 @@ def run_study(
     storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
     _drop_interrupted_warm_start(spec, storage, target)
     warm = _read_warm_start(spec, storage, target, warm_start)
-    study, warm = create_or_resume(spec, storage, target, warm, n_val=len(data.y_val))
+    study, warm = create_or_resume(
+        spec, storage, target, warm, n_val=len(data.y_val), arrays=arrays
+    )
     budget = n_trials or spec.n_trials
     outcome = RunOutcome(study, budget, target.shown, rule=spec.stop, warm=warm)
     if outcome.finished >= budget:
@@ -469,6 +484,7 @@ def join_study(
     storage = open_storage(target, create=False, heartbeat=True, log=_stderr)
     stored, spec = load_study(storage, name, target.shown)
     spec = locate_spec(spec, stored.user_attrs.get(SOURCE_ATTR))
+    spec = for_stored(spec, stored.user_attrs.get(ARRAYS_ATTR), None, spec.source)
     data = load_data(spec.data, spec.seed, spec.source)
     study = _sampler_study(spec, storage)
     budget = n_trials or spec.n_trials

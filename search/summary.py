@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from search.arrays import portable_dataset
 from search.pareto import ranked_front
 from search.records import SEED_ATTR
 from search.records import SPEC_ATTR
@@ -141,7 +142,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
     return StudyDetail(
         study=study.study_name,
         model=spec.model.kind,
-        dataset=spec.data.dataset,
+        dataset=portable_dataset(spec.data.dataset),
         budget=spec.n_trials,
         finished=finished_count(trials),
         states={
