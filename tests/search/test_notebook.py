@@ -30,6 +30,7 @@ def test_the_tutorial_notebook_runs(tmp_path):
     )
     assert "(12, 0.965157)" in text  # the quickstart's best trial, as the README says
     assert "(reproduced: True)" in text
+    assert "on 297; labels ['eight', 'five', 'four']..." in text  # arrays, own splits, names
     figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(figures) == 2  # the history and the curves, inline
     assert (tmp_path / "tutorial.db").exists() and (tmp_path / "retrained").is_dir()
