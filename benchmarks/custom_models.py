@@ -15,7 +15,11 @@ hpsearch's split (54,000 training, 6,000 validation, the 10,000 test images).
    The bare loop measures only validation accuracy; hpsearch's also records the training loss
    and accuracy (on 10,000 training rows), the validation loss and the weight norm, which the
    reports draw. A third row, the bare loop making those same measurements, splits the ratio
-   into what the measurements cost and what the loop around them costs.
+   into what the measurements cost and what the loop around them costs. A last line makes
+   the same measurements through an adapter without the user-code guards (models/usercode.py:
+   the call boundary that redirects prints and turns what the class raises into the trial's
+   failure, and the checks of what predict and the scores return), epoch by epoch in
+   alternation with the guarded adapter: the guards' cost is the ratio of the two.
 2. Search. scikit-learn's SGDClassifier over one space (loss, penalty, alpha, eta0): hpsearch
    (TPE, median pruner, `--trials` trials of 10 epochs, scored on the validation split) against
    scikit-learn's GridSearchCV and HalvingRandomSearchCV over the same space on the same
@@ -40,10 +44,30 @@ sys.path.insert(0, str(ROOT))
 
 from models import resolve  # noqa: E402
 from models.data import load_dataset  # noqa: E402
+from models.foreign import ForeignClassifier  # noqa: E402
 from models.training import TRAIN_EVAL_ROWS  # noqa: E402
 from models.training import train  # noqa: E402
 
 HINGE = f"{ROOT / 'studies' / 'custom' / 'hinge_linear.py'}:HingeLinear"
+
+
+class Unguarded(ForeignClassifier):
+    """The adapter as it was before the user-code guards: direct calls, no answer checked."""
+
+    def _call(self, method: str, *args, **kwargs):
+        return getattr(self.estimator, method)(*args, **kwargs)
+
+    def predict(self, X):
+        return np.asarray(self._call("predict", X))
+
+    def _scores(self, method: str, X):
+        return np.asarray(self._call(method, X), dtype=np.float64)
+
+    def weight_norm(self) -> float:
+        arrays = list(self.estimator.get_weights().values())
+        return float(np.sqrt(sum(float(np.sum(np.square(a))) for a in arrays if np.ndim(a) >= 2)))
+
+
 PARAMS = {"learning_rate": 1e-3, "reg": "l2", "reg_strength": 1e-4, "batch_size": 64}
 
 
@@ -64,10 +88,8 @@ def overhead(data, epochs: int) -> None:
             float(np.mean(est.predict(data.X_val) == data.y_val))
         return time.perf_counter() - start
 
-    def measuring() -> float:
-        """The bare loop doing the measurements hpsearch's loop records, through the same
-        adapter calls: what is left between this and `ours` is the loop itself."""
-        model = entry.build({**PARAMS, "epochs": epochs}, seed=0)
+    def measured(model) -> float:
+        """The bare loop doing the measurements hpsearch's loop records, through the adapter."""
         X_eval, y_eval = data.X_train[:TRAIN_EVAL_ROWS], data.y_train[:TRAIN_EVAL_ROWS]
         start = time.perf_counter()
         for _ in range(epochs):
@@ -76,6 +98,10 @@ def overhead(data, epochs: int) -> None:
             model.evaluate(data.X_val, data.y_val)
             model.weight_norm()
         return time.perf_counter() - start
+
+    def measuring() -> float:
+        """What is left between this and `ours` is the loop itself."""
+        return measured(entry.build({**PARAMS, "epochs": epochs}, seed=0))
 
     runs = {"bare": bare, "measuring": measuring, "ours": ours}
     best = dict.fromkeys(runs, float("inf"))
@@ -95,6 +121,39 @@ def overhead(data, epochs: int) -> None:
     print(
         f"| hpsearch epoch loop | {best['ours'] / epochs:.3f} | {ratio:.2f} "
         f"({loop:.2f}× the loop with the same measurements) |"
+    )
+
+
+def guard_cost(data, epochs: int) -> None:
+    """The user-code guards' cost: two identical models, one through the guarded adapter and
+    one through Unguarded, trained epoch by epoch in alternation (which goes first alternates
+    too), so that the machine's drift over the run falls on both alike."""
+    entry = resolve(HINGE)
+    guarded = entry.build({**PARAMS, "epochs": epochs}, seed=0)
+    plain = Unguarded(
+        entry.build({**PARAMS, "epochs": epochs}, seed=0).estimator, epochs=1, patience=0
+    )
+    X_eval, y_eval = data.X_train[:TRAIN_EVAL_ROWS], data.y_train[:TRAIN_EVAL_ROWS]
+
+    def epoch(model) -> float:
+        start = time.perf_counter()
+        model.partial_fit(data.X_train, data.y_train, classes=data.classes)
+        model.evaluate(X_eval, y_eval)
+        model.evaluate(data.X_val, data.y_val)
+        model.weight_norm()
+        return time.perf_counter() - start
+
+    seconds = {"guarded": [], "plain": []}
+    for e in range(epochs):
+        order = [("guarded", guarded), ("plain", plain)][:: 1 if e % 2 else -1]
+        for name, model in order:
+            seconds[name].append(epoch(model))
+    total = sum(seconds["guarded"]) / sum(seconds["plain"])
+    ratios = np.array(seconds["guarded"]) / np.array(seconds["plain"])
+    print(
+        f"\nuser-code guards (models/usercode.py), {epochs} alternating epochs: guarded "
+        f"{np.mean(seconds['guarded']):.4f} s/epoch, unguarded {np.mean(seconds['plain']):.4f}"
+        f" s/epoch: {total:.3f}× in total, median epoch {np.median(ratios):.3f}×"
     )
 
 
@@ -175,6 +234,7 @@ def main() -> None:
     sizes = f"{len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test"
     print(f"# Fashion-MNIST: {sizes}\n")
     overhead(data, args.epochs)
+    guard_cost(data, max(args.epochs, 40))
     if not args.skip_search:
         search(data, args.trials)
 
