@@ -104,14 +104,17 @@ class Interrupts:
             self._interruptible = False
 
 
-def _users_line(error: BaseException, entry: Any) -> str | None:
-    """`file.py:12` of the user's file in the error's traceback, for a user's class or network
-    (None for the built-in kinds, or when the user's file is not in it)."""
+def _in_users_code(error: BaseException, entry: Any) -> str | None:
+    """The error in one line with the user's file and line, when the traceback passes
+    through the file of a user's class or network; None otherwise (the built-in kinds)."""
+    from models.usercode import describe
     from models.usercode import location
 
     file = getattr(entry, "file", None)
     path = file() if callable(file) else None
-    return location(error, path) if path is not None else None
+    if path is None or location(error, path) is None:
+        return None
+    return describe(error, path)
 
 
 def _short(x: float) -> float:
@@ -200,11 +203,11 @@ class Objective:
             # A user's network can fail deep inside hpsearch's trainer (a custom autograd
             # function, a layer given the wrong input): the traceback passes through the
             # user's file. Anything else is hpsearch's own error.
-            where = _users_line(e, entry)
-            if where is None:
+            message = _in_users_code(e, entry)
+            if message is None:
                 raise
-            self._user_error(trial, f"{where}: {type(e).__name__}: {e}")
-            raise UserCodeError(f"{where}: {type(e).__name__}: {e}") from e
+            self._user_error(trial, message)
+            raise UserCodeError(message) from e
         finally:
             self._record(trial, curves, time.perf_counter() - start)
 
