@@ -10,7 +10,8 @@ statistics), the 10,000 test images. Each estimator is fitted once with scikit-l
 defaults (plus what the row says) on the 54,000 training images; printed: its test accuracy and
 its fit time on this machine (all cores where the estimator uses them). The studies' own rows
 (best validation accuracy, test accuracy after `hpsearch retrain`, wall time of the search) are
-in the README beside these, so a reader sees what the search bought and what it cost.
+in docs/assignments.md beside these, so a reader sees what the search bought and what it
+cost.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def create_or_resume(
 ) -> tuple[optuna.Study, WarmStart | None]:
     """Create the study, or load it when the name exists and was made from the same search.
 
-    Safe when several processes start on the same name at the same moment (the README's
+    Safe when several processes start on the same name at the same moment (docs/workers.md's
     many-machines recipe): exactly one creates the study and stores its spec; the others
     wait for the spec to be stored, then check it like any resume. The sampler is seeded from
     the study seed and the number of trials already there, so a resumed study does not replay

@@ -1,6 +1,6 @@
-"""What the README promises to survive: a database restarted or down mid-run, a lock held past
-its timeout, racing starts, dead trials found by two workers at once, a parent or a worker
-killed. Real processes, a real SQLite file, the real PostgreSQL server (stopped and started
+"""What docs/reliability.md promises to survive: a database restarted or down mid-run, a lock
+held past its timeout, racing starts, dead trials found by two workers at once, a parent or a
+worker killed. Real processes, a real SQLite file, the real PostgreSQL server (stopped and started
 by the tests, each in a database of its own); the tests wait on events, not on wall time."""
 
 from __future__ import annotations

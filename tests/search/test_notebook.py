@@ -28,7 +28,7 @@ def test_the_tutorial_notebook_runs(tmp_path):
     text = "\n".join(
         o.get("text", "") or str(o.get("data", {}).get("text/plain", "")) for o in outputs
     )
-    assert "(12, 0.965157)" in text  # the quickstart's best trial, as the README says
+    assert "(12, 0.965157)" in text  # the quickstart's best trial, as the manual says
     assert "(reproduced: True)" in text
     assert "on 297; labels ['eight', 'five', 'four']..." in text  # arrays, own splits, names
     figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
