@@ -42,11 +42,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import resolve  # noqa: E402
-from models.data import load_dataset  # noqa: E402
-from models.foreign import ForeignClassifier  # noqa: E402
-from models.training import TRAIN_EVAL_ROWS  # noqa: E402
-from models.training import train  # noqa: E402
+from hpsearch.models import resolve  # noqa: E402
+from hpsearch.models.data import load_dataset  # noqa: E402
+from hpsearch.models.foreign import ForeignClassifier  # noqa: E402
+from hpsearch.models.training import TRAIN_EVAL_ROWS  # noqa: E402
+from hpsearch.models.training import train  # noqa: E402
 
 HINGE = f"{ROOT / 'studies' / 'custom' / 'hinge_linear.py'}:HingeLinear"
 
@@ -172,7 +172,7 @@ def search(data, trials: int) -> None:
     from sklearn.model_selection import GridSearchCV
     from sklearn.model_selection import HalvingRandomSearchCV
 
-    import search as hp
+    import hpsearch as hp
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

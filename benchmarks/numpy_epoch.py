@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import MODELS  # noqa: E402
+from hpsearch.models import MODELS  # noqa: E402
 
 D, H, C = 3072, 200, 10
 

@@ -24,7 +24,7 @@ from optuna.distributions import FloatDistribution
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search.cli import main as hpsearch  # noqa: E402
+from hpsearch.cli import main as hpsearch  # noqa: E402
 
 STUDY = """
 [study]
@@ -42,10 +42,10 @@ reg_strength = {{ type = "float", low = 1e-6, high = 1e-1, log = true, when = {{
 
 
 def fill(url: str, study_file: Path, trials: int, epochs: int) -> None:
-    from search.runner import create_or_resume
-    from search.storage import StorageURL
-    from search.storage import open_storage
-    from search.study_file import load_study_file
+    from hpsearch.runner import create_or_resume
+    from hpsearch.storage import StorageURL
+    from hpsearch.storage import open_storage
+    from hpsearch.study_file import load_study_file
 
     spec = load_study_file(study_file)
     target = StorageURL(url, "benchmark")

@@ -33,14 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from search.algorithms import DEFAULT_PRUNER  # noqa: E402
-from search.records import finished_count  # noqa: E402
-from search.runner import run_study  # noqa: E402
-from search.spec import AlgorithmSpec  # noqa: E402
-from search.spec import StopSpec  # noqa: E402
-from search.spec import StudySpec  # noqa: E402
-from search.storage import StorageURL  # noqa: E402
-from search.study_file import load_study_file  # noqa: E402
+from hpsearch.algorithms import DEFAULT_PRUNER  # noqa: E402
+from hpsearch.records import finished_count  # noqa: E402
+from hpsearch.runner import run_study  # noqa: E402
+from hpsearch.spec import AlgorithmSpec  # noqa: E402
+from hpsearch.spec import StopSpec  # noqa: E402
+from hpsearch.spec import StudySpec  # noqa: E402
+from hpsearch.storage import StorageURL  # noqa: E402
+from hpsearch.study_file import load_study_file  # noqa: E402
 
 MEDIAN = AlgorithmSpec("median", {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"})
 VARIANTS = {
@@ -125,9 +125,9 @@ def warm_start(path: Path, spec: StudySpec, seeds: list[int]) -> None:
     the validation split) are shown too."""
     import optuna
 
-    from search.pareto import VAL_SIZE_ATTR
-    from search.records import own_trials
-    from search.stopping import binomial_noise
+    from hpsearch.pareto import VAL_SIZE_ATTR
+    from hpsearch.records import own_trials
+    from hpsearch.stopping import binomial_noise
 
     print(f"\n{path.name}: warm start from a finished study, {spec.n_trials} trials each")
     print(

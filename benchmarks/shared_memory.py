@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import sys, numpy as np
 sys.path.insert(0, {root!r})
-from models import MODELS
-from models.data import load_dataset
+from hpsearch.models import MODELS
+from hpsearch.models.data import load_dataset
 data = load_dataset({path!r}, seed=0)
 X, X_val = data.X_train, data.X_val
 if {copy}:
@@ -93,11 +93,8 @@ def main() -> None:
             X_test=rng.integers(0, 256, (10_000, 32, 32, 3), dtype=np.uint8),
             y_test=rng.integers(0, 10, 10_000),
         )
-        prepare = "import sys; sys.path.insert(0, {!r}); from models.data import load_dataset; "
-        prepare += "load_dataset({!r}, seed=0)"
-        subprocess.run(
-            [sys.executable, "-c", prepare.format(str(ROOT), path)], env=env, check=True
-        )
+        prepare = "from hpsearch.models.data import load_dataset; load_dataset({!r}, seed=0)"
+        subprocess.run([sys.executable, "-c", prepare.format(path)], env=env, check=True)
         data_mib = sum(f.stat().st_size for f in (Path(tmp) / "cache").rglob("X_*.npy")) / 2**20
         print(
             f"# {args.n} x 3072 float32 training images + validation + 10,000 test: "

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.data import load_dataset  # noqa: E402
+from hpsearch.models.data import load_dataset  # noqa: E402
 
 
 def counterparts() -> dict[str, object]:

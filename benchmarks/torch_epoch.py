@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models import MODELS  # noqa: E402
+from hpsearch.models import MODELS  # noqa: E402
 
 
 def epoch_of(

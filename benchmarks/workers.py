@@ -30,10 +30,10 @@ import optuna
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from search.storage import StorageURL  # noqa: E402
-from search.storage import open_storage  # noqa: E402
-from search.worker import BudgetGuard  # noqa: E402
-from search.worker import run_trials  # noqa: E402
+from hpsearch.storage import StorageURL  # noqa: E402
+from hpsearch.storage import open_storage  # noqa: E402
+from hpsearch.worker import BudgetGuard  # noqa: E402
+from hpsearch.worker import run_trials  # noqa: E402
 
 
 def instant(trial: optuna.Trial) -> float:
@@ -122,7 +122,7 @@ def throughput(tmp: Path) -> None:
                 [
                     sys.executable,
                     "-m",
-                    "search.cli",
+                    "hpsearch.cli",
                     "run",
                     str(ROOT / "studies" / f"{study}.toml"),
                     "--storage",

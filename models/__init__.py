@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from models._constraints import Constraint
-from models._constraints import Options
-from models.foreign import ForeignEntry
-from models.foreign import ForeignModelError
-from models.foreign import NetworkEntry
-from models.foreign import is_foreign
-from models.protocol import Classifier
+from hpsearch.models._constraints import Constraint
+from hpsearch.models._constraints import Options
+from hpsearch.models.foreign import ForeignEntry
+from hpsearch.models.foreign import ForeignModelError
+from hpsearch.models.foreign import NetworkEntry
+from hpsearch.models.foreign import is_foreign
+from hpsearch.models.protocol import Classifier
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ class ModelEntry:
         return self.load()(**{**self.defaults, **params}, **self.preset, seed=seed)
 
     def needs_torch(self) -> bool:
-        return self.target.startswith("models.torch_models:")
+        return self.target.startswith("hpsearch.models.torch_models:")
 
 
-_LINEAR = "models.linear:LinearClassifier"
+_LINEAR = "hpsearch.models.linear:LinearClassifier"
 NETWORK = "torch.network"  # a network function of the user's: models.foreign.NetworkEntry
 
 MODELS: dict[str, ModelEntry] = {
@@ -62,10 +62,10 @@ MODELS: dict[str, ModelEntry] = {
         defaults={"loss": "hinge"},
     ),
     "numpy.perceptron": ModelEntry(_LINEAR, preset={"loss": "perceptron"}),
-    "numpy.mlp": ModelEntry("models.mlp:MLP"),
-    "torch.logistic": ModelEntry("models.torch_models:TorchLogistic"),
-    "torch.mlp": ModelEntry("models.torch_models:TorchMLP"),
-    "torch.cnn": ModelEntry("models.torch_models:TorchCNN"),
+    "numpy.mlp": ModelEntry("hpsearch.models.mlp:MLP"),
+    "torch.logistic": ModelEntry("hpsearch.models.torch_models:TorchLogistic"),
+    "torch.mlp": ModelEntry("hpsearch.models.torch_models:TorchMLP"),
+    "torch.cnn": ModelEntry("hpsearch.models.torch_models:TorchCNN"),
 }
 
 

@@ -12,22 +12,22 @@ from typing import Self
 
 import numpy as np
 
-from models._constraints import Interval
-from models._constraints import Options
-from models._constraints import validate_arguments
-from models.layers import INITS
-from models.losses import LOSSES
-from models.optimizers import OPTIMIZERS
-from models.optimizers import make_optimizer
-from models.protocol import ClassifierMixin
-from models.regularizers import REGULARIZERS
-from models.regularizers import penalty
-from models.schedules import SCHEDULES
-from models.schedules import model_lr_at
-from models.training import SAMPLING
-from models.training import check_finite
-from models.training import check_weights
-from models.training import minibatches
+from hpsearch.models._constraints import Interval
+from hpsearch.models._constraints import Options
+from hpsearch.models._constraints import validate_arguments
+from hpsearch.models.layers import INITS
+from hpsearch.models.losses import LOSSES
+from hpsearch.models.optimizers import OPTIMIZERS
+from hpsearch.models.optimizers import make_optimizer
+from hpsearch.models.protocol import ClassifierMixin
+from hpsearch.models.regularizers import REGULARIZERS
+from hpsearch.models.regularizers import penalty
+from hpsearch.models.schedules import SCHEDULES
+from hpsearch.models.schedules import model_lr_at
+from hpsearch.models.training import SAMPLING
+from hpsearch.models.training import check_finite
+from hpsearch.models.training import check_weights
+from hpsearch.models.training import minibatches
 
 _EVAL_CHUNK = 4096  # rows scored at once by evaluate(), bounds memory on large datasets
 

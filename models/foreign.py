@@ -28,12 +28,12 @@ from typing import Self
 
 import numpy as np
 
-from models._constraints import Interval
-from models.usercode import UserCodeError
-from models.usercode import calling
-from models.usercode import check_evaluation
-from models.usercode import check_labels
-from models.usercode import check_scores
+from hpsearch.models._constraints import Interval
+from hpsearch.models.usercode import UserCodeError
+from hpsearch.models.usercode import calling
+from hpsearch.models.usercode import check_evaluation
+from hpsearch.models.usercode import check_labels
+from hpsearch.models.usercode import check_scores
 
 DEFAULT_EPOCHS = 20
 SEED_ARGUMENTS = ("seed", "random_state")
@@ -405,7 +405,7 @@ class NetworkEntry:
         return list(inspect.signature(self.function()).parameters)[2:]
 
     def load(self) -> type:
-        from models.torch_models import TorchNetwork
+        from hpsearch.models.torch_models import TorchNetwork
 
         return TorchNetwork
 

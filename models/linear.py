@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from models.base import COMMON_CONSTRAINTS
-from models.base import GradientModel
-from models.base import store_arguments
-from models.layers import affine_backward
-from models.layers import affine_forward
-from models.layers import init_weight
+from hpsearch.models.base import COMMON_CONSTRAINTS
+from hpsearch.models.base import GradientModel
+from hpsearch.models.base import store_arguments
+from hpsearch.models.layers import affine_backward
+from hpsearch.models.layers import affine_forward
+from hpsearch.models.layers import init_weight
 
 
 class LinearClassifier(GradientModel):

@@ -8,17 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from models._constraints import Interval
-from models._constraints import Options
-from models.base import COMMON_CONSTRAINTS
-from models.base import GradientModel
-from models.base import store_arguments
-from models.layers import ACTIVATIONS
-from models.layers import affine_backward
-from models.layers import affine_forward
-from models.layers import dropout_backward
-from models.layers import dropout_forward
-from models.layers import init_weight
+from hpsearch.models._constraints import Interval
+from hpsearch.models._constraints import Options
+from hpsearch.models.base import COMMON_CONSTRAINTS
+from hpsearch.models.base import GradientModel
+from hpsearch.models.base import store_arguments
+from hpsearch.models.layers import ACTIVATIONS
+from hpsearch.models.layers import affine_backward
+from hpsearch.models.layers import affine_forward
+from hpsearch.models.layers import dropout_backward
+from hpsearch.models.layers import dropout_forward
+from hpsearch.models.layers import init_weight
 
 
 def parse_hidden(hidden: Any) -> list[int]:

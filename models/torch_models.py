@@ -17,18 +17,18 @@ from typing import Self
 
 import numpy as np
 
-from models._constraints import Interval
-from models._constraints import Options
-from models.base import COMMON_CONSTRAINTS
-from models.base import store_arguments
-from models.mlp import Widths
-from models.mlp import parse_hidden
-from models.optimizers import OPTIMIZERS
-from models.protocol import ClassifierMixin
-from models.schedules import model_lr_at
-from models.training import MAX_ABS_WEIGHT
-from models.training import TrainingDiverged
-from models.training import check_finite
+from hpsearch.models._constraints import Interval
+from hpsearch.models._constraints import Options
+from hpsearch.models.base import COMMON_CONSTRAINTS
+from hpsearch.models.base import store_arguments
+from hpsearch.models.mlp import Widths
+from hpsearch.models.mlp import parse_hidden
+from hpsearch.models.optimizers import OPTIMIZERS
+from hpsearch.models.protocol import ClassifierMixin
+from hpsearch.models.schedules import model_lr_at
+from hpsearch.models.training import MAX_ABS_WEIGHT
+from hpsearch.models.training import TrainingDiverged
+from hpsearch.models.training import check_finite
 
 _EVAL_CHUNK = 2048
 THREADS_ENV = "HPSEARCH_THREADS"  # set per worker so that workers do not oversubscribe cores
@@ -176,7 +176,7 @@ class TorchClassifier(ClassifierMixin):
     # -- set-up ----------------------------------------------------------------------------
 
     def _initialize(self, X: np.ndarray, classes: Any) -> None:
-        from models._constraints import validate_arguments
+        from hpsearch.models._constraints import validate_arguments
 
         validate_arguments(self._parameter_constraints, self.get_params())
         torch = _torch()
@@ -587,13 +587,13 @@ class TorchNetwork(TorchClassifier):
         self.network_file = network_file  # where the user's lines are (models/usercode.py)
 
     def _user(self, what: str) -> Any:
-        from models.usercode import calling
+        from hpsearch.models.usercode import calling
 
         name = getattr(self.network_fn, "__name__", "network")
         return calling(f"{name}{what}", self.network_file)
 
     def _network(self, n_inputs: int, n_classes: int, input_shape: tuple[int, ...]) -> Any:
-        from models.usercode import UserCodeError
+        from hpsearch.models.usercode import UserCodeError
 
         with self._user("(...)"):
             module = self.network_fn(
@@ -614,7 +614,7 @@ class TorchNetwork(TorchClassifier):
     def _forward(self, xb: Any) -> Any:
         """The user's network on a batch: its errors are the trial's, and its output must be
         one row of class scores per input."""
-        from models.usercode import UserCodeError
+        from hpsearch.models.usercode import UserCodeError
 
         with self._user(" forward"):
             scores = self.net_(xb)

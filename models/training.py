@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from models.protocol import Classifier
+    from hpsearch.models.protocol import Classifier
 
 SAMPLING = ("shuffle", "bootstrap")
 # Beyond this any weight is a sign of divergence, long before float32 overflows; stopping here

@@ -16,6 +16,8 @@ and what was expected, so that nothing impossible is ever stored as a result.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import os
 import signal
 import sys
 import traceback
@@ -25,8 +27,13 @@ from typing import Any
 
 import numpy as np
 
-# Files of hpsearch itself: a frame in them is never "the user's line".
-_OURS = tuple(str(Path(__file__).resolve().parents[1] / name) for name in ("models", "search"))
+# Files of hpsearch itself (its modules, and its models, wherever the package maps them): a
+# frame in them is never "the user's line".
+_OURS = tuple(
+    str(Path(spec.origin).resolve().parent) + os.sep
+    for spec in (importlib.util.find_spec("hpsearch"), importlib.util.find_spec("hpsearch.models"))
+    if spec is not None and spec.origin
+)
 _MESSAGE_CHARS = 300
 
 

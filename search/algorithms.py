@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.errors import UsageError
+from hpsearch.errors import UsageError
 
 if TYPE_CHECKING:
     import optuna
 
-    from search.spec import ParamSpec
-    from search.spec import StudySpec
+    from hpsearch.spec import ParamSpec
+    from hpsearch.spec import StudySpec
 
 # Arguments that take Python objects or that hpsearch sets itself.
 _NOT_OPTIONS = frozenset(

@@ -26,15 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.errors import UsageError
+from hpsearch.errors import UsageError
 
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
 
-    from search.retraining import ConfirmResult
-    from search.retraining import RetrainResult
-    from search.spec import StudySpec
+    from hpsearch.retraining import ConfirmResult
+    from hpsearch.retraining import RetrainResult
+    from hpsearch.spec import StudySpec
 
 
 def _whole(value: Any, name: str, minimum: int = 1) -> int | None:
@@ -70,7 +70,7 @@ def _study(value: Any, name: str = "study") -> optuna.Study:
 
 def _kind_of_object(kind: Any, workers: int) -> str:
     """`module:QualifiedName` for a class given as an object; registered for this process."""
-    from models.foreign import register
+    from hpsearch.models.foreign import register
 
     name = register(kind)
     if workers > 1 and not _importable(kind):
@@ -97,8 +97,8 @@ def _importable(cls: type) -> bool:
 
 
 def _spec(study: str | Path | Mapping[str, Any], workers: int) -> StudySpec:
-    from search.study_file import load_study_file
-    from search.study_file import parse_study
+    from hpsearch.study_file import load_study_file
+    from hpsearch.study_file import parse_study
 
     if not isinstance(study, str | Path | Mapping):
         raise UsageError(
@@ -144,9 +144,9 @@ def run(
         UsageError: bad input (the message is one line); KeyboardInterrupt after Ctrl-C (the
             running trial is marked failed, the finished ones are kept).
     """
-    from search.runner import run_study
-    from search.storage import resolve_url
-    from search.warm import warm_source
+    from hpsearch.runner import run_study
+    from hpsearch.storage import resolve_url
+    from hpsearch.warm import warm_source
 
     n_trials = _whole(n_trials, "n_trials")
     timeout = _seconds(timeout, "timeout")
@@ -156,7 +156,7 @@ def run(
     spec = _spec(study, workers)
     arrays = None
     if data is not None:
-        from search.arrays import attach
+        from hpsearch.arrays import attach
 
         spec, arrays = attach(spec, data)
     outcome = run_study(
@@ -181,9 +181,9 @@ def run(
 
 def load(name: str, *, storage: str | None = None) -> optuna.Study:
     """A stored hpsearch study by name."""
-    from search.records import load_study
-    from search.storage import open_storage
-    from search.storage import resolve_url
+    from hpsearch.records import load_study
+    from hpsearch.storage import open_storage
+    from hpsearch.storage import resolve_url
 
     if not isinstance(name, str):
         raise UsageError(f"name: got {type(name).__name__}; allowed: a study's name")
@@ -192,13 +192,13 @@ def load(name: str, *, storage: str | None = None) -> optuna.Study:
 
 
 def _stored_spec(study: optuna.Study) -> StudySpec:
-    from search.records import stored_spec
+    from hpsearch.records import stored_spec
 
     return stored_spec(study, _storage_shown(study))
 
 
 def _storage_shown(study: optuna.Study) -> str:
-    from search.storage import mask_password
+    from hpsearch.storage import mask_password
 
     storage = study._storage
     backend = getattr(storage, "backend", None) or getattr(storage, "_backend", storage)
@@ -207,7 +207,7 @@ def _storage_shown(study: optuna.Study) -> str:
 
 def figures(study: optuna.Study) -> dict[str, go.Figure]:
     """The report's figures of one study, by name (`history`, `importances`, `curves`, ...)."""
-    from search.reports import study_sections
+    from hpsearch.reports import study_sections
 
     study = _study(study)
     prefix = f"{study.study_name}-"
@@ -220,7 +220,7 @@ def figures(study: optuna.Study) -> dict[str, go.Figure]:
 
 def report(studies: optuna.Study | Sequence[optuna.Study], path: str | Path) -> Path:
     """Write the HTML report of one or more studies to `path`; returns the path."""
-    from search.reports import build_report
+    from hpsearch.reports import build_report
 
     if isinstance(studies, str) or not isinstance(studies, Sequence):
         studies = [studies]
@@ -240,7 +240,7 @@ def report(studies: optuna.Study | Sequence[optuna.Study], path: str | Path) -> 
 def export(study: optuna.Study, *, top: int | None = None) -> dict[str, Any]:
     """The best `top` configurations as the export document (`hpsearch export`'s JSON);
     default 1, or for a multi-objective study its Pareto front, the recommended one first."""
-    from search.exports import export_document
+    from hpsearch.exports import export_document
 
     study, top = _study(study), _whole(top, "top")
     return export_document(study, _stored_spec(study), _storage_shown(study), top, "best.json")
@@ -257,9 +257,9 @@ def retrain(
     """Retrain one configuration of an export (a dict from `export`, or a file), evaluate the
     test split once, and write the weights and the document with the results into `out`
     (default retrained/STUDY-trialN)."""
-    from search.retraining import check_export
-    from search.retraining import retrain as retrain_file
-    from search.retraining import retrain_document
+    from hpsearch.retraining import check_export
+    from hpsearch.retraining import retrain as retrain_file
+    from hpsearch.retraining import retrain_document
 
     rank = _whole(rank, "rank")
     if out is not None and not isinstance(out, str | Path):
@@ -285,7 +285,7 @@ def confirm(
     data: Any = None,
 ) -> list[ConfirmResult]:
     """Retrain the top configurations with new seeds; best mean first (stored with the study)."""
-    from search.retraining import confirm as confirm_study
+    from hpsearch.retraining import confirm as confirm_study
 
     study, top, repeats = _study(study), _whole(top, "top"), _whole(repeats, "repeats")
     return confirm_study(study, _stored_spec(study), top, repeats, not progress, data)

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from search.errors import UsageError
+from hpsearch.errors import UsageError
 
 if TYPE_CHECKING:
-    from search.spec import StudySpec
+    from hpsearch.spec import StudySpec
 
 ARRAYS_ATTR = "hpsearch_arrays"  # study user attr: the fingerprint record (record())
 SPLITS = ("train", "val", "test")
@@ -40,7 +40,7 @@ HOW = (
 
 
 def arrays_dir() -> Path:
-    from models.data.download import cache_dir
+    from hpsearch.models.data.download import cache_dir
 
     return cache_dir() / "arrays"
 
@@ -113,8 +113,8 @@ def record(data: Any) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.nd
 
 def _write(path: Path, mapped: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     """The .npz, written whole or not at all, checked as any .npz dataset is."""
-    from models.data import DataError
-    from models.data.formats import read_npz
+    from hpsearch.models.data import DataError
+    from hpsearch.models.data.formats import read_npz
 
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {}
@@ -147,7 +147,7 @@ def materialize(data: Any) -> tuple[Path, dict[str, Any]]:
 
 def attach(spec: StudySpec, data: Any) -> tuple[StudySpec, dict[str, Any]]:
     """The spec reading the arrays, and their record (stored with the study)."""
-    from search.spec import DataSpec
+    from hpsearch.spec import DataSpec
 
     if spec.data.dataset != DataSpec().dataset:
         raise UsageError(

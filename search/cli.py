@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from typing import NoReturn
 
-from search import __version__
-from search.errors import UsageError
+from hpsearch import __version__
+from hpsearch.errors import UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -123,7 +123,7 @@ class _Validate(_Command):
         parser.add_argument("study_file", type=Path, help="path of the study .toml file")
 
     def run(self, args: argparse.Namespace) -> int:
-        from search.study_file import load_study_file
+        from hpsearch.study_file import load_study_file
 
         spec = load_study_file(args.study_file)
         print(
@@ -165,10 +165,10 @@ class _Run(_Command):
     def run(self, args: argparse.Namespace) -> int:
         import dataclasses
 
-        from search.runner import run_study
-        from search.storage import resolve_url
-        from search.study_file import load_study_file
-        from search.warm import warm_source
+        from hpsearch.runner import run_study
+        from hpsearch.storage import resolve_url
+        from hpsearch.study_file import load_study_file
+        from hpsearch.warm import warm_source
 
         spec = load_study_file(args.study_file)
         if args.seed is not None:
@@ -188,11 +188,11 @@ class _Run(_Command):
 
 def _report_outcome(outcome: Any) -> int:
     """The lines that end `run` and `worker`, and their exit code."""
-    from search.records import accuracy
-    from search.records import complete_best_first
-    from search.records import state_counts
-    from search.records import surplus_note
-    from search.text import format_params
+    from hpsearch.records import accuracy
+    from hpsearch.records import complete_best_first
+    from hpsearch.records import state_counts
+    from hpsearch.records import surplus_note
+    from hpsearch.text import format_params
 
     study, budget = outcome.study, outcome.budget
     trials = study.get_trials(deepcopy=False)
@@ -253,8 +253,8 @@ class _Worker(_Command):
         parser.add_argument("--parent", type=_positive_int, help=argparse.SUPPRESS)
 
     def run(self, args: argparse.Namespace) -> int:
-        from search.runner import join_study
-        from search.storage import resolve_url
+        from hpsearch.runner import join_study
+        from hpsearch.storage import resolve_url
 
         outcome = join_study(
             args.study,
@@ -276,10 +276,10 @@ class _Studies(_Command):
         _add_format_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from search.storage import open_storage
-        from search.storage import resolve_url
-        from search.summary import list_studies
-        from search.text import format_table
+        from hpsearch.storage import open_storage
+        from hpsearch.storage import resolve_url
+        from hpsearch.summary import list_studies
+        from hpsearch.text import format_table
 
         target = resolve_url(args.storage)
         rows = list_studies(open_storage(target, create=False))
@@ -327,13 +327,13 @@ class _Show(_Command):
     def run(self, args: argparse.Namespace) -> int:
         from collections import Counter
 
-        from search.records import load_study
-        from search.records import surplus_note
-        from search.storage import open_storage
-        from search.storage import resolve_url
-        from search.summary import describe_study
-        from search.text import format_table
-        from search.text import format_value
+        from hpsearch.records import load_study
+        from hpsearch.records import surplus_note
+        from hpsearch.storage import open_storage
+        from hpsearch.storage import resolve_url
+        from hpsearch.summary import describe_study
+        from hpsearch.text import format_table
+        from hpsearch.text import format_value
 
         target = resolve_url(args.storage)
         study, spec = load_study(open_storage(target, create=False), args.study, target.shown)
@@ -405,9 +405,9 @@ class _Show(_Command):
 
 def _load(args: argparse.Namespace, name: str):
     """(study, spec, storage URL) of an existing hpsearch study, or UsageError."""
-    from search.records import load_study
-    from search.storage import open_storage
-    from search.storage import resolve_url
+    from hpsearch.records import load_study
+    from hpsearch.storage import open_storage
+    from hpsearch.storage import resolve_url
 
     target = resolve_url(args.storage)
     study, spec = load_study(open_storage(target, create=False), name, target.shown)
@@ -432,7 +432,7 @@ class _Report(_Command):
     def run(self, args: argparse.Namespace) -> int:
         import time
 
-        from search.reports import build_report
+        from hpsearch.reports import build_report
 
         start = time.perf_counter()
         loaded = [_load(args, name) for name in args.studies]
@@ -472,9 +472,9 @@ class _Export(_Command):
 
     def run(self, args: argparse.Namespace) -> int:
 
-        from search.exports import export_document
-        from search.exports import export_json
-        from search.records import CONFIRM_ATTR
+        from hpsearch.exports import export_document
+        from hpsearch.exports import export_json
+        from hpsearch.records import CONFIRM_ATTR
 
         study, spec, url = _load(args, args.study)
         doc = export_document(study, spec, url, args.top, str(args.output))
@@ -529,8 +529,8 @@ class _Retrain(_Command):
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
     def run(self, args: argparse.Namespace) -> int:
-        from search.retraining import retrain
-        from search.text import format_params
+        from hpsearch.retraining import retrain
+        from hpsearch.text import format_params
 
         r = retrain(args.export_file, args.out, args.rank, args.quiet)
         verdict = "reproduced"
@@ -577,10 +577,10 @@ class _Confirm(_Command):
         _add_format_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from search.records import CONFIRM_ATTR
-        from search.retraining import confirm
-        from search.text import format_params
-        from search.text import format_table
+        from hpsearch.records import CONFIRM_ATTR
+        from hpsearch.retraining import confirm
+        from hpsearch.text import format_params
+        from hpsearch.text import format_table
 
         study, spec, _ = _load(args, args.study)
         results = confirm(study, spec, args.top, args.repeats, args.quiet)
@@ -627,8 +627,8 @@ class _Dashboard(_Command):
     def run(self, args: argparse.Namespace) -> int:
         import optuna_dashboard
 
-        from search.storage import open_storage
-        from search.storage import resolve_url
+        from hpsearch.storage import open_storage
+        from hpsearch.storage import resolve_url
 
         target = resolve_url(args.storage)
         storage = open_storage(target, create=False)
@@ -709,10 +709,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # a bug in hpsearch, not bad input
-        from models.usercode import UserCodeError
-        from search.errors import read_only_error
-        from search.errors import read_only_problem
-        from search.storage import resolve_url
+        from hpsearch.errors import read_only_error
+        from hpsearch.errors import read_only_problem
+        from hpsearch.models.usercode import UserCodeError
+        from hpsearch.storage import resolve_url
 
         if args.debug:
             traceback.print_exc()

@@ -15,24 +15,24 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.arrays import ARRAYS_ATTR
-from search.errors import UsageError
-from search.pareto import ranked_front
-from search.records import CONFIRM_ATTR
-from search.records import SEED_ATTR
-from search.records import SOURCE_ATTR
-from search.records import THREADS_ATTR
-from search.records import accuracy
-from search.records import best_epoch
-from search.records import complete_best_first
-from search.records import confirm_trial_number
-from search.records import curves
+from hpsearch.arrays import ARRAYS_ATTR
+from hpsearch.errors import UsageError
+from hpsearch.pareto import ranked_front
+from hpsearch.records import CONFIRM_ATTR
+from hpsearch.records import SEED_ATTR
+from hpsearch.records import SOURCE_ATTR
+from hpsearch.records import THREADS_ATTR
+from hpsearch.records import accuracy
+from hpsearch.records import best_epoch
+from hpsearch.records import complete_best_first
+from hpsearch.records import confirm_trial_number
+from hpsearch.records import curves
 
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-    from search.spec import StudySpec
+    from hpsearch.spec import StudySpec
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "export.schema.json"

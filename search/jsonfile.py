@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from search.errors import UsageError
+from hpsearch.errors import UsageError
 
 MAX_BYTES = 64 * 2**20  # an export of thousands of configurations is a few MB
 

@@ -19,37 +19,37 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from models import resolve
-from models.protocol import Classifier
-from models.protocol import DrawsClassWeights
-from models.torch_models import training_threads
-from models.training import History
-from models.training import TrainingDiverged
-from models.training import train
-from models.usercode import Interrupted
-from models.usercode import UserCodeError
-from search.algorithms import make_pruner
-from search.pareto import AccuracyView
-from search.pareto import measure_costs
-from search.records import CLASS_WEIGHTS_ATTR
-from search.records import CURVES
-from search.records import CURVES_ATTR
-from search.records import DIVERGED_ATTR
-from search.records import FAIL_REASON_ATTR
-from search.records import SECONDS_ATTR
-from search.records import SEED_ATTR
-from search.records import SURPLUS_ATTR
-from search.records import THREADS_ATTR
-from search.records import USER_ERROR_ATTR
-from search.records import accuracy
-from search.records import own_trials
-from search.space import suggest
-from search.worker import BudgetGuard
-from search.worker import Surplus
+from hpsearch.algorithms import make_pruner
+from hpsearch.models import resolve
+from hpsearch.models.protocol import Classifier
+from hpsearch.models.protocol import DrawsClassWeights
+from hpsearch.models.torch_models import training_threads
+from hpsearch.models.training import History
+from hpsearch.models.training import TrainingDiverged
+from hpsearch.models.training import train
+from hpsearch.models.usercode import Interrupted
+from hpsearch.models.usercode import UserCodeError
+from hpsearch.pareto import AccuracyView
+from hpsearch.pareto import measure_costs
+from hpsearch.records import CLASS_WEIGHTS_ATTR
+from hpsearch.records import CURVES
+from hpsearch.records import CURVES_ATTR
+from hpsearch.records import DIVERGED_ATTR
+from hpsearch.records import FAIL_REASON_ATTR
+from hpsearch.records import SECONDS_ATTR
+from hpsearch.records import SEED_ATTR
+from hpsearch.records import SURPLUS_ATTR
+from hpsearch.records import THREADS_ATTR
+from hpsearch.records import USER_ERROR_ATTR
+from hpsearch.records import accuracy
+from hpsearch.records import own_trials
+from hpsearch.space import suggest
+from hpsearch.worker import BudgetGuard
+from hpsearch.worker import Surplus
 
 if TYPE_CHECKING:
-    from models.data import Dataset
-    from search.spec import StudySpec
+    from hpsearch.models.data import Dataset
+    from hpsearch.spec import StudySpec
 
 
 def derive_seed(*numbers: int) -> int:
@@ -107,8 +107,8 @@ class Interrupts:
 def _in_users_code(error: BaseException, entry: Any) -> str | None:
     """The error in one line with the user's file and line, when the traceback passes
     through the file of a user's class or network; None otherwise (the built-in kinds)."""
-    from models.usercode import describe
-    from models.usercode import location
+    from hpsearch.models.usercode import describe
+    from hpsearch.models.usercode import location
 
     file = getattr(entry, "file", None)
     path = file() if callable(file) else None

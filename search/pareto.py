@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from search.records import accuracy
-from search.records import complete_best_first
-from search.records import curves
-from search.stopping import binomial_noise
-from search.stopping import confirm_noise
+from hpsearch.records import accuracy
+from hpsearch.records import complete_best_first
+from hpsearch.records import curves
+from hpsearch.stopping import binomial_noise
+from hpsearch.stopping import confirm_noise
 
 if TYPE_CHECKING:
     import optuna

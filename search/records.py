@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.errors import UsageError
-from search.spec import StudySpec
-from search.study_file import parse_study
+from hpsearch.errors import UsageError
+from hpsearch.spec import StudySpec
+from hpsearch.study_file import parse_study
 
 if TYPE_CHECKING:
     import optuna
@@ -97,7 +97,7 @@ ATTEMPT_ATTRS = (
 def _file_target(kind: str, fixed: dict[str, Any]) -> str | None:
     """`/path/file.py:Name` when the user's model is named by a file (the kind, or
     torch.network's `network`); None for the built-in kinds and import paths."""
-    from models import NETWORK
+    from hpsearch.models import NETWORK
 
     target = fixed.get("network") if kind == NETWORK else kind
     if isinstance(target, str) and target.rpartition(":")[0].endswith(".py"):
@@ -107,7 +107,7 @@ def _file_target(kind: str, fixed: dict[str, Any]) -> str | None:
 
 def with_file_target(kind: str, fixed: dict[str, Any], target: str) -> tuple[str, dict[str, Any]]:
     """(kind, fixed) naming the user's file `target` instead."""
-    from models import NETWORK
+    from hpsearch.models import NETWORK
 
     if kind == NETWORK:
         return kind, {**fixed, "network": target}
@@ -133,9 +133,9 @@ def model_source(
     built-in kinds. A file named in the study file is also stored relative to the folder the
     study was created from and to the study file's folder, so that it is found again from a
     copy of that folder at another path (another machine): locate_model_source()."""
-    from models import NETWORK
-    from models import resolve
-    from models.foreign import is_foreign
+    from hpsearch.models import NETWORK
+    from hpsearch.models import resolve
+    from hpsearch.models.foreign import is_foreign
 
     if not (is_foreign(kind) or kind == NETWORK):
         return None
@@ -168,8 +168,8 @@ def locate_model_source(
     the stored relative paths from the current folder. Trials of two different models must
     never mix in one study, so the SHA-256 must match.
     """
-    from models import NETWORK
-    from models.foreign import is_foreign
+    from hpsearch.models import NETWORK
+    from hpsearch.models.foreign import is_foreign
 
     if not stored or not (is_foreign(kind) or kind == NETWORK):
         return kind, fixed
@@ -207,10 +207,10 @@ def locate_spec(spec: StudySpec, stored: dict[str, str] | None) -> StudySpec:
     (locate_model_source), its code imported and checked: ready to train here."""
     import dataclasses
 
-    from models import NETWORK
-    from models import ForeignModelError
-    from models import resolve
-    from models.foreign import is_foreign
+    from hpsearch.models import NETWORK
+    from hpsearch.models import ForeignModelError
+    from hpsearch.models import resolve
+    from hpsearch.models.foreign import is_foreign
 
     kind, fixed = spec.model.kind, dict(spec.model.fixed)
     if not (is_foreign(kind) or kind == NETWORK):

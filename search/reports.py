@@ -23,25 +23,25 @@ from typing import NamedTuple
 import numpy as np
 from optuna.trial import TrialState
 
-from search.pareto import ranked_front
-from search.records import CLASS_WEIGHTS_ATTR
-from search.records import WARM_ATTR
-from search.records import accuracy
-from search.records import complete_best_first
-from search.records import curves
-from search.records import own_trials
-from search.records import seconds
-from search.records import state_counts
-from search.stopping import STOP_ATTR
-from search.text import format_params
-from search.text import format_value
+from hpsearch.pareto import ranked_front
+from hpsearch.records import CLASS_WEIGHTS_ATTR
+from hpsearch.records import WARM_ATTR
+from hpsearch.records import accuracy
+from hpsearch.records import complete_best_first
+from hpsearch.records import curves
+from hpsearch.records import own_trials
+from hpsearch.records import seconds
+from hpsearch.records import state_counts
+from hpsearch.stopping import STOP_ATTR
+from hpsearch.text import format_params
+from hpsearch.text import format_value
 
 if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
     from optuna.trial import FrozenTrial
 
-    from search.spec import StudySpec
+    from hpsearch.spec import StudySpec
 
 
 @dataclass

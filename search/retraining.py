@@ -17,44 +17,44 @@ from typing import Any
 
 import numpy as np
 
-from models import MODELS
-from models import NETWORK
-from models import Classifier
-from models import resolve
-from models._constraints import Interval
-from models.foreign import ForeignClassifier
-from models.foreign import is_foreign
-from models.torch_models import THREADS_ENV
-from models.training import History
-from models.training import train
-from models.usercode import UserCodeError
-from search.arrays import ARRAYS_ATTR
-from search.arrays import HOW
-from search.arrays import check_same
-from search.arrays import for_stored
-from search.arrays import materialize
-from search.errors import UsageError
-from search.exports import SCHEMA_VERSION
-from search.exports import export_json
-from search.exports import schema_problem
-from search.objective import derive_seed
-from search.records import CONFIRM_ATTR
-from search.records import SOURCE_ATTR
-from search.records import accuracy
-from search.records import complete_best_first
-from search.records import locate_model_source
-from search.records import locate_spec
-from search.runner import load_data
-from search.spec import DataSpec
-from search.storage import mask_password
-from search.study_file import name_problem
-from search.study_file import parse_configuration
+from hpsearch.arrays import ARRAYS_ATTR
+from hpsearch.arrays import HOW
+from hpsearch.arrays import check_same
+from hpsearch.arrays import for_stored
+from hpsearch.arrays import materialize
+from hpsearch.errors import UsageError
+from hpsearch.exports import SCHEMA_VERSION
+from hpsearch.exports import export_json
+from hpsearch.exports import schema_problem
+from hpsearch.models import MODELS
+from hpsearch.models import NETWORK
+from hpsearch.models import Classifier
+from hpsearch.models import resolve
+from hpsearch.models._constraints import Interval
+from hpsearch.models.foreign import ForeignClassifier
+from hpsearch.models.foreign import is_foreign
+from hpsearch.models.torch_models import THREADS_ENV
+from hpsearch.models.training import History
+from hpsearch.models.training import train
+from hpsearch.models.usercode import UserCodeError
+from hpsearch.objective import derive_seed
+from hpsearch.records import CONFIRM_ATTR
+from hpsearch.records import SOURCE_ATTR
+from hpsearch.records import accuracy
+from hpsearch.records import complete_best_first
+from hpsearch.records import locate_model_source
+from hpsearch.records import locate_spec
+from hpsearch.runner import load_data
+from hpsearch.spec import DataSpec
+from hpsearch.storage import mask_password
+from hpsearch.study_file import name_problem
+from hpsearch.study_file import parse_configuration
 
 if TYPE_CHECKING:
     import optuna
 
-    from models.data import Dataset
-    from search.spec import StudySpec
+    from hpsearch.models.data import Dataset
+    from hpsearch.spec import StudySpec
 
 
 def _short(x: float) -> float:
@@ -120,7 +120,7 @@ def fit(
 
 def _read_export(path: Path) -> dict[str, Any]:
     """The export file, checked as far as retraining depends on it."""
-    from search.jsonfile import read_json
+    from hpsearch.jsonfile import read_json
 
     doc = read_json(path, "", "give a file written by `hpsearch export STUDY`")
     return check_export(doc, path)

@@ -30,9 +30,9 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from search.errors import UsageError
-from search.errors import read_only_error
-from search.errors import read_only_problem
+from hpsearch.errors import UsageError
+from hpsearch.errors import read_only_error
+from hpsearch.errors import read_only_problem
 
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0

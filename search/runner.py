@@ -13,35 +13,35 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.algorithms import make_pruner
-from search.algorithms import make_sampler
-from search.arrays import ARRAYS_ATTR
-from search.arrays import check_same
-from search.arrays import for_stored
-from search.arrays import portable_dataset
-from search.errors import UsageError
-from search.objective import Interrupts
-from search.objective import Objective
-from search.objective import derive_seed
-from search.pareto import VAL_SIZE_ATTR
-from search.records import DIVERGED_ATTR
-from search.records import SOURCE_ATTR
-from search.records import SPEC_ATTR
-from search.records import USER_ERROR_ATTR
-from search.records import VERSION_ATTR
-from search.records import WARM_ATTR
-from search.records import WARM_PENDING_ATTR
-from search.records import accuracy
-from search.records import finished_count
-from search.records import locate_model_source
-from search.records import locate_spec
-from search.records import model_source
-from search.records import own_trials
-from search.records import portable_model
-from search.records import stored_spec
-from search.storage import ENV_VAR
-from search.storage import StorageURL
-from search.storage import open_storage
+from hpsearch.algorithms import make_pruner
+from hpsearch.algorithms import make_sampler
+from hpsearch.arrays import ARRAYS_ATTR
+from hpsearch.arrays import check_same
+from hpsearch.arrays import for_stored
+from hpsearch.arrays import portable_dataset
+from hpsearch.errors import UsageError
+from hpsearch.objective import Interrupts
+from hpsearch.objective import Objective
+from hpsearch.objective import derive_seed
+from hpsearch.pareto import VAL_SIZE_ATTR
+from hpsearch.records import DIVERGED_ATTR
+from hpsearch.records import SOURCE_ATTR
+from hpsearch.records import SPEC_ATTR
+from hpsearch.records import USER_ERROR_ATTR
+from hpsearch.records import VERSION_ATTR
+from hpsearch.records import WARM_ATTR
+from hpsearch.records import WARM_PENDING_ATTR
+from hpsearch.records import accuracy
+from hpsearch.records import finished_count
+from hpsearch.records import locate_model_source
+from hpsearch.records import locate_spec
+from hpsearch.records import model_source
+from hpsearch.records import own_trials
+from hpsearch.records import portable_model
+from hpsearch.records import stored_spec
+from hpsearch.storage import ENV_VAR
+from hpsearch.storage import StorageURL
+from hpsearch.storage import open_storage
 
 # The folder `run --workers` ran in, for its workers' sys.path (last, after every package).
 _CWD_ENV = "HPSEARCH_PARENT_CWD"
@@ -51,10 +51,10 @@ SPEC_WAIT_S = 10.0
 if TYPE_CHECKING:
     import optuna
 
-    from models.data import Dataset
-    from search.spec import DataSpec
-    from search.spec import StudySpec
-    from search.warm import WarmStart
+    from hpsearch.models.data import Dataset
+    from hpsearch.spec import DataSpec
+    from hpsearch.spec import StudySpec
+    from hpsearch.warm import WarmStart
 
 
 def _difference(stored: Any, new: Any) -> str:
@@ -94,7 +94,7 @@ def create_or_resume(
         except DuplicatedStudyError:
             pass  # another process created it a moment ago
     if study_id is not None:
-        from search import __version__
+        from hpsearch import __version__
 
         if warm is not None:  # marked first: a warm start cut short is found and redone whole
             storage.set_study_user_attr(study_id, WARM_PENDING_ATTR, warm.source)
@@ -139,7 +139,7 @@ def create_or_resume(
     )
     if study_id is not None:
         if warm is not None:
-            from search.warm import add
+            from hpsearch.warm import add
 
             warm = add(study, spec, warm)
             storage.set_study_user_attr(study_id, WARM_ATTR, warm.to_dict())
@@ -188,7 +188,7 @@ class RunOutcome:
     @property
     def stopped(self) -> dict[str, Any] | None:
         """The stored decision to stop before the budget (search/stopping.py), if any."""
-        from search.stopping import stored_decision
+        from hpsearch.stopping import stored_decision
 
         if self.rule is None:
             return None
@@ -249,8 +249,8 @@ class _Progress:
 
 def load_data(data: DataSpec, seed: int, source: str) -> Dataset:
     """A study's dataset; a missing or malformed file is the user's to fix (exit 2)."""
-    from models.data import DataError
-    from models.data import load_dataset
+    from hpsearch.models.data import DataError
+    from hpsearch.models.data import load_dataset
 
     try:
         return load_dataset(
@@ -269,9 +269,9 @@ def _convergence(
 ) -> Callable[[list[Any]], bool] | None:
     """The study's stopping rule as the worker loop asks it: stop now? The first worker to
     decide stores the decision with the study; the others then stop on it too."""
-    from search.stopping import STOP_ATTR
-    from search.stopping import decide
-    from search.stopping import stored_decision
+    from hpsearch.stopping import STOP_ATTR
+    from hpsearch.stopping import decide
+    from hpsearch.stopping import stored_decision
 
     rule = spec.stop
     if rule is None:
@@ -300,11 +300,11 @@ def _work(
     progress: _Progress,
 ) -> int | None:
     """Run this process's share of the trials; the signal number if interrupted."""
-    from models.torch_models import TorchMissing
-    from models.training import TrainingDiverged
-    from models.usercode import UserCodeError
-    from search.worker import BudgetGuard
-    from search.worker import run_trials
+    from hpsearch.models.torch_models import TorchMissing
+    from hpsearch.models.training import TrainingDiverged
+    from hpsearch.models.usercode import UserCodeError
+    from hpsearch.worker import BudgetGuard
+    from hpsearch.worker import run_trials
 
     interrupts = Interrupts()
     guard = BudgetGuard(budget)
@@ -411,7 +411,7 @@ def _read_warm_start(
     study behind). None when there is none, or the study exists (it started warm or cold)."""
     import optuna
 
-    from search.warm import read_source
+    from hpsearch.warm import read_source
 
     exists = spec.name in optuna.get_all_study_names(storage=storage)
     if flag is not None and exists:
@@ -435,7 +435,7 @@ def _drop_interrupted_warm_start(spec: StudySpec, storage: Any, target: StorageU
     deleted here, and this run creates it again, whole."""
     import optuna
 
-    from search.records import is_warm
+    from hpsearch.records import is_warm
 
     if spec.name not in optuna.get_all_study_names(storage=storage):
         return
@@ -472,8 +472,8 @@ def join_study(
     """
     import optuna
 
-    from search.records import load_study
-    from search.worker import watch_parent
+    from hpsearch.records import load_study
+    from hpsearch.worker import watch_parent
 
     if parent is not None:
         watch_parent(parent)
@@ -557,7 +557,7 @@ def _run_workers(
         sys.executable,
         "-P",
         "-m",
-        "search.cli",
+        "hpsearch.cli",
         "worker",
         study.study_name,
         "--n-trials",

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
-from models._constraints import Interval
+from hpsearch.models._constraints import Interval
 
 if TYPE_CHECKING:
     import optuna
 
-    from search.spec import ParamSpec
+    from hpsearch.spec import ParamSpec
 
 
 def is_active(spec: ParamSpec, chosen: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from search.algorithms import DEFAULT_PRUNER
+from hpsearch.algorithms import DEFAULT_PRUNER
 
 # What a study can optimise: validation accuracy (maximised; always the first) and, for a
 # multi-objective study, what a model costs (minimised): training wall time in seconds, the

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.records import CONFIRM_ATTR
-from search.records import accuracy
-from search.records import counts_toward_budget
+from hpsearch.records import CONFIRM_ATTR
+from hpsearch.records import accuracy
+from hpsearch.records import counts_toward_budget
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-    from search.spec import StopSpec
+    from hpsearch.spec import StopSpec
 
 STOP_ATTR = "hpsearch_stopped"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from search.errors import UsageError
+from hpsearch.errors import UsageError
 
 if TYPE_CHECKING:
     import optuna
@@ -166,17 +166,30 @@ def _check_sqlite_file(target: StorageURL, path: Path, *, create: bool) -> None:
     tables: set[str] = set()
     if header:  # an empty file is an empty SQLite database
         try:
-            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-            try:
-                rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                tables = {r[0] for r in rows}
-            finally:
-                conn.close()
+            tables = _sqlite_tables(path, "ro")
+        except sqlite3.OperationalError as e:
+            # A process killed mid-write leaves a hot journal, which SQLite rolls back on the
+            # next open; a read-only connection cannot, so open it as SQLite itself would.
+            hot = Path(f"{path}-journal").exists() and "readonly" in str(e)
+            if not hot:
+                raise UsageError(
+                    f"{target.origin}: {path} cannot be read as SQLite ({e}); left untouched"
+                ) from None
+            tables = _sqlite_tables(path, "rw")
         except sqlite3.DatabaseError as e:
             raise UsageError(
                 f"{target.origin}: {path} cannot be read as SQLite ({e}); left untouched"
             ) from None
     _refuse_foreign(target, str(path), tables, create)
+
+
+def _sqlite_tables(path: Path, mode: str) -> set[str]:
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {r[0] for r in rows}
+    finally:
+        conn.close()
 
 
 def _connect_args(backend: str) -> dict[str, object]:
@@ -291,6 +304,6 @@ def open_storage(
             raise UsageError(f"{target.origin}: {e}".replace("\n", " ")) from None
     if not heartbeat:
         return rdb
-    from search.retrying import RetryingStorage
+    from hpsearch.retrying import RetryingStorage
 
     return RetryingStorage(rdb, log=log or (lambda message: None), shown=target.shown)

@@ -16,36 +16,36 @@ from pathlib import Path
 from typing import Any
 from typing import NoReturn
 
-from models import MODELS
-from models import NETWORK
-from models import ForeignModelError
-from models import resolve
-from models._constraints import Interval
-from models._constraints import Options
-from models.data import DATASETS
-from models.data import PREPROCESS
-from models.data import is_npz_path
-from models.foreign import AnyValue
-from models.foreign import NetworkEntry
-from models.foreign import is_foreign
-from models.torch_models import torch_installed
-from search.algorithms import DEFAULT_PRUNER
-from search.algorithms import MULTI_OBJECTIVE_PRUNERS
-from search.algorithms import PRUNERS
-from search.algorithms import SAMPLERS
-from search.algorithms import Algorithm
-from search.algorithms import option_type_problem
-from search.errors import UsageError
-from search.space import is_active
-from search.space import value_problem
-from search.spec import ACCURACY
-from search.spec import COSTS
-from search.spec import AlgorithmSpec
-from search.spec import DataSpec
-from search.spec import ModelSpec
-from search.spec import ParamSpec
-from search.spec import StopSpec
-from search.spec import StudySpec
+from hpsearch.algorithms import DEFAULT_PRUNER
+from hpsearch.algorithms import MULTI_OBJECTIVE_PRUNERS
+from hpsearch.algorithms import PRUNERS
+from hpsearch.algorithms import SAMPLERS
+from hpsearch.algorithms import Algorithm
+from hpsearch.algorithms import option_type_problem
+from hpsearch.errors import UsageError
+from hpsearch.models import MODELS
+from hpsearch.models import NETWORK
+from hpsearch.models import ForeignModelError
+from hpsearch.models import resolve
+from hpsearch.models._constraints import Interval
+from hpsearch.models._constraints import Options
+from hpsearch.models.data import DATASETS
+from hpsearch.models.data import PREPROCESS
+from hpsearch.models.data import is_npz_path
+from hpsearch.models.foreign import AnyValue
+from hpsearch.models.foreign import NetworkEntry
+from hpsearch.models.foreign import is_foreign
+from hpsearch.models.torch_models import torch_installed
+from hpsearch.space import is_active
+from hpsearch.space import value_problem
+from hpsearch.spec import ACCURACY
+from hpsearch.spec import COSTS
+from hpsearch.spec import AlgorithmSpec
+from hpsearch.spec import DataSpec
+from hpsearch.spec import ModelSpec
+from hpsearch.spec import ParamSpec
+from hpsearch.spec import StopSpec
+from hpsearch.spec import StudySpec
 
 DIRECTIONS = ("maximize",)  # the objective is validation accuracy
 PARAM_TYPES = ("float", "int", "categorical")
@@ -647,8 +647,8 @@ class _Parser:
 
     def buildable(self, spec: StudySpec) -> None:
         """Build the sampler and pruner once, so Optuna's own checks run now, not in a trial."""
-        from search.algorithms import make_pruner
-        from search.algorithms import make_sampler
+        from hpsearch.algorithms import make_pruner
+        from hpsearch.algorithms import make_sampler
 
         for key, make in (("[study].sampler", make_sampler), ("[study].pruner", make_pruner)):
             try:

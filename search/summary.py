@@ -6,25 +6,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.arrays import portable_dataset
-from search.pareto import ranked_front
-from search.records import SEED_ATTR
-from search.records import SPEC_ATTR
-from search.records import WARM_ATTR
-from search.records import accuracy
-from search.records import best_epoch
-from search.records import complete_best_first
-from search.records import curves
-from search.records import finished_count
-from search.records import last_update
-from search.records import seconds
-from search.records import state_counts
-from search.stopping import STOP_ATTR
+from hpsearch.arrays import portable_dataset
+from hpsearch.pareto import ranked_front
+from hpsearch.records import SEED_ATTR
+from hpsearch.records import SPEC_ATTR
+from hpsearch.records import WARM_ATTR
+from hpsearch.records import accuracy
+from hpsearch.records import best_epoch
+from hpsearch.records import complete_best_first
+from hpsearch.records import curves
+from hpsearch.records import finished_count
+from hpsearch.records import last_update
+from hpsearch.records import seconds
+from hpsearch.records import state_counts
+from hpsearch.stopping import STOP_ATTR
 
 if TYPE_CHECKING:
     import optuna
 
-    from search.spec import StudySpec
+    from hpsearch.spec import StudySpec
 
 
 @dataclass(frozen=True)

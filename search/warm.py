@@ -19,20 +19,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.errors import UsageError
-from search.records import WARM_ATTR
-from search.records import accuracy
-from search.records import complete_best_first
-from search.records import load_study
-from search.records import portable_model
-from search.space import distributions
-from search.space import fit_problem
-from search.spec import ACCURACY
+from hpsearch.errors import UsageError
+from hpsearch.records import WARM_ATTR
+from hpsearch.records import accuracy
+from hpsearch.records import complete_best_first
+from hpsearch.records import load_study
+from hpsearch.records import portable_model
+from hpsearch.space import distributions
+from hpsearch.space import fit_problem
+from hpsearch.spec import ACCURACY
 
 if TYPE_CHECKING:
     import optuna
 
-    from search.spec import StudySpec
+    from hpsearch.spec import StudySpec
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class WarmStart:
 
 
 def warm_source(value: str | Path | None, key: str) -> str | None:
-    """A warm start given on the command line or to search.run: an export file (a path ending
+    """A warm start given on the command line or to hpsearch.run: an export file (a path ending
     in .json, from the current folder; returned absolute) or a study name."""
     if value is None:
         return None
@@ -146,7 +146,7 @@ def read_source(
 
 
 def _from_export(path: Path, key: str) -> tuple[list[Known], dict[str, Any]]:
-    from search.jsonfile import read_json
+    from hpsearch.jsonfile import read_json
 
     allowed = "allowed: a file `hpsearch export` wrote"
     doc = read_json(path, key, allowed)

@@ -37,11 +37,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
-from search.records import ATTEMPT_ATTRS
-from search.records import FAIL_REASON_ATTR
-from search.records import counts_toward_budget
-from search.records import fail_reason
-from search.records import finished_count
+from hpsearch.records import ATTEMPT_ATTRS
+from hpsearch.records import FAIL_REASON_ATTR
+from hpsearch.records import counts_toward_budget
+from hpsearch.records import fail_reason
+from hpsearch.records import finished_count
 
 if TYPE_CHECKING:
     import optuna
@@ -231,8 +231,8 @@ class _Heartbeat:
 
 
 def _error_reason(error: BaseException) -> str:
-    from search.retrying import is_transient
-    from search.retrying import root_cause
+    from hpsearch.retrying import is_transient
+    from hpsearch.retrying import root_cause
 
     if is_transient(error):
         return f"storage failure: {root_cause(error)}"
@@ -353,7 +353,7 @@ def run_trials(
             try:
                 silent.check(study)
             except Exception as e:  # the database is away: look again at the next poll
-                from search.retrying import is_transient
+                from hpsearch.retrying import is_transient
 
                 if not is_transient(e):
                     raise

@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from models.data.download import cache_dir
-from models.data.download import fetch
-from models.data.errors import DataError
-from models.data.formats import RawData
-from models.data.formats import read_cifar10
-from models.data.formats import read_digits
-from models.data.formats import read_idx_pair
-from models.data.formats import read_npz
-from models.data.sources import SOURCES
+from hpsearch.models.data.download import cache_dir
+from hpsearch.models.data.download import fetch
+from hpsearch.models.data.errors import DataError
+from hpsearch.models.data.formats import RawData
+from hpsearch.models.data.formats import read_cifar10
+from hpsearch.models.data.formats import read_digits
+from hpsearch.models.data.formats import read_idx_pair
+from hpsearch.models.data.formats import read_npz
+from hpsearch.models.data.sources import SOURCES
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "intel")
 PREPROCESS = ("standardize", "scale", "none")

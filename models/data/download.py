@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from models.data.errors import DataError
-from models.data.sources import RemoteFile
-from models.data.sources import Source
+from hpsearch.models.data.errors import DataError
+from hpsearch.models.data.sources import RemoteFile
+from hpsearch.models.data.sources import Source
 
 CHUNK = 1 << 20
 TIMEOUT_S = 30  # per connection attempt and per read, so a dead mirror fails over quickly

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from models import MODELS
-from models.regularizers import penalty
-from models.training import TrainingDiverged
+from hpsearch.models import MODELS
+from hpsearch.models.regularizers import penalty
+from hpsearch.models.training import TrainingDiverged
 
 NUMPY_KINDS = [k for k in MODELS if k.startswith("numpy.")]
 # Settings under which each kind learns the small problems below quickly.

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import load_dataset
-from models.data import stratified_split
+from hpsearch.models.data import load_dataset
+from hpsearch.models.data import stratified_split
 
 
 def test_digits_splits_are_disjoint_stratified_and_complete():

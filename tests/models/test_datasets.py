@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import DataError
-from models.data import load_dataset
-from models.data.sources import SOURCES
-from models.data.sources import RemoteFile
-from models.data.sources import Source
+from hpsearch.models.data import DataError
+from hpsearch.models.data import load_dataset
+from hpsearch.models.data.sources import SOURCES
+from hpsearch.models.data.sources import RemoteFile
+from hpsearch.models.data.sources import Source
 
 DEAD = "http://127.0.0.1:9/"  # the discard port: nothing listens, the connection is refused
 
@@ -532,7 +532,7 @@ def test_every_assignment_study_runs_where_its_data_exists(
 
     import optuna
 
-    from search.cli import main
+    from hpsearch.cli import main
     from tests.conftest import require_torch
 
     doc = tomllib.loads(study.read_text())

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from models.linear import LinearClassifier
-from models.losses import LOSSES
-from models.mlp import MLP
+from hpsearch.models.linear import LinearClassifier
+from hpsearch.models.losses import LOSSES
+from hpsearch.models.mlp import MLP
 from tests.gradcheck import numerical_gradient
 from tests.gradcheck import rel_error
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from models.losses import LOSSES
+from hpsearch.models.losses import LOSSES
 from tests.gradcheck import numerical_gradient
 from tests.gradcheck import rel_error
 

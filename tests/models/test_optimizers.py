@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from models.optimizers import SGD
-from models.optimizers import Adam
-from models.optimizers import make_optimizer
-from models.schedules import lr_at
+from hpsearch.models.optimizers import SGD
+from hpsearch.models.optimizers import Adam
+from hpsearch.models.optimizers import make_optimizer
+from hpsearch.models.schedules import lr_at
 
 
 def _steps(optimizer, n=5, seed=0):

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from models import MODELS
-from models.data import load_dataset
-from models.regularizers import penalty
-from models.training import train
+from hpsearch.models import MODELS
+from hpsearch.models.data import load_dataset
+from hpsearch.models.regularizers import penalty
+from hpsearch.models.training import train
 from tests.conftest import TINY
 from tests.conftest import require_torch
 
@@ -89,7 +89,7 @@ def test_early_stopping_restores_every_tensor_including_batchnorm_statistics(dig
 
 
 def test_an_exploding_learning_rate_stops_the_trial(digits):
-    from models.training import TrainingDiverged
+    from hpsearch.models.training import TrainingDiverged
 
     with pytest.raises(TrainingDiverged):
         _train("torch.mlp", digits, learning_rate=1e6, epochs=3)
@@ -104,7 +104,7 @@ class NoTorch:
         if name.partition(".")[0] == "torch":
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 sys.meta_path.insert(0, NoTorch())
-from search.cli import main
+from hpsearch.cli import main
 """
 
 

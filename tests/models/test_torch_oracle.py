@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from models.losses import LOSSES
-from models.mlp import MLP
+from hpsearch.models.losses import LOSSES
+from hpsearch.models.mlp import MLP
 from tests.conftest import require_torch
 from tests.models.test_gradients import float64_model
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import MODELS
-from models.data import load_dataset
-from models.training import TrainingDiverged
-from models.training import check_weights
-from models.training import minibatches
-from models.training import train
+from hpsearch.models import MODELS
+from hpsearch.models.data import load_dataset
+from hpsearch.models.training import TrainingDiverged
+from hpsearch.models.training import check_weights
+from hpsearch.models.training import minibatches
+from hpsearch.models.training import train
 
 
 def test_shuffled_batches_cover_every_sample_once_and_bootstrap_draws_with_replacement():

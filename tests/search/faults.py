@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.records import FAIL_REASONS
-from search.records import fail_reason
-from search.records import finished_count
+from hpsearch.records import FAIL_REASONS
+from hpsearch.records import fail_reason
+from hpsearch.records import finished_count
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 

@@ -11,8 +11,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-import search
-from search.exports import SCHEMA_PATH
+import hpsearch
+from hpsearch.exports import SCHEMA_PATH
 from tests.search.faults import HPSEARCH
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Centroid:
-    """A classifier defined in this test module, handed to search.run as an object."""
+    """A classifier defined in this test module, handed to hpsearch.run as an object."""
 
     def __init__(self, shrink: float = 0.0, seed: int = 0) -> None:
         self.shrink = shrink
@@ -47,7 +47,7 @@ def _doc(kind) -> dict:
 @pytest.fixture
 def ran(tmp_path, write_study, capsys):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    study = search.run(write_study(), storage=url, progress=False)
+    study = hpsearch.run(write_study(), storage=url, progress=False)
     assert capsys.readouterr() == ("", "")  # nothing printed
     return study, url
 
@@ -55,9 +55,9 @@ def ran(tmp_path, write_study, capsys):
 def test_run_load_and_export_return_values(ran, capsys):
     study, url = ran
     assert study.study_name == "tiny" and len(study.trials) == 6
-    loaded = search.load("tiny", storage=url)
+    loaded = hpsearch.load("tiny", storage=url)
     assert [t.value for t in loaded.trials] == [t.value for t in study.trials]
-    doc = search.export(loaded, top=2)
+    doc = hpsearch.export(loaded, top=2)
     jsonschema.validate(doc, SCHEMA)
     ranked = sorted(
         (t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: (-t.value, t.number)
@@ -68,41 +68,41 @@ def test_run_load_and_export_return_values(ran, capsys):
 
 def test_retrain_and_confirm_return_results(ran, tmp_path, capsys):
     study, _ = ran
-    result = search.retrain(search.export(study), out=tmp_path / "r")
+    result = hpsearch.retrain(hpsearch.export(study), out=tmp_path / "r")
     assert result.reproduced and result.val_accuracy == study.best_value
     assert 0.5 < result.test_accuracy <= 1.0 and result.weights.exists()
-    confirmed = search.confirm(study, top=2, repeats=2)
+    confirmed = hpsearch.confirm(study, top=2, repeats=2)
     assert [len(r.val_accuracy) for r in confirmed] == [2, 2]
     assert confirmed[0].mean >= confirmed[1].mean
-    stored = search.load("tiny", storage=study._storage.backend.url).user_attrs
+    stored = hpsearch.load("tiny", storage=study._storage.backend.url).user_attrs
     assert stored["hpsearch_confirm"]["results"] == [r.to_dict() for r in confirmed]
     assert capsys.readouterr() == ("", "")
 
 
 def test_figures_and_report(ran, tmp_path):
     study, _ = ran
-    figures = search.figures(study)
+    figures = hpsearch.figures(study)
     assert {"history", "curves", "learning-rate"} <= set(figures)
     best = study.best_trial
     curves = {trace.name: list(trace.y) for trace in figures["curves"].data}
     assert curves["val accuracy"] == best.user_attrs["curves"]["val_accuracy"]
-    path = search.report(study, tmp_path / "r.html")
+    path = hpsearch.report(study, tmp_path / "r.html")
     assert "plotly" in path.read_text()[:2_000_000].lower()
 
 
 def test_bad_input_raises_the_clis_line(ran, tmp_path):
     missing = tmp_path / "missing.toml"
-    with pytest.raises(search.UsageError) as raised:
-        search.run(missing, storage=f"sqlite:///{tmp_path / 'h.db'}")
+    with pytest.raises(hpsearch.UsageError) as raised:
+        hpsearch.run(missing, storage=f"sqlite:///{tmp_path / 'h.db'}")
     done = subprocess.run([HPSEARCH, "run", str(missing)], capture_output=True, text=True)
     assert str(raised.value) == done.stderr.strip()
-    with pytest.raises(search.UsageError, match="no study named 'nope'; studies there: tiny"):
-        search.load("nope", storage=ran[1])
+    with pytest.raises(hpsearch.UsageError, match="no study named 'nope'; studies there: tiny"):
+        hpsearch.load("nope", storage=ran[1])
 
 
 def test_a_class_object_as_kind(tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    study = search.run(_doc(Centroid), storage=url, progress=False)
+    study = hpsearch.run(_doc(Centroid), storage=url, progress=False)
     assert len(study.trials) == 3 and study.best_value > 0.8
     stored = study.user_attrs["hpsearch_spec"]["model"]["kind"]
     assert stored == "tests.search.test_api:Centroid"
@@ -112,10 +112,10 @@ def test_workers_need_a_class_other_processes_can_import(tmp_path):
     class Local(Centroid):
         pass
 
-    with pytest.raises(search.UsageError, match="other processes cannot import"):
-        search.run(_doc(Local), storage=f"sqlite:///{tmp_path / 'h.db'}", workers=2)
+    with pytest.raises(hpsearch.UsageError, match="other processes cannot import"):
+        hpsearch.run(_doc(Local), storage=f"sqlite:///{tmp_path / 'h.db'}", workers=2)
     assert not (tmp_path / "h.db").exists()
-    study = search.run(_doc(Local), storage=f"sqlite:///{tmp_path / 'h.db'}", progress=False)
+    study = hpsearch.run(_doc(Local), storage=f"sqlite:///{tmp_path / 'h.db'}", progress=False)
     assert len(study.trials) == 3  # in this process it trains
 
 

@@ -10,9 +10,9 @@ import optuna
 import pytest
 
 import hpsearch
-import search.api
-from search.errors import UsageError
-from search.records import CONFIRM_ATTR
+import hpsearch.api
+from hpsearch.errors import UsageError
+from hpsearch.records import CONFIRM_ATTR
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +62,6 @@ def test_the_api_docstring_examples_run(tmp_path, monkeypatch):
     (tmp_path / "studies").symlink_to(ROOT / "studies")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HPSEARCH_STORAGE", f"sqlite:///{tmp_path / 'd.db'}")
-    result = doctest.testmod(search.api, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(hpsearch.api, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
     assert (tmp_path / "retrained" / "quickstart").is_dir()

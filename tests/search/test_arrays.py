@@ -11,8 +11,8 @@ import pytest
 from sklearn.datasets import load_digits
 
 import hpsearch
-from search.arrays import ARRAYS_ATTR
-from search.errors import UsageError
+from hpsearch.arrays import ARRAYS_ATTR
+from hpsearch.errors import UsageError
 from tests.search.faults import HPSEARCH
 
 STUDY = {
@@ -124,7 +124,7 @@ def test_workers_read_the_arrays_and_the_cli_says_when_they_are_missing(digits, 
     own = [t for t in study.trials if not t.user_attrs.get("surplus")]
     assert [t.state.name for t in own] == ["COMPLETE"] * 3
     # The copy hpsearch keeps of the arrays gone (another machine): the CLI says what to do.
-    from search.arrays import arrays_dir
+    from hpsearch.arrays import arrays_dir
 
     for path in arrays_dir().glob("*.npz"):
         path.unlink()

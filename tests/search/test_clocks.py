@@ -19,7 +19,7 @@ from datetime import datetime
 import optuna
 import pytest
 
-from search.records import fail_reason
+from hpsearch.records import fail_reason
 from tests.search.faults import HPSEARCH
 from tests.search.faults import check_exact
 from tests.search.test_faults import SLOW
@@ -74,9 +74,9 @@ def test_a_trial_that_never_beat_is_failed_in_any_zone(write_study, tmp_path, tz
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 def test_a_trial_started_a_moment_ago_is_not_failed_as_silent(tmp_path, in_zone, tz):
     """Only this worker's own watch counts, never the trial's start time in some zone."""
-    from search.storage import StorageURL
-    from search.storage import open_storage
-    from search.worker import SilentTrials
+    from hpsearch.storage import StorageURL
+    from hpsearch.storage import open_storage
+    from hpsearch.worker import SilentTrials
 
     in_zone(tz)
     url = f"sqlite:///{tmp_path / 'h.db'}"

@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
-from search.cli import main
+from hpsearch.cli import main
 from tests.search.faults import HPSEARCH
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.cli import main
+from hpsearch.cli import main
 from tests.conftest import TINY
 
 ENQUEUED = (

@@ -16,13 +16,13 @@ import numpy as np
 import optuna
 import pytest
 
-from models import MODELS
-from models.data import load_dataset
-from models.training import train
-from search.cli import main
-from search.exports import SCHEMA_PATH
-from search.objective import derive_seed
-from search.records import CONFIRM_ATTR
+from hpsearch.cli import main
+from hpsearch.exports import SCHEMA_PATH
+from hpsearch.models import MODELS
+from hpsearch.models.data import load_dataset
+from hpsearch.models.training import train
+from hpsearch.objective import derive_seed
+from hpsearch.records import CONFIRM_ATTR
 from tests.conftest import TINY
 from tests.conftest import require_torch
 
@@ -297,9 +297,9 @@ def test_studies_show_and_confirm_print_json_for_scripts(finished, db_url, capsy
 
 
 def test_an_export_that_breaks_its_schema_is_never_written(finished, db_url):
-    from search.exports import export_document
-    from search.exports import export_json
-    from search.records import stored_spec
+    from hpsearch.exports import export_document
+    from hpsearch.exports import export_json
+    from hpsearch.records import stored_spec
 
     doc = export_document(finished, stored_spec(finished, db_url), db_url, 1, "b.json")
     assert json.loads(export_json(doc)) == doc
@@ -316,9 +316,9 @@ def test_retrain_uses_the_threads_the_trial_trained_with(write_study, db_url, tm
     require_torch()
     import os
 
-    from search.retraining import fit
-    from search.runner import load_data
-    from search.study_file import load_study_file
+    from hpsearch.retraining import fit
+    from hpsearch.runner import load_data
+    from hpsearch.study_file import load_study_file
 
     text = (
         TINY.replace('kind = "numpy.softmax"', 'kind = "torch.cnn"')

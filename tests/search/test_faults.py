@@ -10,14 +10,17 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 from datetime import datetime
+from pathlib import Path
 
 import optuna
 import pytest
 
-from search.records import SPEC_ATTR
-from search.records import fail_reason
-from search.worker import MAX_RETRY
+from hpsearch.cli import main
+from hpsearch.records import SPEC_ATTR
+from hpsearch.records import fail_reason
+from hpsearch.worker import MAX_RETRY
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
 from tests.search.faults import Lines
@@ -141,10 +144,10 @@ def test_an_sqlite_lock_held_past_its_timeout_is_retried(write_study, tmp_path):
 def _open_and_create(url: str, text: str, barrier, results) -> None:
     import tomllib
 
-    from search.runner import create_or_resume
-    from search.storage import StorageURL
-    from search.storage import open_storage
-    from search.study_file import parse_study
+    from hpsearch.runner import create_or_resume
+    from hpsearch.storage import StorageURL
+    from hpsearch.storage import open_storage
+    from hpsearch.study_file import parse_study
 
     spec = parse_study(tomllib.loads(text), "study.toml")
     target = StorageURL(url, "--storage")
@@ -203,9 +206,9 @@ def test_two_runs_started_together_share_one_study_and_its_budget(write_study, t
 
 
 def _fail_same(url: str, trial_id: int, barrier, results) -> None:
-    from search.storage import StorageURL
-    from search.storage import open_storage
-    from search.worker import fail_dead_trial
+    from hpsearch.storage import StorageURL
+    from hpsearch.storage import open_storage
+    from hpsearch.worker import fail_dead_trial
 
     storage = open_storage(StorageURL(url, "--storage"), create=False, heartbeat=True)
     study = optuna.load_study(study_name="tiny", storage=storage)
@@ -298,3 +301,39 @@ def test_a_killed_worker_is_named_and_the_others_finish_the_budget(write_study, 
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == stale[0].number]
     assert len(retried) == 1 and retried[0].params == stale[0].params  # ...and re-queued
     assert "fail_reason" not in retried[0].user_attrs or retried[0].state.name == "FAIL"
+
+
+HOT_WRITER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA cache_size=1")  # spill to the file at once: the journal holds the pages
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("CREATE TABLE pad (x BLOB)")
+for _ in range(200):
+    conn.execute("INSERT INTO pad VALUES (zeroblob(4000))")
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_database_left_with_a_hot_journal_by_a_killed_writer_opens(write_study, tmp_path):
+    """A worker killed inside a write leaves a hot journal; the next process must roll it back
+    (as SQLite does on open), not refuse the file as unreadable."""
+    db = tmp_path / "h.db"
+    assert main(["run", str(write_study()), "--storage", f"sqlite:///{db}", "--quiet"]) == 0
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOT_WRITER, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout.readline().strip() == "ready"  # inside its write: kill it there
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert Path(f"{db}-journal").stat().st_size > 0  # a hot journal
+    done = subprocess.run(
+        [HPSEARCH, "show", "tiny", "--storage", f"sqlite:///{db}"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "6 of 6 trials finished" in done.stdout
+    assert not Path(f"{db}-journal").exists()  # rolled back
+    conn = sqlite3.connect(db)
+    assert "pad" not in {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    conn.close()

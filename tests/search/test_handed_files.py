@@ -14,9 +14,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli import main
-from search.records import WARM_ATTR
-from search.records import WARM_PENDING_ATTR
+from hpsearch.cli import main
+from hpsearch.records import WARM_ATTR
+from hpsearch.records import WARM_PENDING_ATTR
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
 

@@ -15,7 +15,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from search.cli import main
+from hpsearch.cli import main
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
 from tests.search.faults import Lines

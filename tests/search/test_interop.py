@@ -16,7 +16,7 @@ from wsgiref.simple_server import make_server
 import optuna_dashboard
 import pytest
 
-from search.cli import main
+from hpsearch.cli import main
 
 BIN = Path(sys.executable).parent
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.records import finished_count
+from hpsearch.records import finished_count
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from models import MODELS
-from search.cli import main
+from hpsearch.cli import main
+from hpsearch.models import MODELS
 from tests.conftest import TINY
 from tests.conftest import require_torch
 
@@ -30,8 +30,8 @@ def test_every_constructor_argument_has_a_constraint(kind):
     "study", sorted((ROOT / "studies").glob("digits_*.toml")), ids=lambda p: p.stem
 )
 def test_each_digits_study_runs(study, db_url):
-    from search.records import own_trials
-    from search.study_file import load_study_file
+    from hpsearch.records import own_trials
+    from hpsearch.study_file import load_study_file
 
     if 'kind = "torch.' in study.read_text():
         require_torch()

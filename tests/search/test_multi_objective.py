@@ -11,8 +11,8 @@ import urllib.request
 import optuna
 import pytest
 
-from models.data import load_dataset
-from search.cli import main
+from hpsearch.cli import main
+from hpsearch.models.data import load_dataset
 from tests.conftest import TINY
 from tests.search.test_interop import dashboard
 

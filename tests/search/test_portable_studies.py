@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 import pytest
 
-from search.cli import main
+from hpsearch.cli import main
 from tests.search.faults import HPSEARCH
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "studies" / "custom" / "hinge_linear.py"

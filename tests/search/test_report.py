@@ -12,19 +12,19 @@ import numpy as np
 import optuna
 import pytest
 
-from models import MODELS
-from models.data import load_dataset
-from models.training import train
-from search.cli import main
-from search.records import load_study
-from search.reports import class_weights_info
-from search.reports import curves_info
-from search.reports import learning_rate_info
-from search.reports import study_sections
-from search.reports import summary_info
-from search.reports import weight_norm_info
-from search.storage import StorageURL
-from search.storage import open_storage
+from hpsearch.cli import main
+from hpsearch.models import MODELS
+from hpsearch.models.data import load_dataset
+from hpsearch.models.training import train
+from hpsearch.records import load_study
+from hpsearch.reports import class_weights_info
+from hpsearch.reports import curves_info
+from hpsearch.reports import learning_rate_info
+from hpsearch.reports import study_sections
+from hpsearch.reports import summary_info
+from hpsearch.reports import weight_norm_info
+from hpsearch.storage import StorageURL
+from hpsearch.storage import open_storage
 from tests.conftest import TINY
 
 # A study every figure can be drawn for: 14 trials, pruning on, several optimizers.
@@ -212,7 +212,7 @@ def test_optuna_sees_the_same_trials(reported):
 
 
 def test_intermediate_values_data_and_figure(reported):
-    from search.reports import intermediate_info
+    from hpsearch.reports import intermediate_info
 
     _, url = reported
     study, spec, _ = _load(url)

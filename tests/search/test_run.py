@@ -7,11 +7,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli import main
-from search.objective import trial_seed
-from search.records import SPEC_ATTR
-from search.records import finished_count
-from search.study_file import load_study_file
+from hpsearch.cli import main
+from hpsearch.objective import trial_seed
+from hpsearch.records import SPEC_ATTR
+from hpsearch.records import finished_count
+from hpsearch.study_file import load_study_file
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ import numpy as np
 import optuna
 import pytest
 
-from models.data.sources import SOURCES
-from search.cli import main
+from hpsearch.cli import main
+from hpsearch.models.data.sources import SOURCES
 from tests.conftest import TINY
 from tests.models.test_datasets import DEAD
 from tests.models.test_datasets import cifar_batches

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli import main
+from hpsearch.cli import main
 from tests.conftest import TINY
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "studies" / "custom" / "hinge_linear.py"

@@ -3,10 +3,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from search.algorithms import grid_values
-from search.space import suggest
-from search.spec import ParamSpec
-from search.study_file import load_study_file
+from hpsearch.algorithms import grid_values
+from hpsearch.space import suggest
+from hpsearch.spec import ParamSpec
+from hpsearch.study_file import load_study_file
 
 
 @pytest.fixture

@@ -12,13 +12,13 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 from optuna.trial import create_trial
 
-from search.cli import main
-from search.records import CONFIRM_ATTR
-from search.records import finished_count
-from search.spec import StopSpec
-from search.stopping import STOP_ATTR
-from search.stopping import binomial_noise
-from search.stopping import decide
+from hpsearch.cli import main
+from hpsearch.records import CONFIRM_ATTR
+from hpsearch.records import finished_count
+from hpsearch.spec import StopSpec
+from hpsearch.stopping import STOP_ATTR
+from hpsearch.stopping import binomial_noise
+from hpsearch.stopping import decide
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from search.algorithms import SAMPLERS
-from search.algorithms import Algorithm
-from search.cli import main
-from search.errors import UsageError
-from search.study_file import load_study_file
-from search.study_file import parse_study
+from hpsearch.algorithms import SAMPLERS
+from hpsearch.algorithms import Algorithm
+from hpsearch.cli import main
+from hpsearch.errors import UsageError
+from hpsearch.study_file import load_study_file
+from hpsearch.study_file import parse_study
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[2]

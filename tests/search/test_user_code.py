@@ -12,8 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.cli import main
-from search.records import fail_reason
+from hpsearch.cli import main
+from hpsearch.records import fail_reason
 from tests.conftest import require_torch
 from tests.search.faults import HPSEARCH
 

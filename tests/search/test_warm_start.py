@@ -8,8 +8,8 @@ import json
 import optuna
 import pytest
 
-from search.cli import main
-from search.records import WARM_ATTR
+from hpsearch.cli import main
+from hpsearch.records import WARM_ATTR
 from tests.conftest import TINY
 
 NARROW = 'learning_rate = { type = "float", low = 1e-3, high = 3e-2, log = true }'
@@ -80,7 +80,7 @@ def test_a_study_starts_from_the_fitting_trials_of_another(write_study, db_url, 
 
 
 def test_a_study_starts_from_an_export(write_study, db_url, tmp_path, capsys):
-    import search
+    import hpsearch
 
     _source(write_study, db_url)
     export = tmp_path / "best.json"
@@ -103,7 +103,7 @@ def test_a_study_starts_from_an_export(write_study, db_url, tmp_path, capsys):
             },
         },
     }
-    study = search.run(doc, storage=db_url, progress=False, warm_start=export)
+    study = hpsearch.run(doc, storage=db_url, progress=False, warm_start=export)
     warm = [t for t in study.trials if WARM_ATTR in t.user_attrs]
     # The export's params hold the fixed epochs too; only the searched names are kept.
     assert [t.params for t in warm] == [

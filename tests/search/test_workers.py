@@ -207,7 +207,7 @@ def test_a_postgresql_server_that_never_answers_fails_within_seconds(tmp_path):
 
 
 def test_an_unreachable_postgresql_is_a_one_line_error(capsys):
-    from search.cli import main
+    from hpsearch.cli import main
 
     assert main(["studies", "--storage", "postgresql://postgres@127.0.0.1:1/test"]) == 2
     err = capsys.readouterr().err.strip()
