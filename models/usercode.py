@@ -16,6 +16,7 @@ and what was expected, so that nothing impossible is ever stored as a result.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import signal
@@ -61,8 +62,11 @@ def _message(error: BaseException) -> str:
     return f"{name}: {text}"
 
 
+@functools.lru_cache(maxsize=256)
 def _is_ours(filename: str) -> bool:
-    return filename.startswith(_OURS) or filename == contextlib.__file__
+    """Whether a traceback's file is hpsearch's (an editable install may name it by a link)."""
+    real = os.path.realpath(filename)
+    return real.startswith(_OURS) or real == os.path.realpath(contextlib.__file__)
 
 
 def location(error: BaseException, path: Path | None = None) -> str | None:

@@ -81,3 +81,20 @@ def test_the_wheel_holds_one_import_name(tmp_path):
     assert top == {"hpsearch"}, top
     assert "hpsearch/models/linear.py" in names and "hpsearch/cli.py" in names
     assert "hpsearch/schemas/export.schema.json" in names
+
+
+def test_a_folder_named_hpsearch_beside_the_notebook_does_not_shadow_it(tmp_path):
+    """A clone at ~/hpsearch and Python started in ~: the folder (no __init__.py) must not
+    become an empty namespace package. `make` installs in setuptools' strict editable mode (a
+    tree of links on sys.path), and a regular install is a regular package: both win."""
+    if any(name.startswith("__editable___hpsearch") for name in sys.modules):
+        pytest.skip("installed in setuptools' default editable mode; `make` installs strict")
+    (tmp_path / "hpsearch" / "studies").mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import hpsearch; print(hpsearch.run.__module__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "hpsearch.api"
