@@ -138,6 +138,6 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     return build(SAMPLERS[spec.sampler.type], dict(spec.sampler.options), **extra)
 
 
-def make_pruner(spec: StudySpec, seed: int = 0) -> optuna.pruners.BasePruner:
-    """The study's pruner (pruners draw no random numbers; `seed` keeps one signature)."""
+def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """The study's pruner (pruners draw no random numbers: no seed)."""
     return build(PRUNERS[spec.pruner.type], dict(spec.pruner.options))

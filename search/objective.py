@@ -122,7 +122,7 @@ def _short(x: float) -> float:
 
 
 class Objective:
-    """Callable for `study.optimize`: one trial, one model, one report per epoch."""
+    """Called by the worker loop (worker.py) with each trial: one model, one report per epoch."""
 
     def __init__(
         self,

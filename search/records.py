@@ -6,7 +6,7 @@ Study user attrs:
     hpsearch_model_source (SOURCE_ATTR): for a model of the user's own (module:Class or
         file.py:Class), its source file and that file's SHA-256 when the study was created.
     hpsearch_confirm (CONFIRM_ATTR): the last `hpsearch confirm`: {top, repeats, at, results: a
-        list of retrain.ConfirmResult.to_dict(), best mean first}. Results stored before the
+        list of retraining.ConfirmResult.to_dict(), best mean first}. Results stored before the
         key `trial_number` existed name it `trial`; confirm_trial_number() reads both.
 Trial user attrs:
     seed (SEED_ATTR): the trial's seed, from the study seed and the trial number.
@@ -16,7 +16,7 @@ Trial user attrs:
         them (best_epoch()), not stored.
     seconds (SECONDS_ATTR): wall-clock training time.
     class_weights (CLASS_WEIGHTS_ATTR): linear models, trials that beat the best so far: each
-        class's weights as uint8 images (objective.py writes them, report.py draws them).
+        class's weights as uint8 images (objective.py writes them, reports.py draws them).
     fail_reason (FAIL_REASON_ATTR): why a FAIL trial failed, on every FAIL row; it starts with
         one of FAIL_REASONS.
     diverged (DIVERGED_ATTR) = True: a FAIL that counts toward the budget (its parameters made
@@ -54,7 +54,6 @@ SPEC_ATTR = "hpsearch_spec"
 VERSION_ATTR = "hpsearch_version"
 CONFIRM_ATTR = "hpsearch_confirm"
 SOURCE_ATTR = "hpsearch_model_source"
-STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 SEED_ATTR = "seed"
 THREADS_ATTR = "threads"
 CURVES_ATTR = "curves"

@@ -496,7 +496,7 @@ def study_sections(study: optuna.Study, spec: StudySpec) -> list[Section]:
             Section(
                 f"{study.study_name}-class-weights",
                 f"Learned weights per class (trial {owner.number})",
-                "Each class's weight vector drawn as an image, as the CIFAR-10 assignment shows.",
+                "Each class's weight vector drawn as an image: what the model looks for.",
                 *_attempt(lambda: _plot_class_weights(*images)),
             )
         )

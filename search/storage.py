@@ -34,10 +34,10 @@ SQLITE_LOCK_ENV = "HPSEARCH_SQLITE_LOCK_TIMEOUT"
 POSTGRES_CONNECT_TIMEOUT_S = 10
 # Crash safety: each running trial's worker writes a heartbeat; a trial whose heartbeat is older
 # than the grace period is failed by the next worker that looks, and re-queued with the same
-# parameters and seed (up to MAX_RETRY times). HPSEARCH_HEARTBEAT_INTERVAL shortens it for tests.
+# parameters and seed (up to worker.MAX_RETRY times). HPSEARCH_HEARTBEAT_INTERVAL shortens it
+# for tests.
 HEARTBEAT_ENV = "HPSEARCH_HEARTBEAT_INTERVAL"
 DEFAULT_HEARTBEAT_S = 10
-MAX_RETRY = 3
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _OPTUNA_TABLES = {"studies", "trials", "alembic_version"}
 # Every table of Optuna's schema: a database holding only some of them is one whose schema
@@ -68,15 +68,6 @@ class StorageURL:
     def shown(self) -> str:
         """The URL as printed and stored: any password is masked (`***`)."""
         return mask_password(self.url)
-
-    def sqlite_path(self) -> Path | None:
-        """The database file of a sqlite URL; None for other databases and in-memory SQLite."""
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(self.url)
-        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-            return None
-        return Path(parsed.database)
 
 
 def mask_password(url: str) -> str:

@@ -650,9 +650,13 @@ class _Parser:
         from hpsearch.algorithms import make_pruner
         from hpsearch.algorithms import make_sampler
 
-        for key, make in (("[study].sampler", make_sampler), ("[study].pruner", make_pruner)):
+        makers = (
+            ("[study].sampler", lambda spec: make_sampler(spec, seed=0)),
+            ("[study].pruner", make_pruner),
+        )
+        for key, make in makers:
             try:
-                make(spec, seed=0)
+                make(spec)
             except UsageError:
                 raise
             except (TypeError, ValueError) as e:
