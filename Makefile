@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # Python started in ~) cannot stand in for the package. Its links are per file: a new module
 # needs a reinstall, hence the stamps' dependency on the list of modules.
 EDITABLE := --config-settings editable_mode=strict
-MODULES := $(wildcard search/*.py models/*.py models/data/*.py)
+MODULES := $(wildcard search/*.py search/*/*.py models/*.py models/data/*.py)
 
 .PHONY: demo test lint clean FORCE
 

@@ -16,7 +16,8 @@ Trial user attrs:
         them (best_epoch()), not stored.
     seconds (SECONDS_ATTR): wall-clock training time.
     class_weights (CLASS_WEIGHTS_ATTR): linear models, trials that beat the best so far: each
-        class's weights as uint8 images (objective.py writes them, reports.py draws them).
+        class's weights as uint8 images (objective.py writes them; reports/class_weights.py
+        draws them).
     fail_reason (FAIL_REASON_ATTR): why a FAIL trial failed, on every FAIL row; it starts with
         one of FAIL_REASONS.
     diverged (DIVERGED_ATTR) = True: a FAIL that counts toward the budget (its parameters made

@@ -17,6 +17,7 @@ from hpsearch.records import complete_best_first
 from hpsearch.records import curves
 from hpsearch.records import finished_count
 from hpsearch.records import last_update
+from hpsearch.records import own_trials
 from hpsearch.records import seconds
 from hpsearch.records import state_counts
 from hpsearch.stopping import STOP_ATTR
@@ -118,10 +119,16 @@ class StudyDetail:
     objectives: list[str]
     front: list[FrontRow]  # multi-objective studies: the Pareto front, recommended first
     recommended_because: str | None  # why the first row of `front` is recommended
+    train_seconds: float  # the sum over this study's trials
+    wall_seconds: float  # from its first trial's start to its last trial's end
 
 
-def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetail:
+def describe_study(study: optuna.Study, spec: StudySpec, top: int = 0) -> StudyDetail:
+    """`top`: how many of the best complete trials `top` lists."""
     trials = study.get_trials(deepcopy=False)
+    own = own_trials(trials)
+    starts = [t.datetime_start for t in own if t.datetime_start]
+    ends = [t.datetime_complete for t in own if t.datetime_complete]
     complete = complete_best_first(trials)
     best = None
     if complete:
@@ -165,6 +172,8 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int) -> StudyDetai
             for i, t in enumerate(pareto)
         ],
         recommended_because=chosen.reason(spec.costs) if chosen else None,
+        train_seconds=sum(seconds(t) for t in own),
+        wall_seconds=(max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
     )
 
 

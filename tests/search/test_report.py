@@ -21,10 +21,10 @@ from hpsearch.reports import class_weights_info
 from hpsearch.reports import curves_info
 from hpsearch.reports import learning_rate_info
 from hpsearch.reports import study_sections
-from hpsearch.reports import summary_info
 from hpsearch.reports import weight_norm_info
 from hpsearch.storage import StorageURL
 from hpsearch.storage import open_storage
+from hpsearch.summary import describe_study
 from tests.conftest import TINY
 
 # A study every figure can be drawn for: 14 trials, pruning on, several optimizers.
@@ -133,13 +133,14 @@ def test_the_report_opens_without_console_errors_and_draws_every_figure(reported
 def test_summary_and_curves_data(reported):
     _, url = reported
     study, spec, _ = _load(url)
-    info = summary_info(study, spec)
+    info = describe_study(study, spec)
     trials = study.trials
-    assert info.states == {
+    assert {s: n for s, n in info.states.items() if n} == {
         s: sum(t.state.name == s for t in trials) for s in {t.state.name for t in trials}
     }
-    assert info.best_value == study.best_value and info.best_trial == study.best_trial.number
-    assert info.best_params == {**spec.model.fixed, **study.best_trial.params}
+    assert info.best.val_accuracy == study.best_value
+    assert info.best.trial_number == study.best_trial.number
+    assert info.best.params == {**spec.model.fixed, **study.best_trial.params}
     assert info.train_seconds == pytest.approx(sum(t.user_attrs["seconds"] for t in trials))
     best = study.best_trial
     assert curves_info(best) == best.user_attrs["curves"]
