@@ -42,7 +42,7 @@ reg_strength = {{ type = "float", low = 1e-6, high = 1e-1, log = true, when = {{
 
 
 def fill(url: str, study_file: Path, trials: int, epochs: int) -> None:
-    from hpsearch.runner import create_or_resume
+    from hpsearch.creation import create_or_resume
     from hpsearch.storage import StorageURL
     from hpsearch.storage import open_storage
     from hpsearch.study_file import load_study_file

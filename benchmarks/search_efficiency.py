@@ -64,7 +64,7 @@ def run_variant(spec: StudySpec, url: str, variant: str, seed: int, trials: int)
     sampler, pruner = VARIANTS[variant]
     name = f"{spec.name}-{variant}-seed{seed}"
     spec = dataclasses.replace(spec, name=name, seed=seed, sampler=sampler, pruner=pruner)
-    outcome = run_study(spec, StorageURL(url, "benchmark"), n_trials=trials, quiet=True)
+    outcome = run_study(spec, StorageURL(url, "benchmark"), n_trials=trials, progress=False)
     if outcome.exit_code != 0:
         raise SystemExit(f"{name}: hpsearch run exited with {outcome.exit_code}")
     study = optuna.load_study(study_name=name, storage=url)
@@ -102,7 +102,7 @@ def stopping(path: Path, spec: StudySpec, seeds: list[int], budget: int) -> None
             for label, stop in (("whole", None), ("rule", rule)):
                 name = f"{spec.name}-{label}-{seed}"
                 variant = dataclasses.replace(spec, name=name, seed=seed, stop=stop)
-                run_study(variant, StorageURL(url, "benchmark"), n_trials=budget, quiet=True)
+                run_study(variant, StorageURL(url, "benchmark"), n_trials=budget, progress=False)
                 study = optuna.load_study(study_name=name, storage=url)
                 best[label] = (study.best_value, finished_count(study.trials))
         (whole, n_whole), (stopped, n_rule) = best["whole"], best["rule"]
@@ -139,9 +139,9 @@ def warm_start(path: Path, spec: StudySpec, seeds: list[int]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'b.db'}"
             source = dataclasses.replace(spec, name=f"{spec.name}-cold-{seed}", seed=seed)
-            run_study(source, StorageURL(url, "benchmark"), quiet=True)
+            run_study(source, StorageURL(url, "benchmark"), progress=False)
             warm = dataclasses.replace(spec, name=f"{spec.name}-warm-{seed}", seed=seed)
-            run_study(warm, StorageURL(url, "benchmark"), quiet=True, warm_start=source.name)
+            run_study(warm, StorageURL(url, "benchmark"), progress=False, warm_start=source.name)
             running = {}
             for name in (source.name, warm.name):
                 study = optuna.load_study(study_name=name, storage=url)

@@ -164,7 +164,7 @@ def run(
         resolve_url(storage),
         n_trials=n_trials,
         timeout=timeout,
-        quiet=not progress,
+        progress=progress,
         workers=workers,
         warm_start=warm_source(warm_start, "warm_start"),
         arrays=arrays,

@@ -8,9 +8,7 @@ Heavy modules (optuna, numpy, the models) are imported inside the commands, so `
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from typing import NoReturn
 
 from hpsearch import __version__
 from hpsearch.errors import UsageError
+from hpsearch.exits import guarded
 
 
 class _Parser(argparse.ArgumentParser):
@@ -178,7 +177,7 @@ class _Run(_Command):
             resolve_url(args.storage),
             n_trials=args.n_trials,
             timeout=args.timeout,
-            quiet=args.quiet,
+            progress=not args.quiet,
             workers=args.workers,
             debug=args.debug,
             warm_start=warm_source(args.warm_start, "--warm-start"),
@@ -249,8 +248,6 @@ class _Worker(_Command):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("study", help="study name; the study file stored with it is enough")
         _add_budget_arguments(parser, "default: as stored")
-        # Set by `run --workers`: stop cleanly once that process is gone.
-        parser.add_argument("--parent", type=_positive_int, help=argparse.SUPPRESS)
 
     def run(self, args: argparse.Namespace) -> int:
         from hpsearch.runner import join_study
@@ -261,8 +258,8 @@ class _Worker(_Command):
             resolve_url(args.storage),
             n_trials=args.n_trials,
             timeout=args.timeout,
-            quiet=args.quiet,
-            parent=args.parent,
+            bar=not args.quiet,
+            failures=not args.quiet,
         )
         return _report_outcome(outcome)
 
@@ -693,44 +690,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.error(f"choose a command: {', '.join(_COMMANDS)}")
-    try:
-        return args.handler.run(args)
-    except BrokenPipeError:
-        # `hpsearch show x | head`: the reader has gone; stop quietly, as other CLIs do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 128 + 13  # SIGPIPE
-    except UsageError as e:
-        if args.debug:
-            traceback.print_exc()
-        print(str(e), file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # a bug in hpsearch, not bad input
-        from hpsearch.errors import read_only_error
-        from hpsearch.errors import read_only_problem
-        from hpsearch.models.usercode import UserCodeError
-        from hpsearch.storage import resolve_url
-
-        if args.debug:
-            traceback.print_exc()
-        if isinstance(e, UserCodeError):  # the user's model failed outside a trial (retrain)
-            print(f"your code: {e}", file=sys.stderr)
-            return 2
-        problem = read_only_problem(e)
-        if problem is not None:  # a write refused by a read-only database file or folder
-            shown = resolve_url(getattr(args, "storage", None)).shown
-            print(read_only_error(shown, problem), file=sys.stderr)
-            return 2
-        if not args.debug:
-            print(
-                f"hpsearch: internal error: {type(e).__name__}: {e} (run again with --debug "
-                "for the traceback, and please report it)",
-                file=sys.stderr,
-            )
-        return 1
+    storage = getattr(args, "storage", None)
+    return guarded(lambda: args.handler.run(args), debug=args.debug, storage=storage)
 
 
 if __name__ == "__main__":

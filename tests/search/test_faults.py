@@ -144,7 +144,7 @@ def test_an_sqlite_lock_held_past_its_timeout_is_retried(write_study, tmp_path):
 def _open_and_create(url: str, text: str, barrier, results) -> None:
     import tomllib
 
-    from hpsearch.runner import create_or_resume
+    from hpsearch.creation import create_or_resume
     from hpsearch.storage import StorageURL
     from hpsearch.storage import open_storage
     from hpsearch.study_file import parse_study

@@ -157,6 +157,9 @@ def test_sys_exit_in_a_users_class_ends_the_trial_not_the_run(tmp_path, workers)
     line = _line_of(folder, '== "exit-3"')
     where = f"hostile.py:{line} in Hostile.partial_fit: SystemExit"
     assert all(where in fail_reason(t) for t in trials)
+    # Said on the terminal as each happens, by whichever process ran the trial.
+    for t in trials:
+        assert f"trial {t.number} failed: {fail_reason(t)}" in done.stderr
 
 
 @pytest.mark.slow
