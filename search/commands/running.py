@@ -1,0 +1,205 @@
+"""validate, run, worker, studies: the commands that check and run studies."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from hpsearch.commands import Command
+from hpsearch.commands import add_budget_arguments
+from hpsearch.commands import add_format_argument
+from hpsearch.commands import non_negative_int
+from hpsearch.commands import positive_int
+from hpsearch.commands import print_json
+
+
+class Validate(Command):
+    """Check a study file without running it; exit 0 when it is valid."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study_file", type=Path, help="path of the study .toml file")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from hpsearch.study_file import load_study_file
+
+        spec = load_study_file(args.study_file)
+        print(
+            f"{args.study_file}: valid; study {spec.name!r}, {spec.model.kind} on "
+            f"{spec.data.dataset}, {len(spec.params)} searched parameters, "
+            f"{spec.n_trials} trials"
+        )
+        return 0
+
+
+class Run(Command):
+    """Run the trials of a study file, creating the study or resuming it."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study_file", type=Path, help="path of the study .toml file")
+        add_budget_arguments(parser, "overrides [study].n_trials")
+        parser.add_argument(
+            "--seed",
+            type=non_negative_int,
+            metavar="S",
+            help="overrides [study].seed (a stored study keeps its own seed)",
+        )
+        parser.add_argument(
+            "--workers",
+            type=positive_int,
+            default=1,
+            metavar="K",
+            help="worker processes on this machine, each with cores/K threads (default 1)",
+        )
+        parser.add_argument(
+            "--warm-start",
+            metavar="SOURCE",
+            help="a new study starts from the finished trials of study SOURCE (same storage) "
+            "or from an export file SOURCE.json; overrides [study].warm_start",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        import dataclasses
+
+        from hpsearch.runner import run_study
+        from hpsearch.storage import resolve_url
+        from hpsearch.study_file import load_study_file
+        from hpsearch.warm import warm_source
+
+        spec = load_study_file(args.study_file)
+        if args.seed is not None:
+            spec = dataclasses.replace(spec, seed=args.seed)
+        outcome = run_study(
+            spec,
+            resolve_url(args.storage),
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            progress=not args.quiet,
+            workers=args.workers,
+            debug=args.debug,
+            warm_start=warm_source(args.warm_start, "--warm-start"),
+        )
+        return report_outcome(outcome)
+
+
+def report_outcome(outcome: Any) -> int:
+    """The lines that end `run` and `worker`, and their exit code."""
+    from hpsearch.records import accuracy
+    from hpsearch.records import complete_best_first
+    from hpsearch.records import state_counts
+    from hpsearch.records import surplus_note
+    from hpsearch.text import format_params
+
+    study, budget = outcome.study, outcome.budget
+    trials = study.get_trials(deepcopy=False)
+    counts = state_counts(trials)
+    name = study.study_name
+    if outcome.nothing_to_run:
+        print(
+            f"study {name!r} already has {outcome.finished} finished trials (budget "
+            f"{budget}); nothing to run"
+        )
+    print(
+        f"study {name!r}: {outcome.finished} of {budget} trials finished "
+        f"({counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed"
+        f"{surplus_note(counts)})"
+    )
+    if counts["COMPLETE"]:
+        best = complete_best_first(trials)[0]
+        print(
+            f"best validation accuracy {accuracy(best):.4f} (trial {best.number}): "
+            f"{format_params(best.params)}"
+        )
+    if outcome.nothing_to_run:
+        return 0
+    if outcome.warm is not None:
+        print(outcome.warm.describe())
+    stopped = outcome.stopped
+    if stopped is not None and outcome.finished < budget:
+        print(f"stopped after {outcome.finished} of {budget} trials: {stopped['reason']}")
+    if outcome.signal is not None:
+        print(
+            f"interrupted after {outcome.seconds:.1f} s; the running trial was marked failed, "
+            "finished trials are kept; run the same command again to resume"
+        )
+    else:
+        print(
+            f"this run took {outcome.seconds:.1f} s; results are in {outcome.storage} (study "
+            f"{name!r}); see `hpsearch show {name}` or `optuna-dashboard {outcome.storage}`"
+        )
+    if outcome.exit_code and outcome.signal is None:
+        print(
+            f"{len(outcome.lost)} workers stopped early (see above) and the others finished "
+            f"without them, with {outcome.finished} of {budget} trials; run the same command "
+            "again to finish the study",
+            file=sys.stderr,
+        )
+    return outcome.exit_code
+
+
+class Worker(Command):
+    """Join a stored study from this machine and run its trials until its budget is done."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("study", help="study name; the study file stored with it is enough")
+        add_budget_arguments(parser, "default: as stored")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from hpsearch.runner import join_study
+        from hpsearch.storage import resolve_url
+
+        outcome = join_study(
+            args.study,
+            resolve_url(args.storage),
+            n_trials=args.n_trials,
+            timeout=args.timeout,
+            bar=not args.quiet,
+            failures=not args.quiet,
+        )
+        return report_outcome(outcome)
+
+
+class Studies(Command):
+    """List the studies in the database: model, dataset, trials by state, best value."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_format_argument(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from hpsearch.storage import open_storage
+        from hpsearch.storage import resolve_url
+        from hpsearch.summary import list_studies
+        from hpsearch.text import format_table
+
+        target = resolve_url(args.storage)
+        rows = list_studies(open_storage(target, create=False))
+        if args.format == "json":
+            print_json(rows)
+            return 0
+        if not rows:
+            print(f"no studies in {target.shown} yet; start one with `hpsearch run STUDY.toml`")
+            return 0
+        headers = ["study", "model", "dataset", "complete", "pruned", "failed", "running"]
+        table = [
+            [
+                r.study,
+                r.model or "-",
+                r.dataset or "-",
+                r.complete,
+                r.pruned,
+                r.failed,
+                r.running,
+                "-" if r.best is None else f"{r.best:.4f}",
+                r.last_update or "-",
+            ]
+            for r in rows
+        ]
+        print(format_table([*headers, "best", "last update"], table))
+        return 0
