@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-from hpsearch.models._constraints import Constraint
-from hpsearch.models._constraints import Options
+from hpsearch.models.constraints import Constraint
+from hpsearch.models.constraints import Options
 from hpsearch.models.foreign import ForeignEntry
 from hpsearch.models.foreign import ForeignModelError
 from hpsearch.models.foreign import NetworkEntry

@@ -12,9 +12,9 @@ from typing import Self
 
 import numpy as np
 
-from hpsearch.models._constraints import Interval
-from hpsearch.models._constraints import Options
-from hpsearch.models._constraints import validate_arguments
+from hpsearch.models.constraints import Interval
+from hpsearch.models.constraints import Options
+from hpsearch.models.constraints import validate_arguments
 from hpsearch.models.layers import INITS
 from hpsearch.models.losses import LOSSES
 from hpsearch.models.optimizers import OPTIMIZERS

@@ -28,7 +28,7 @@ from typing import Self
 
 import numpy as np
 
-from hpsearch.models._constraints import Interval
+from hpsearch.models.constraints import Interval
 from hpsearch.models.usercode import UserCodeError
 from hpsearch.models.usercode import calling
 from hpsearch.models.usercode import check_evaluation

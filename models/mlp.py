@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from hpsearch.models._constraints import Interval
-from hpsearch.models._constraints import Options
+from hpsearch.models.constraints import Interval
+from hpsearch.models.constraints import Options
 from hpsearch.models.base import COMMON_CONSTRAINTS
 from hpsearch.models.base import GradientModel
 from hpsearch.models.base import store_arguments
@@ -52,7 +52,7 @@ def parse_hidden(hidden: Any) -> list[int]:
 
 @dataclass(frozen=True)
 class Widths:
-    """Constraint for `hidden`, in the shape of models._constraints."""
+    """Constraint for `hidden`, in the shape of models.constraints."""
 
     def describe(self) -> str:
         return "a list of widths such as [200, 100], a width, or a string such as '200-100'"

@@ -17,8 +17,8 @@ from typing import Self
 
 import numpy as np
 
-from hpsearch.models._constraints import Interval
-from hpsearch.models._constraints import Options
+from hpsearch.models.constraints import Interval
+from hpsearch.models.constraints import Options
 from hpsearch.models.base import COMMON_CONSTRAINTS
 from hpsearch.models.base import store_arguments
 from hpsearch.models.mlp import Widths
@@ -176,7 +176,7 @@ class TorchClassifier(ClassifierMixin):
     # -- set-up ----------------------------------------------------------------------------
 
     def _initialize(self, X: np.ndarray, classes: Any) -> None:
-        from hpsearch.models._constraints import validate_arguments
+        from hpsearch.models.constraints import validate_arguments
 
         validate_arguments(self._parameter_constraints, self.get_params())
         torch = _torch()

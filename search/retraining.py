@@ -30,7 +30,7 @@ from hpsearch.models import MODELS
 from hpsearch.models import NETWORK
 from hpsearch.models import Classifier
 from hpsearch.models import resolve
-from hpsearch.models._constraints import Interval
+from hpsearch.models.constraints import Interval
 from hpsearch.models.foreign import ForeignClassifier
 from hpsearch.models.foreign import is_foreign
 from hpsearch.models.torch_models import THREADS_ENV

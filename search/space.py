@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 
-from hpsearch.models._constraints import Interval
+from hpsearch.models.constraints import Interval
 
 if TYPE_CHECKING:
     import optuna

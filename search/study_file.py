@@ -8,13 +8,11 @@ needs only the storage and the study name.
 
 from __future__ import annotations
 
-import difflib
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from typing import NoReturn
 
 from hpsearch.algorithms import DEFAULT_PRUNER
 from hpsearch.algorithms import MULTI_OBJECTIVE_PRUNERS
@@ -27,8 +25,7 @@ from hpsearch.models import MODELS
 from hpsearch.models import NETWORK
 from hpsearch.models import ForeignModelError
 from hpsearch.models import resolve
-from hpsearch.models._constraints import Interval
-from hpsearch.models._constraints import Options
+from hpsearch.models.constraints import Interval
 from hpsearch.models.data import DATASETS
 from hpsearch.models.data import PREPROCESS
 from hpsearch.models.data import is_npz_path
@@ -36,8 +33,7 @@ from hpsearch.models.foreign import AnyValue
 from hpsearch.models.foreign import NetworkEntry
 from hpsearch.models.foreign import is_foreign
 from hpsearch.models.torch_models import torch_installed
-from hpsearch.space import is_active
-from hpsearch.space import value_problem
+from hpsearch.params_file import ParamsReader
 from hpsearch.spec import ACCURACY
 from hpsearch.spec import COSTS
 from hpsearch.spec import AlgorithmSpec
@@ -46,9 +42,10 @@ from hpsearch.spec import ModelSpec
 from hpsearch.spec import ParamSpec
 from hpsearch.spec import StopSpec
 from hpsearch.spec import StudySpec
+from hpsearch.tables import did_you_mean
+from hpsearch.tables import kind_of
 
 DIRECTIONS = ("maximize",)  # the objective is validation accuracy
-PARAM_TYPES = ("float", "int", "categorical")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # Study names become folder names (retrained/NAME-trialN) and database keys: keep them short.
 MAX_NAME_LENGTH = 128
@@ -81,7 +78,6 @@ _STUDY_KEYS = (
 _STOP_KEYS = ("patience", "min_delta")
 _DATA_KEYS = ("dataset", "val_fraction", "test_fraction", "preprocess")
 _MODEL_KEYS = ("kind", "fixed")
-_PARAM_KEYS = ("type", "low", "high", "log", "step", "choices", "when")
 _FRACTION = Interval(0.0, 1.0, low_open=True, high_open=True)
 
 
@@ -118,7 +114,7 @@ def parse_study(
     read without importing the user's code, without PyTorch and without the files it named:
     `show`, `report`, `export` and `studies` work on any machine that reaches the database.
     """
-    return _Parser(source, base_dir, stored=stored).study(doc)
+    return _StudyReader(source, base_dir, stored=stored).study(doc)
 
 
 def parse_configuration(
@@ -126,19 +122,8 @@ def parse_configuration(
 ) -> tuple[DataSpec, ModelSpec]:
     """Validate one configuration (an export's `data` and a model's kind and every argument)
     with the same checks as a study file's [data] and [model] sections."""
-    parser = _Parser(source)
+    parser = _StudyReader(source)
     return parser.data(data), parser.model(model)
-
-
-def _kind_of(value: Any) -> str:
-    names = {bool: "a boolean", int: "a whole number", float: "a number", str: "a string"}
-    names.update({list: "a list", dict: "a table"})
-    return names.get(type(value), type(value).__name__)
-
-
-def _did_you_mean(got: Any, allowed: tuple[str, ...] | list[str]) -> str:
-    hint = difflib.get_close_matches(str(got), [str(a) for a in allowed], n=1)
-    return f" (did you mean {hint[0]!r}?)" if hint else ""
 
 
 class _Anything(dict):
@@ -151,83 +136,24 @@ class _Anything(dict):
         return AnyValue()
 
 
-class _Parser:
-    """Validation helpers that know the file name, so every message starts with it."""
+class _StudyReader(ParamsReader):
+    """A whole study file (or a stored spec): its sections, in the order they depend on."""
 
     def __init__(self, source: str, base_dir: Path | None = None, stored: bool = False) -> None:
-        self.source = source
+        super().__init__(source)
         self.base_dir = base_dir or Path.cwd()  # where relative file paths in the file start
         self.stored = stored  # a stored spec: the user's code is not imported (parse_study)
 
-    def fail(self, key: str, message: str) -> NoReturn:
-        raise UsageError(f"{self.source}: {key}: {message}")
-
-    # -- generic checks ------------------------------------------------------------------
-
-    def table(self, value: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(key, f"got {_kind_of(value)}; allowed: a table")
-        for name in value:
-            if name not in allowed:
-                self.fail(f"{key}.{name}", self._unknown("key", name, allowed))
-        return value
-
-    def _unknown(self, what: str, got: Any, allowed: tuple[str, ...] | list[str]) -> str:
-        return (
-            f"unknown {what} {got!r}{_did_you_mean(got, allowed)}; allowed: {', '.join(allowed)}"
-        )
-
-    def required(self, table: dict[str, Any], name: str, key: str, what: str) -> Any:
-        if name not in table:
-            self.fail(key, f"missing; add {name} = {what}")
-        return table[name]
-
-    def check(self, value: Any, constraint: Interval, key: str) -> Any:
-        problem = constraint.check(value)
-        if problem is not None:
-            self.fail(key, problem)
-        return value
-
-    def choice(self, value: Any, allowed: tuple[str, ...] | list[str], key: str, what: str) -> str:
-        if not isinstance(value, str) or value not in allowed:
-            self.fail(key, self._unknown(what, value, allowed))
-        return value
-
-    def boolean(self, value: Any, key: str) -> bool:
-        if not isinstance(value, bool):
-            self.fail(key, f"got {value!r}; allowed: true or false")
-        return value
-
-    # -- sections ------------------------------------------------------------------------
-
     def study(self, doc: Mapping[str, Any]) -> StudySpec:
-        for name in doc:
-            if name not in _SECTIONS:
-                sections = [f"[{s}]" for s in _SECTIONS]
-                self.fail(f"[{name}]", self._unknown("section", f"[{name}]", sections))
-        if "study" not in doc:
-            self.fail("[study]", "missing; add a [study] section with name and n_trials")
-        if "model" not in doc:
-            self.fail("[model]", 'missing; add a [model] section with kind = "..."')
+        self.sections(doc)
         study = self.table(doc["study"], "[study]", _STUDY_KEYS)
         data = self.data(doc.get("data", {}))
         model = self.model(doc["model"])
-        params = self.params(doc.get("params", {}), model)
+        arguments = self.arguments(model.kind, dict(model.fixed))
+        params = self.params(doc.get("params", {}), model, arguments)
         self.early_stopping_possible(model, params)
         enqueue = self.enqueue(doc.get("enqueue", []), params)
-
-        name = self.required(study, "name", "[study].name", '"a-study-name"')
-        problem = name_problem(name)
-        if problem is not None:
-            self.fail("[study].name", problem)
-        n_trials = self.required(study, "n_trials", "[study].n_trials", "a whole number >= 1")
-        self.check(n_trials, Interval(1, None, integer=True), "[study].n_trials")
-        if len(enqueue) > n_trials:
-            self.fail(
-                "[[enqueue]]",
-                f"{len(enqueue)} tables, more than [study].n_trials = {n_trials} trials can try; "
-                "drop some, or raise n_trials",
-            )
+        name, n_trials = self.name_and_budget(study, len(enqueue))
         direction = study.get("direction", "maximize")
         if direction not in DIRECTIONS:
             self.fail(
@@ -270,30 +196,30 @@ class _Parser:
         self.buildable(spec)
         return spec
 
-    def enqueue(self, value: Any, params: tuple[ParamSpec, ...]) -> tuple[Mapping[str, Any], ...]:
-        """[[enqueue]] tables: configurations tried first, exactly as given; each value is
-        checked as a value its parameter could take."""
-        if not isinstance(value, list):
-            self.fail("[[enqueue]]", f"got {_kind_of(value)}; allowed: [[enqueue]] tables")
-        by_name = {p.name: p for p in params}
-        entries = []
-        for i, entry in enumerate(value):
-            key = f"[[enqueue]][{i}]"
-            entry = self.table(entry, key, tuple(by_name))
-            for name, v in entry.items():
-                problem = value_problem(by_name[name], v)
-                if problem is not None:
-                    self.fail(f"{key}.{name}", problem)
-            chosen = dict(entry)
-            for spec in params:
-                if spec.name in chosen and not is_active(spec, chosen):
-                    parents = ", ".join(f"{p} in {list(v)}" for p, v in spec.when)
-                    self.fail(
-                        f"{key}.{spec.name}",
-                        f"is only active when {parents}; drop it or set its parent accordingly",
-                    )
-            entries.append(chosen)
-        return tuple(entries)
+    def sections(self, doc: Mapping[str, Any]) -> None:
+        for name in doc:
+            if name not in _SECTIONS:
+                sections = [f"[{s}]" for s in _SECTIONS]
+                self.fail(f"[{name}]", self.unknown("section", f"[{name}]", sections))
+        if "study" not in doc:
+            self.fail("[study]", "missing; add a [study] section with name and n_trials")
+        if "model" not in doc:
+            self.fail("[model]", 'missing; add a [model] section with kind = "..."')
+
+    def name_and_budget(self, study: dict[str, Any], n_enqueued: int) -> tuple[str, int]:
+        name = self.required(study, "name", "[study].name", '"a-study-name"')
+        problem = name_problem(name)
+        if problem is not None:
+            self.fail("[study].name", problem)
+        n_trials = self.required(study, "n_trials", "[study].n_trials", "a whole number >= 1")
+        self.check(n_trials, Interval(1, None, integer=True), "[study].n_trials")
+        if n_enqueued > n_trials:
+            self.fail(
+                "[[enqueue]]",
+                f"{n_enqueued} tables, more than [study].n_trials = {n_trials} trials can try; "
+                "drop some, or raise n_trials",
+            )
+        return name, n_trials
 
     def objectives(self, value: Any) -> tuple[str, ...]:
         """[study].objectives: "val_accuracy" first, then the costs weighed against it."""
@@ -308,7 +234,7 @@ class _Parser:
             self.fail(key, f"got {value!r}; {allowed}, each once")
         for cost in value[1:]:
             if cost not in COSTS:
-                self.fail(key, f"got {cost!r}{_did_you_mean(cost, COSTS)}; {allowed}")
+                self.fail(key, f"got {cost!r}{did_you_mean(cost, COSTS)}; {allowed}")
         return tuple(value)
 
     def warm_start(self, value: Any, own_name: str) -> str:
@@ -375,7 +301,7 @@ class _Parser:
                 return ModelSpec(kind=kind, fixed=dict(model.get("fixed", {})))
         elif kind not in (*MODELS, NETWORK):
             allowed = [*MODELS, NETWORK, "package.module:Class", "path/to/file.py:Class"]
-            self.fail("[model].kind", self._unknown("model", kind, allowed))
+            self.fail("[model].kind", self.unknown("model", kind, allowed))
         if kind == NETWORK and self.stored:
             return ModelSpec(kind=kind, fixed=dict(model.get("fixed", {})))
         torch_kind = kind == NETWORK or (kind in MODELS and MODELS[kind].needs_torch())
@@ -458,166 +384,13 @@ class _Parser:
         except ForeignModelError as e:
             self.fail("[model].kind", f"{e}")
 
-    def params(self, value: Any, model: ModelSpec) -> tuple[ParamSpec, ...]:
-        if not isinstance(value, dict):
-            self.fail("[params]", f"got {_kind_of(value)}; allowed: a table")
-        if not value:
-            self.fail(
-                "[params]",
-                "no parameter to search; add at least one, e.g. "
-                'learning_rate = { type = "float", low = 1e-4, high = 1e-1, log = true }',
-            )
-        arguments = self.arguments(model.kind, dict(model.fixed))
-        specs: dict[str, ParamSpec] = {}
-        for name, entry in value.items():
-            key = f"[params].{name}"
-            if name not in arguments:
-                allowed = sorted(arguments)
-                self.fail(
-                    key,
-                    f"{model.kind} has no argument {name!r}{_did_you_mean(name, allowed)}; "
-                    f"allowed: {', '.join(allowed)}",
-                )
-            if name in model.fixed:
-                self.fail(key, "also set in [model].fixed; a value is either fixed or searched")
-            spec = self.param(name, entry, key, specs)
-            self.param_fits_model(spec, arguments[name], key, model.kind)
-            specs[name] = spec
-        return tuple(specs.values())
-
-    def param(self, name: str, entry: Any, key: str, earlier: dict[str, ParamSpec]) -> ParamSpec:
-        entry = self.table(entry, key, _PARAM_KEYS)
-        ptype = self.required(entry, "type", f"{key}.type", '"float", "int" or "categorical"')
-        self.choice(ptype, PARAM_TYPES, f"{key}.type", "type")
-        when = self.when(entry.get("when", {}), key, earlier)
-        log = self.boolean(entry.get("log", False), f"{key}.log")
-        if ptype == "categorical":
-            for extra in ("low", "high", "log", "step"):
-                if extra in entry:
-                    self.fail(
-                        key,
-                        f"{extra} does not apply to a categorical parameter; "
-                        "list the values in choices",
-                    )
-            choices = self.required(entry, "choices", f"{key}.choices", "[a list of values]")
-            if not isinstance(choices, list):
-                self.fail(key, f"choices is {_kind_of(choices)}; allowed: a list of values")
-            if not choices:
-                self.fail(key, "choices is empty; list at least one value")
-            for c in choices:
-                if not isinstance(c, bool | int | float | str):
-                    self.fail(
-                        key, f"choice {c!r} is {_kind_of(c)}; allowed: strings, numbers, booleans"
-                    )
-            if len({(type(c), c) for c in choices}) != len(choices):
-                self.fail(key, "choices lists a value twice; list each value once")
-            return ParamSpec(name=name, type=ptype, choices=tuple(choices), when=when)
-
-        if "choices" in entry:
-            self.fail(
-                key,
-                f'choices applies to type = "categorical" only; a {ptype} '
-                "parameter takes low and high",
-            )
-        number = Interval(integer=ptype == "int")
-        low = self.required(entry, "low", f"{key}.low", "a number")
-        high = self.required(entry, "high", f"{key}.high", "a number")
-        self.check(low, number, f"{key}.low")
-        self.check(high, number, f"{key}.high")
-        if low >= high:
-            self.fail(
-                key, f"low ({low!r}) must be below high ({high!r}); swap them or widen the range"
-            )
-        step = entry.get("step")
-        if log and step is not None:
-            self.fail(key, "log and step cannot be combined; remove one of them")
-        if log and low <= 0:
-            self.fail(key, f"log = true needs low > 0, got low = {low!r}; raise low or drop log")
-        if step is not None:
-            self.check(
-                step, Interval(0, None, integer=ptype == "int", low_open=True), f"{key}.step"
-            )
-            if step > high - low:
-                self.fail(
-                    f"{key}.step",
-                    f"step {step!r} is larger than the range {low!r} to {high!r}, so only "
-                    f"low would ever be tried; allowed: a step up to {high - low!r}",
-                )
-        if ptype == "float":
-            low, high = float(low), float(high)
-            step = float(step) if step is not None else None
-        return ParamSpec(name=name, type=ptype, low=low, high=high, log=log, step=step, when=when)
-
-    def when(
-        self, value: Any, key: str, earlier: dict[str, ParamSpec]
-    ) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-        if not isinstance(value, dict):
-            self.fail(
-                f"{key}.when",
-                f'got {_kind_of(value)}; allowed: a table such as {{ reg = ["l1", "l2"] }}',
-            )
-        conditions = []
-        for parent, values in value.items():
-            if parent not in earlier:
-                allowed = ", ".join(earlier) or "none (declare the parent parameter above)"
-                self.fail(
-                    key,
-                    f"when names {parent!r}, which is not a parameter declared "
-                    f"before it; allowed: {allowed}",
-                )
-            if earlier[parent].type != "categorical":
-                self.fail(
-                    key,
-                    f"when names {parent!r}, which is a {earlier[parent].type} "
-                    "parameter; allowed: categorical parameters",
-                )
-            values = values if isinstance(values, list) else [values]
-            if not values:
-                self.fail(
-                    f"{key}.when.{parent}",
-                    "lists no value, so the parameter would never be active; list at least one "
-                    f"of {parent}'s choices, or drop the condition",
-                )
-            choices = earlier[parent].choices
-            for v in values:
-                if not any(type(v) is type(c) and v == c for c in choices):
-                    self.fail(
-                        key,
-                        f"when.{parent} lists {v!r}, which is not among {parent}'s "
-                        f"choices; allowed: {', '.join(repr(c) for c in choices)}",
-                    )
-            conditions.append((parent, tuple(values)))
-        return tuple(conditions)
-
-    def param_fits_model(self, spec: ParamSpec, constraint: Any, key: str, kind: str) -> None:
-        if spec.type == "categorical":
-            values = spec.choices
-        else:
-            if spec.type == "float" and getattr(constraint, "integer", False):
-                self.fail(key, f'{kind} takes whole numbers for {spec.name}; use type = "int"')
-            if isinstance(constraint, Options):
-                self.fail(
-                    key,
-                    f"{kind} takes {constraint.describe()} for {spec.name}; "
-                    'use type = "categorical"',
-                )
-            values = (spec.low, spec.high)
-        for v in values:
-            problem = constraint.check(v)
-            if problem is not None:
-                self.fail(
-                    key,
-                    f"{kind} does not accept {spec.name} = {v!r}; "
-                    f"allowed: {constraint.describe()}",
-                )
-
     def algorithm(self, value: Any, key: str, registry: dict[str, Algorithm]) -> AlgorithmSpec:
         if isinstance(value, str):
             value = {"type": value}
         if not isinstance(value, dict):
             self.fail(
                 key,
-                f"got {_kind_of(value)}; allowed: a name or a table such as "
+                f"got {kind_of(value)}; allowed: a name or a table such as "
                 '{ type = "...", ... }',
             )
         options = dict(value)
@@ -638,7 +411,7 @@ class _Parser:
             if option not in accepted:
                 self.fail(
                     f"{key}.{option}",
-                    self._unknown(f"option of {name}", option, list(accepted) or ["(none)"]),
+                    self.unknown(f"option of {name}", option, list(accepted) or ["(none)"]),
                 )
             problem = option_type_problem(accepted[option], v)
             if problem is not None:
