@@ -7,7 +7,7 @@ Needs the real Fashion-MNIST (`apt-get install dataset-fashion-mnist`), standard
 hpsearch's split (54,000 training, 6,000 validation, the 10,000 test images).
 
 1. Per-epoch overhead. The example class studies/custom/hinge_linear.py, trained `--epochs`
-   epochs by hpsearch's epoch loop (models.training.train over the ForeignClassifier adapter:
+   epochs by hpsearch's epoch loop (models.training.train over the CustomClassifier adapter:
    partial_fit, then evaluate on training rows and on validation, then the weight norm) against
    the peer, a bare loop calling the class's own partial_fit and predict (on the validation
    split) over the same data. Same seed, so the same arithmetic. Minimum of 6 interleaved
@@ -43,15 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hpsearch.models import resolve  # noqa: E402
+from hpsearch.models.custom_classifier import CustomClassifier  # noqa: E402
 from hpsearch.models.data import load_dataset  # noqa: E402
-from hpsearch.models.foreign import ForeignClassifier  # noqa: E402
 from hpsearch.models.training import TRAIN_EVAL_ROWS  # noqa: E402
 from hpsearch.models.training import train  # noqa: E402
 
 HINGE = f"{ROOT / 'studies' / 'custom' / 'hinge_linear.py'}:HingeLinear"
 
 
-class Unguarded(ForeignClassifier):
+class Unguarded(CustomClassifier):
     """The adapter as it was before the user-code guards: direct calls, no answer checked."""
 
     def _call(self, method: str, *args, **kwargs):

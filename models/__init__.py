@@ -14,11 +14,12 @@ from typing import Any
 
 from hpsearch.models.constraints import Constraint
 from hpsearch.models.constraints import Options
-from hpsearch.models.foreign import ForeignEntry
-from hpsearch.models.foreign import ForeignModelError
-from hpsearch.models.foreign import NetworkEntry
-from hpsearch.models.foreign import is_foreign
+from hpsearch.models.custom import CustomEntry
+from hpsearch.models.custom import CustomModelError
+from hpsearch.models.custom import is_custom
+from hpsearch.models.network import NetworkEntry
 from hpsearch.models.protocol import Classifier
+from hpsearch.models.protocol import KindEntry
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class ModelEntry:
     """
 
     target: str  # "module:Class", imported on first use so torch loads only for Torch models
+    user_code = False  # a KindEntry (models/protocol.py)
     preset: dict[str, Any] = field(default_factory=dict)
     restrict: dict[str, Constraint] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -50,9 +52,21 @@ class ModelEntry:
     def needs_torch(self) -> bool:
         return self.target.startswith("hpsearch.models.torch_models:")
 
+    def can_keep_weights(self) -> bool:
+        return True
+
+    def check(self) -> None:
+        self.load()
+
+    def file(self) -> None:
+        return None
+
+    def source_sha256(self) -> None:
+        return None
+
 
 _LINEAR = "hpsearch.models.linear:LinearClassifier"
-NETWORK = "torch.network"  # a network function of the user's: models.foreign.NetworkEntry
+NETWORK = "torch.network"  # a network function of the user's: models.network.NetworkEntry
 
 MODELS: dict[str, ModelEntry] = {
     "numpy.softmax": ModelEntry(_LINEAR, preset={"loss": "softmax"}),
@@ -69,20 +83,25 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
-def resolve(kind: str, fixed: dict[str, Any] | None = None) -> ModelEntry | ForeignEntry:
+def is_user_code(kind: str) -> bool:
+    """Whether a kind runs the user's code: a class of theirs, or torch.network."""
+    return is_custom(kind) or kind == NETWORK
+
+
+def resolve(kind: str, fixed: dict[str, Any] | None = None) -> KindEntry:
     """The entry of a built-in kind, of a user's class (`module:Class`, `/path/file.py:Class`),
     or of `torch.network` with the function that `fixed["network"]` names.
 
     Raises:
-        ForeignModelError: the user's module or class cannot be used (one line naming it).
+        CustomModelError: the user's module or class cannot be used (one line naming it).
         KeyError: an unknown built-in kind.
     """
-    if is_foreign(kind):
-        return ForeignEntry(kind)
+    if is_custom(kind):
+        return CustomEntry(kind)
     if kind == NETWORK:
         network = (fixed or {}).get("network")
-        if not isinstance(network, str) or not is_foreign(network):
-            raise ForeignModelError(
+        if not isinstance(network, str) or not is_custom(network):
+            raise CustomModelError(
                 'torch.network needs [model].fixed.network = "module:function" or '
                 '"file.py:function"'
             )
@@ -90,4 +109,13 @@ def resolve(kind: str, fixed: dict[str, Any] | None = None) -> ModelEntry | Fore
     return MODELS[kind]
 
 
-__all__ = ["MODELS", "NETWORK", "Classifier", "ForeignModelError", "ModelEntry", "resolve"]
+__all__ = [
+    "MODELS",
+    "NETWORK",
+    "Classifier",
+    "CustomModelError",
+    "KindEntry",
+    "ModelEntry",
+    "is_user_code",
+    "resolve",
+]

@@ -77,3 +77,56 @@ def validate_arguments(constraints: dict[str, Constraint], arguments: dict[str, 
             problem = constraint.check(arguments[name])
             if problem is not None:
                 raise ValueError(f"{name}: {problem}")
+
+
+class AnyValue:
+    """An argument without declared constraints: any value goes, the class decides."""
+
+    def describe(self) -> str:
+        return "any value the class accepts"
+
+    def check(self, value: Any) -> str | None:
+        return None
+
+
+class SklearnConstraint:
+    """A scikit-learn-style `_parameter_constraints` entry for one argument (a list of
+    constraints, any of which may hold), in hpsearch's shape.
+
+    Read with scikit-learn's own rules but without its private validation module: None, a type,
+    "boolean", or a constraint object with `is_satisfied_by` (its `Interval`, `StrOptions`, ...).
+    A string form this does not know ("array-like", ...) accepts any value: the class decides.
+    """
+
+    def __init__(self, owner: str, name: str, constraints: list[Any]) -> None:
+        self.owner, self.name, self.constraints = owner, name, constraints
+
+    def check(self, value: Any) -> str | None:
+        if any(_satisfies(c, value) for c in self.constraints):
+            return None
+        return f"got {value!r}; allowed: {self.describe()}"
+
+    def describe(self) -> str:
+        return " or ".join(_describe(c) for c in self.constraints)
+
+
+def _satisfies(constraint: Any, value: Any) -> bool:
+    if constraint is None:
+        return value is None
+    if constraint == "boolean":
+        return isinstance(value, bool)
+    if isinstance(constraint, type):
+        return isinstance(value, constraint)
+    if callable(getattr(constraint, "is_satisfied_by", None)):
+        return bool(constraint.is_satisfied_by(value))
+    return isinstance(constraint, str)  # a form this does not know: the class decides
+
+
+def _describe(constraint: Any) -> str:
+    if constraint is None:
+        return "None"
+    if isinstance(constraint, type):
+        return f"an instance of {constraint.__name__!r}"
+    if constraint == "boolean":
+        return "a boolean"
+    return str(constraint)

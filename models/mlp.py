@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from hpsearch.models.constraints import Interval
-from hpsearch.models.constraints import Options
 from hpsearch.models.base import COMMON_CONSTRAINTS
 from hpsearch.models.base import GradientModel
 from hpsearch.models.base import store_arguments
+from hpsearch.models.constraints import Interval
+from hpsearch.models.constraints import Options
 from hpsearch.models.layers import ACTIVATIONS
 from hpsearch.models.layers import affine_backward
 from hpsearch.models.layers import affine_forward

@@ -6,6 +6,7 @@ Every kind implements `Classifier` (scikit-learn's estimator API, one epoch per 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from typing import Protocol
 from typing import Self
@@ -82,3 +83,40 @@ class ClassifierMixin:
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """Mean accuracy."""
         return float((self.predict(X) == y).mean())
+
+
+@runtime_checkable
+class KindEntry(Protocol):
+    """What a `[model].kind` resolves to (models.resolve): a built-in kind's `ModelEntry`, a
+    user's class (`CustomEntry`) or a user's network function (`NetworkEntry`). Callers use
+    these methods and never ask which of the three they hold."""
+
+    user_code: bool  # the kind runs the user's code: its file is recorded with the study
+
+    def load(self) -> type:
+        """The class that trains (imported on first use)."""
+        ...
+
+    def arguments(self) -> dict[str, Any]:
+        """The arguments a study file may set, fixed or searched, with their constraints."""
+        ...
+
+    def build(self, params: dict[str, Any], seed: int) -> Classifier:
+        """A model with these arguments and seed."""
+        ...
+
+    def needs_torch(self) -> bool: ...
+
+    def check(self) -> None:
+        """Import the kind's code and check it; CustomModelError says what is wrong."""
+        ...
+
+    def can_keep_weights(self) -> bool:
+        """Whether early stopping can restore the best epoch's weights."""
+        ...
+
+    def file(self) -> Path | None:
+        """The user's source file (None for the built-in kinds)."""
+        ...
+
+    def source_sha256(self) -> str | None: ...

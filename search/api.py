@@ -70,7 +70,7 @@ def _study(value: Any, name: str = "study") -> optuna.Study:
 
 def _kind_of_object(kind: Any, workers: int) -> str:
     """`module:QualifiedName` for a class given as an object; registered for this process."""
-    from hpsearch.models.foreign import register
+    from hpsearch.models.custom import register
 
     name = register(kind)
     if workers > 1 and not _importable(kind):

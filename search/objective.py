@@ -23,7 +23,7 @@ from hpsearch.algorithms import make_pruner
 from hpsearch.models import resolve
 from hpsearch.models.protocol import Classifier
 from hpsearch.models.protocol import DrawsClassWeights
-from hpsearch.models.torch_models import training_threads
+from hpsearch.models.threads import training_threads
 from hpsearch.models.training import History
 from hpsearch.models.training import TrainingDiverged
 from hpsearch.models.training import train

@@ -133,11 +133,10 @@ def model_source(
     built-in kinds. A file named in the study file is also stored relative to the folder the
     study was created from and to the study file's folder, so that it is found again from a
     copy of that folder at another path (another machine): locate_model_source()."""
-    from hpsearch.models import NETWORK
+    from hpsearch.models import is_user_code
     from hpsearch.models import resolve
-    from hpsearch.models.foreign import is_foreign
 
-    if not (is_foreign(kind) or kind == NETWORK):
+    if not is_user_code(kind):
         return None
     entry = resolve(kind, fixed)
     digest = entry.source_sha256()
@@ -168,10 +167,9 @@ def locate_model_source(
     the stored relative paths from the current folder. Trials of two different models must
     never mix in one study, so the SHA-256 must match.
     """
-    from hpsearch.models import NETWORK
-    from hpsearch.models.foreign import is_foreign
+    from hpsearch.models import is_user_code
 
-    if not stored or not (is_foreign(kind) or kind == NETWORK):
+    if not stored or not is_user_code(kind):
         return kind, fixed
     target = _file_target(kind, fixed)
     if target is None:  # an import path: found by Python wherever it is installed
@@ -207,19 +205,17 @@ def locate_spec(spec: StudySpec, stored: dict[str, str] | None) -> StudySpec:
     (locate_model_source), its code imported and checked: ready to train here."""
     import dataclasses
 
-    from hpsearch.models import NETWORK
-    from hpsearch.models import ForeignModelError
+    from hpsearch.models import CustomModelError
+    from hpsearch.models import is_user_code
     from hpsearch.models import resolve
-    from hpsearch.models.foreign import is_foreign
 
     kind, fixed = spec.model.kind, dict(spec.model.fixed)
-    if not (is_foreign(kind) or kind == NETWORK):
+    if not is_user_code(kind):
         return spec
     kind, fixed = locate_model_source(kind, fixed, stored, spec.source)
     try:
-        entry = resolve(kind, fixed)
-        entry.function() if kind == NETWORK else entry.load()
-    except ForeignModelError as e:
+        resolve(kind, fixed).check()
+    except CustomModelError as e:
         raise UsageError(f"{spec.source}: [model].kind: {e}") from None
     return dataclasses.replace(spec, model=dataclasses.replace(spec.model, kind=kind, fixed=fixed))
 

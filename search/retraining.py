@@ -29,11 +29,12 @@ from hpsearch.exports import schema_problem
 from hpsearch.models import MODELS
 from hpsearch.models import NETWORK
 from hpsearch.models import Classifier
+from hpsearch.models import is_user_code
 from hpsearch.models import resolve
 from hpsearch.models.constraints import Interval
-from hpsearch.models.foreign import ForeignClassifier
-from hpsearch.models.foreign import is_foreign
-from hpsearch.models.torch_models import THREADS_ENV
+from hpsearch.models.custom import is_custom
+from hpsearch.models.custom_classifier import CustomClassifier
+from hpsearch.models.threads import THREADS_ENV
 from hpsearch.models.training import History
 from hpsearch.models.training import train
 from hpsearch.models.usercode import UserCodeError
@@ -139,12 +140,12 @@ def check_export(doc: Any, path: Path | str) -> dict[str, Any]:
         if key not in doc:
             raise UsageError(f"{path}: {key}: missing; export the study again")
     kind = doc["model_kind"]
-    if not isinstance(kind, str) or not (kind in (*MODELS, NETWORK) or is_foreign(kind)):
+    if not isinstance(kind, str) or not (kind in (*MODELS, NETWORK) or is_custom(kind)):
         raise UsageError(
             f"{path}: model_kind: unknown model {kind!r}; allowed: {', '.join(MODELS)}, or "
             "module:Class / file.py:Class"
         )
-    if (is_foreign(kind) or kind == NETWORK) and "model_source" not in doc:
+    if is_user_code(kind) and "model_source" not in doc:
         raise UsageError(
             f"{path}: model_source: missing for a model of your own ({kind}); without it "
             "retrain cannot check that the code is the code the study searched: export the "
@@ -196,7 +197,7 @@ def _configuration(doc: dict[str, Any], config: dict[str, Any], source: str) -> 
 
 def weights_file(model: Classifier) -> str:
     """weights.npz, or model.pkl for a class of the user's own that has no get_weights()."""
-    if isinstance(model, ForeignClassifier) and not callable(
+    if isinstance(model, CustomClassifier) and not callable(
         getattr(model.estimator, "get_weights", None)
     ):
         return "model.pkl"

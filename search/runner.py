@@ -131,7 +131,7 @@ def _work(
     progress: Progress,
 ) -> int | None:
     """Run this process's share of the trials; the signal number if interrupted."""
-    from hpsearch.models.torch_models import TorchMissing
+    from hpsearch.models.torch_training import TorchMissing
     from hpsearch.models.training import TrainingDiverged
     from hpsearch.models.usercode import UserCodeError
     from hpsearch.worker import BudgetGuard

@@ -23,16 +23,17 @@ from hpsearch.algorithms import option_type_problem
 from hpsearch.errors import UsageError
 from hpsearch.models import MODELS
 from hpsearch.models import NETWORK
-from hpsearch.models import ForeignModelError
+from hpsearch.models import CustomModelError
+from hpsearch.models import is_user_code
 from hpsearch.models import resolve
+from hpsearch.models.constraints import AnyValue
 from hpsearch.models.constraints import Interval
+from hpsearch.models.custom import is_custom
 from hpsearch.models.data import DATASETS
 from hpsearch.models.data import PREPROCESS
 from hpsearch.models.data import is_npz_path
-from hpsearch.models.foreign import AnyValue
-from hpsearch.models.foreign import NetworkEntry
-from hpsearch.models.foreign import is_foreign
-from hpsearch.models.torch_models import torch_installed
+from hpsearch.models.network import NetworkEntry
+from hpsearch.models.torch_training import torch_installed
 from hpsearch.params_file import ParamsReader
 from hpsearch.spec import ACCURACY
 from hpsearch.spec import COSTS
@@ -295,8 +296,8 @@ class _StudyReader(ParamsReader):
     def model(self, value: Any) -> ModelSpec:
         model = self.table(value, "[model]", _MODEL_KEYS)
         kind = self.required(model, "kind", "[model].kind", '"numpy.softmax" (or another model)')
-        if isinstance(kind, str) and is_foreign(kind):
-            kind = self.foreign(kind)
+        if isinstance(kind, str) and is_custom(kind):
+            kind = self.custom(kind)
             if self.stored:
                 return ModelSpec(kind=kind, fixed=dict(model.get("fixed", {})))
         elif kind not in (*MODELS, NETWORK):
@@ -333,7 +334,7 @@ class _StudyReader(ParamsReader):
         network = self.absolute(fixed["network"])
         try:
             NetworkEntry(network).function()
-        except ForeignModelError as e:
+        except CustomModelError as e:
             self.fail("[model].fixed.network", f"{e}")
         return {**fixed, "network": network}
 
@@ -350,7 +351,7 @@ class _StudyReader(ParamsReader):
     def early_stopping_possible(self, model: ModelSpec, params: tuple[ParamSpec, ...]) -> None:
         """Early stopping restores the best epoch's weights: a user's class needs
         get_weights() and set_weights() for it."""
-        if self.stored or not is_foreign(model.kind):
+        if self.stored or not is_custom(model.kind):
             return
         entry = resolve(model.kind, dict(model.fixed))
         if entry.can_keep_weights():
@@ -364,7 +365,7 @@ class _StudyReader(ParamsReader):
                 "get_weights() and set_weights(); add them to the class, or drop patience",
             )
 
-    def foreign(self, kind: str) -> str:
+    def custom(self, kind: str) -> str:
         """A user's class: a file path is made absolute (relative to the study file's folder),
         and the class is imported and checked now, before anything touches storage."""
         kind = self.absolute(kind)
@@ -372,16 +373,16 @@ class _StudyReader(ParamsReader):
             return kind
         try:
             resolve(kind).load()
-        except ForeignModelError as e:
+        except CustomModelError as e:
             self.fail("[model].kind", f"{e}")
         return kind
 
     def arguments(self, kind: str, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
-        if self.stored and (is_foreign(kind) or kind == NETWORK):
+        if self.stored and is_user_code(kind):
             return _Anything()  # checked against the code when the study was created
         try:
             return resolve(kind, fixed).arguments()
-        except ForeignModelError as e:
+        except CustomModelError as e:
             self.fail("[model].kind", f"{e}")
 
     def algorithm(self, value: Any, key: str, registry: dict[str, Algorithm]) -> AlgorithmSpec:

@@ -225,3 +225,24 @@ def test_same_seed_same_weights_and_n_partial_fits_equal_fit(any_kind):
     assert any(not np.array_equal(a[n], o[n]) for n in a)
     assert fitted.predict(X).shape == (len(X),)
     assert fitted.decision_function(X).shape == (len(X), c)
+
+
+def test_sklearn_style_constraints_are_read_without_sklearns_private_module():
+    """A class's scikit-learn-style `_parameter_constraints`: any listed constraint may hold."""
+    import numbers
+
+    from sklearn.linear_model import SGDClassifier
+
+    from hpsearch.models.constraints import SklearnConstraint
+
+    either = SklearnConstraint("Mine", "x", [None, numbers.Integral, "boolean"])
+    assert either.check(None) is None and either.check(3) is None and either.check(True) is None
+    assert either.check(0.5) == (
+        "got 0.5; allowed: None or an instance of 'Integral' or a boolean"
+    )
+    # scikit-learn's own constraint objects answer through their public is_satisfied_by.
+    alpha = SklearnConstraint("SGD", "alpha", SGDClassifier._parameter_constraints["alpha"])
+    assert alpha.check(0.1) is None
+    assert alpha.check(-1.0).startswith("got -1.0; allowed: a float in the range [0.0, inf)")
+    loss = SklearnConstraint("SGD", "loss", SGDClassifier._parameter_constraints["loss"])
+    assert loss.check("hinge") is None and loss.check("nope").startswith("got 'nope'; allowed:")

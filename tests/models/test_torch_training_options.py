@@ -40,7 +40,7 @@ def _same(a: dict, b: dict) -> bool:
 @pytest.mark.parametrize(("crop", "flip"), [(2, False), (0, True), (3, True)])
 def test_augmentation_equals_a_per_image_loop_from_the_same_random_numbers(crop, flip):
     torch = require_torch()
-    from hpsearch.models.torch_models import augment
+    from hpsearch.models.torch_training import augment
 
     batch = torch.arange(5 * 2 * 6 * 7, dtype=torch.float32).reshape(5, 2, 6, 7)
     out = augment(batch, torch.Generator().manual_seed(3), crop, flip)
@@ -85,7 +85,7 @@ def test_the_device_resident_path_gives_the_numbers_of_the_per_batch_copy(digits
     """On a GPU the data stays on the device and the batch order and augmentation are drawn
     there; forced on the CPU, that path must compute exactly what the per-batch copy does."""
     torch = require_torch()
-    from hpsearch.models.torch_models import _ON_DEVICE
+    from hpsearch.models.torch_training import _ON_DEVICE
 
     _, copied = _cnn(digits, epochs=2, crop_padding=1, flip=True)
     model = MODELS["torch.cnn"].build({**SMALL_CNN, "crop_padding": 1, "flip": True}, seed=0)
