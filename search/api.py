@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import optuna
     import plotly.graph_objects as go
 
-    from hpsearch.retraining import ConfirmResult
+    from hpsearch.confirming import ConfirmResult
     from hpsearch.retraining import RetrainResult
     from hpsearch.spec import StudySpec
 
@@ -257,7 +257,7 @@ def retrain(
     """Retrain one configuration of an export (a dict from `export`, or a file), evaluate the
     test split once, and write the weights and the document with the results into `out`
     (default retrained/STUDY-trialN)."""
-    from hpsearch.retraining import check_export
+    from hpsearch.exports import check_export
     from hpsearch.retraining import retrain as retrain_file
     from hpsearch.retraining import retrain_document
 
@@ -271,9 +271,9 @@ def retrain(
             "hpsearch.export) or its file's path"
         )
     if isinstance(document, str | Path):
-        return retrain_file(Path(document), out, rank, not progress, data)
+        return retrain_file(Path(document), out, rank, progress, data)
     doc = check_export(json.loads(json.dumps(document)), "document")
-    return retrain_document(doc, Path("best.json"), out, rank, not progress, data)
+    return retrain_document(doc, Path("best.json"), out, rank, progress, data)
 
 
 def confirm(
@@ -285,7 +285,7 @@ def confirm(
     data: Any = None,
 ) -> list[ConfirmResult]:
     """Retrain the top configurations with new seeds; best mean first (stored with the study)."""
-    from hpsearch.retraining import confirm as confirm_study
+    from hpsearch.confirming import confirm as confirm_study
 
     study, top, repeats = _study(study), _whole(top, "top"), _whole(repeats, "repeats")
-    return confirm_study(study, _stored_spec(study), top, repeats, not progress, data)
+    return confirm_study(study, _stored_spec(study), top, repeats, progress, data)

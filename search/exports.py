@@ -1,4 +1,5 @@
-"""`hpsearch export`: a study's best configurations as JSON (schema: schemas/export.schema.json).
+"""`hpsearch export`: a study's best configurations as JSON (schema: schemas/export.schema.json),
+and the checks that read one back for `hpsearch retrain`.
 
 The file holds everything `hpsearch retrain` needs: the dataset and its split, the model kind,
 every constructor argument (fixed and sampled), and the trial's seed.
@@ -17,6 +18,11 @@ from typing import Any
 
 from hpsearch.arrays import ARRAYS_ATTR
 from hpsearch.errors import UsageError
+from hpsearch.models import MODELS
+from hpsearch.models import NETWORK
+from hpsearch.models import is_user_code
+from hpsearch.models.constraints import Interval
+from hpsearch.models.custom import is_custom
 from hpsearch.pareto import ranked_front
 from hpsearch.records import CONFIRM_ATTR
 from hpsearch.records import SEED_ATTR
@@ -27,6 +33,9 @@ from hpsearch.records import best_epoch
 from hpsearch.records import complete_best_first
 from hpsearch.records import confirm_trial_number
 from hpsearch.records import curves
+from hpsearch.spec import DataSpec
+from hpsearch.study_file import name_problem
+from hpsearch.study_file import parse_configuration
 
 if TYPE_CHECKING:
     import optuna
@@ -151,3 +160,82 @@ def export_document(
         "configs": configs,
         "retrain_command": f"hpsearch retrain {path}",
     }
+
+
+# -- reading an export back (retrain) -------------------------------------------------------
+
+
+def read_export(path: Path) -> dict[str, Any]:
+    """The export file, checked as far as retraining depends on it."""
+    from hpsearch.jsonfile import read_json
+
+    doc = read_json(path, "", "give a file written by `hpsearch export STUDY`")
+    return check_export(doc, path)
+
+
+def check_export(doc: Any, path: Path | str) -> dict[str, Any]:
+    """An export document (a file's or a dict), checked as far as retraining depends on it;
+    `path` names it in messages. retrain_document() checks the rest before it trains."""
+    if not isinstance(doc, dict) or doc.get("schema_version") != SCHEMA_VERSION:
+        got = doc.get("schema_version") if isinstance(doc, dict) else type(doc).__name__
+        raise UsageError(
+            f"{path}: schema_version: got {got!r}; allowed: {SCHEMA_VERSION} "
+            "(a file written by `hpsearch export`)"
+        )
+    for key in ("data", "model_kind", "configs"):
+        if key not in doc:
+            raise UsageError(f"{path}: {key}: missing; export the study again")
+    kind = doc["model_kind"]
+    if not isinstance(kind, str) or not (kind in (*MODELS, NETWORK) or is_custom(kind)):
+        raise UsageError(
+            f"{path}: model_kind: unknown model {kind!r}; allowed: {', '.join(MODELS)}, or "
+            "module:Class / file.py:Class"
+        )
+    if is_user_code(kind) and "model_source" not in doc:
+        raise UsageError(
+            f"{path}: model_source: missing for a model of your own ({kind}); without it "
+            "retrain cannot check that the code is the code the study searched: export the "
+            "study again"
+        )
+    if not isinstance(doc["configs"], list) or not doc["configs"]:
+        raise UsageError(f"{path}: configs: must be a non-empty list")
+    # Names from a file are data, never paths: the default output folder is built from them.
+    problem = name_problem(doc.get("study"))
+    if problem is not None:
+        raise UsageError(f"{path}: study: {problem}")
+    return doc
+
+
+_SEED = Interval(0, 2**32 - 1, integer=True)  # NumPy and torch seeds: 32 bits
+_TRIAL_NUMBER = Interval(0, None, integer=True)  # also the study seed's constraint
+_THREADS = Interval(1, None, integer=True)
+
+
+def check_config(path: Path, config: dict[str, Any], rank: int) -> None:
+    key = f"configs[{rank - 1}]"
+    for name in ("seed", "val_accuracy", "trial_number"):
+        if name not in config:
+            raise UsageError(f"{path}: {key}.{name}: missing; export again")
+    for name, constraint in (("seed", _SEED), ("trial_number", _TRIAL_NUMBER)):
+        problem = constraint.check(config[name])
+        if problem is not None:
+            raise UsageError(f"{path}: {key}.{name}: {problem}")
+    if "threads" in config:
+        problem = _THREADS.check(config["threads"])
+        if problem is not None:
+            raise UsageError(f"{path}: {key}.threads: {problem}")
+
+
+def check_configuration(doc: dict[str, Any], config: dict[str, Any], source: str) -> DataSpec:
+    """Check the data settings and every argument with the study-file validator."""
+    data, params = doc["data"], config.get("params")
+    if not isinstance(params, dict) or not isinstance(data, dict):
+        raise UsageError(f"{source}: params and data must be JSON objects")
+    problem = _TRIAL_NUMBER.check(data.get("seed"))  # the study seed: a whole number >= 0
+    if problem is not None:
+        raise UsageError(f"{source}: data.seed: {problem}")
+    without_seed = {k: v for k, v in data.items() if k != "seed"}
+    data_spec, _ = parse_configuration(
+        without_seed, {"kind": doc["model_kind"], "fixed": params}, source
+    )
+    return data_spec

@@ -263,7 +263,7 @@ class Retrain(Command):
         from hpsearch.retraining import retrain
         from hpsearch.text import format_params
 
-        r = retrain(args.export_file, args.out, args.rank, args.quiet)
+        r = retrain(args.export_file, args.out, args.rank, not args.quiet)
         verdict = "reproduced"
         if not r.reproduced:
             verdict = (
@@ -308,13 +308,13 @@ class Confirm(Command):
         add_format_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        from hpsearch.confirming import confirm
         from hpsearch.records import CONFIRM_ATTR
-        from hpsearch.retraining import confirm
         from hpsearch.text import format_params
         from hpsearch.text import format_table
 
         study, spec, _ = _load(args, args.study)
-        results = confirm(study, spec, args.top, args.repeats, args.quiet)
+        results = confirm(study, spec, args.top, args.repeats, not args.quiet)
         if args.format == "json":
             print_json([r.to_dict() for r in results])
             return 0
