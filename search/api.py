@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
+import weakref
 from collections.abc import Mapping
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,11 @@ if TYPE_CHECKING:
     from hpsearch.confirming import ConfirmResult
     from hpsearch.retraining import RetrainResult
     from hpsearch.spec import StudySpec
+
+
+# Where each study that run() or load() returned lives, as shown (password masked): the API
+# keeps this itself rather than reading Optuna's private study._storage.
+_SHOWN: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 def _whole(value: Any, name: str, minimum: int = 1) -> int | None:
@@ -176,7 +182,7 @@ def run(
             f"{len(outcome.lost)} workers stopped early; the study has {outcome.finished} of "
             f"{outcome.budget} trials; run again to finish it"
         )
-    return outcome.study
+    return _opened(outcome.study, outcome.storage)
 
 
 def load(name: str, *, storage: str | None = None) -> optuna.Study:
@@ -188,7 +194,8 @@ def load(name: str, *, storage: str | None = None) -> optuna.Study:
     if not isinstance(name, str):
         raise UsageError(f"name: got {type(name).__name__}; allowed: a study's name")
     target = resolve_url(storage)
-    return load_study(open_storage(target, create=False), name, target.shown)[0]
+    study = load_study(open_storage(target, create=False), name, target.shown)[0]
+    return _opened(study, target.shown)
 
 
 def _stored_spec(study: optuna.Study) -> StudySpec:
@@ -197,12 +204,16 @@ def _stored_spec(study: optuna.Study) -> StudySpec:
     return stored_spec(study, _storage_shown(study))
 
 
-def _storage_shown(study: optuna.Study) -> str:
-    from hpsearch.storage import mask_password
+def _opened(study: optuna.Study, shown: str) -> optuna.Study:
+    """Remember where a study returned by run() or load() lives (its URL, password masked)."""
+    _SHOWN[study] = shown
+    return study
 
-    storage = study._storage
-    backend = getattr(storage, "backend", None) or getattr(storage, "_backend", storage)
-    return mask_password(str(getattr(backend, "url", "storage")))
+
+def _storage_shown(study: optuna.Study) -> str:
+    """The URL of a study from run() or load(); for a study opened by Optuna directly,
+    hpsearch does not know it, and says so where the URL would be shown."""
+    return _SHOWN.get(study, "(a storage opened outside hpsearch)")
 
 
 def figures(study: optuna.Study) -> dict[str, go.Figure]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 
+from hpsearch import optuna_internals as internals
 from hpsearch.algorithms import make_pruner
 from hpsearch.algorithms import make_sampler
 from hpsearch.arrays import ARRAYS_ATTR
@@ -171,9 +172,9 @@ def _wait_for_spec(study: optuna.Study, storage: optuna.storages.BaseStorage) ->
     """A study created this instant by another process gets its spec a moment later."""
     deadline = time.monotonic() + SPEC_WAIT_S
     while time.monotonic() < deadline:
-        if SPEC_ATTR in storage.get_study_user_attrs(study._study_id):
+        if SPEC_ATTR in storage.get_study_user_attrs(internals.study_id(study)):
             return
-        if storage.get_n_trials(study._study_id):
+        if storage.get_n_trials(internals.study_id(study)):
             return  # it has trials and no spec: not an hpsearch study; stored_spec says so
         time.sleep(0.05)
 

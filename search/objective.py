@@ -19,7 +19,9 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from hpsearch import optuna_internals as internals
 from hpsearch.algorithms import make_pruner
+from hpsearch.costs import measure_costs
 from hpsearch.models import resolve
 from hpsearch.models.protocol import Classifier
 from hpsearch.models.protocol import DrawsClassWeights
@@ -30,7 +32,6 @@ from hpsearch.models.training import train
 from hpsearch.models.usercode import Interrupted
 from hpsearch.models.usercode import UserCodeError
 from hpsearch.pareto import AccuracyView
-from hpsearch.pareto import measure_costs
 from hpsearch.records import CLASS_WEIGHTS_ATTR
 from hpsearch.records import CURVES
 from hpsearch.records import CURVES_ATTR
@@ -226,7 +227,9 @@ class Objective:
             trial.report(val_accuracy[-1], step=epoch)
             return trial.should_prune()
         view = AccuracyView(trial.study)
-        now = view.with_curve(trial.study._storage.get_trial(trial._trial_id), val_accuracy)
+        now = view.with_curve(
+            internals.storage_of(trial.study).get_trial(internals.trial_id(trial)), val_accuracy
+        )
         return self.pruner.prune(view, now)
 
     def _record_class_weights(self, trial: optuna.Trial, model: Classifier, value: float) -> None:

@@ -1,12 +1,8 @@
 """Accuracy against cost: multi-objective studies (`[study].objectives`).
 
-A trial's values are its validation accuracy (maximised) and one or more costs (minimised):
-    train_seconds  wall time of its training, in seconds
-    n_weights      trainable weights (Torch: parameters with requires_grad; NumPy and your own
-                   classes: every array get_weights() returns, else scikit-learn's coef_ and
-                   intercept_ or coefs_ and intercepts_)
-    predict_ms     milliseconds to predict 1,000 validation images (the best of 3 timings)
-The Pareto front is this study's complete trials that no other trial beats on every
+A trial's values are its validation accuracy (maximised) and one or more costs (minimised),
+measured by search/costs.py. The Pareto front is this study's complete trials that no other trial
+beats on every
 objective. The recommended configuration is the one-standard-error rule's: among the front,
 the cheapest (first cost, then the next) whose validation accuracy is within one standard
 error of the best, the error being the binomial sqrt(p(1 - p) / n_val) of the best accuracy,
@@ -22,7 +18,6 @@ studies: Optuna's samplers read a pruned trial's as single-objective and would f
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -30,8 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
-import numpy as np
-
+from hpsearch import optuna_internals as internals
 from hpsearch.records import accuracy
 from hpsearch.records import complete_best_first
 from hpsearch.records import curves
@@ -42,7 +36,6 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-PREDICT_ROWS = 1000
 VAL_SIZE_ATTR = "hpsearch_val_size"  # validation images, for the standard error
 
 
@@ -54,7 +47,8 @@ class AccuracyView:
         from optuna.study import StudyDirection
 
         self._study = study
-        self._storage = study._storage  # successive halving stores its rungs through it
+        # Optuna's successive halving stores its rungs through the study's storage.
+        self._storage = internals.storage_of(study)
         self.direction = StudyDirection.MAXIMIZE
 
     def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[FrozenTrial]:
@@ -71,42 +65,6 @@ class AccuracyView:
         if val_accuracy:
             out.intermediate_values = dict(enumerate(val_accuracy))
         return out
-
-
-def count_weights(model: Any) -> int:
-    net = getattr(model, "net_", None)
-    if net is not None:  # a Torch model
-        return int(sum(p.numel() for p in net.parameters() if p.requires_grad))
-    try:
-        arrays = list(model.get_weights().values())
-    except AttributeError:  # a class of the user's without get_weights
-        est = getattr(model, "estimator", model)
-        arrays = []
-        for name in ("coef_", "intercept_", "coefs_", "intercepts_"):
-            value = getattr(est, name, None)
-            if value is not None:
-                arrays.extend(value if isinstance(value, list) else [value])
-    return int(sum(np.size(a) for a in arrays))
-
-
-def predict_ms(model: Any, X: np.ndarray) -> float:
-    """Milliseconds to predict 1,000 rows of X (fewer rows are scaled up)."""
-    rows = X[:PREDICT_ROWS]
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        model.predict(rows)
-        best = min(best, time.perf_counter() - start)
-    return 1000.0 * best * PREDICT_ROWS / len(rows)
-
-
-def measure_costs(names: Sequence[str], model: Any, X_val: np.ndarray, seconds: float) -> list:
-    measured = {
-        "train_seconds": lambda: seconds,
-        "n_weights": lambda: count_weights(model),
-        "predict_ms": lambda: predict_ms(model, X_val),
-    }
-    return [float(f"{measured[name]():.6g}") for name in names]
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:

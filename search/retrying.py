@@ -28,11 +28,15 @@ import sqlalchemy
 import sqlalchemy.exc
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import BaseHeartbeat
 
 from hpsearch.errors import UsageError
 from hpsearch.errors import read_only_error
 from hpsearch.errors import read_only_problem
+from hpsearch.optuna_internals import cached_storage
+from hpsearch.optuna_internals import heartbeat_base
+from hpsearch.optuna_internals import trial_table
+
+BaseHeartbeat = heartbeat_base()
 
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -124,7 +128,7 @@ class _RetryingBase:
         stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.backend = backend
-        self._inner = optuna.storages._CachedStorage(backend)
+        self._inner = cached_storage(backend)
         self._shown = shown
         self._outage = _Outage(log, stop)
 
@@ -145,8 +149,9 @@ class _RetryingBase:
         from datetime import UTC
         from datetime import datetime
 
-        from optuna.storages._rdb.models import TrialModel
         from optuna.trial import TrialState
+
+        TrialModel = trial_table()
 
         update = (
             sqlalchemy.update(TrialModel)

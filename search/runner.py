@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
+from hpsearch import optuna_internals as internals
 from hpsearch.algorithms import make_pruner
 from hpsearch.algorithms import make_sampler
 from hpsearch.arrays import ARRAYS_ATTR
@@ -107,7 +108,7 @@ def _convergence(
     rule = spec.stop
     if rule is None:
         return None
-    storage, study_id = study._storage, study._study_id
+    storage, study_id = internals.storage_of(study), internals.study_id(study)
 
     def converged(trials: list[Any]) -> bool:
         attrs = storage.get_study_user_attrs(study_id)
@@ -143,7 +144,7 @@ def _work(
     def stop() -> bool:
         return interrupts.signal is not None
 
-    study._storage.set_handlers(log=progress.write, stop=stop)
+    internals.storage_of(study).set_handlers(log=progress.write, stop=stop)
     try:
         with interrupts.installed():
             run_trials(

@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 
+from hpsearch import optuna_internals as internals
 from hpsearch.records import ATTEMPT_ATTRS
 from hpsearch.records import FAIL_REASON_ATTR
 from hpsearch.records import counts_toward_budget
@@ -122,7 +123,7 @@ def fail_dead_trial(study: optuna.Study, trial_id: int, reason: str) -> bool:
     """
     from optuna.exceptions import UpdateFinishedTrialError
 
-    storage = study._storage
+    storage = internals.storage_of(study)
     try:
         storage.set_trial_user_attr(trial_id, FAIL_REASON_ATTR, reason)
     except UpdateFinishedTrialError:
@@ -138,15 +139,15 @@ def fail_stale_trials(study: optuna.Study) -> None:
 
     The age is the database server's `now()` minus the server-written heartbeat: one clock.
     """
-    storage = study._storage
+    storage = internals.storage_of(study)
     interval = storage.get_heartbeat_interval()
     if interval is None:
         return
     grace = storage.backend.grace_period or 2 * interval
-    for trial_id in storage._get_stale_trial_ids(study._study_id):
+    for stale in internals.stale_trial_ids(storage, internals.study_id(study)):
         fail_dead_trial(
             study,
-            trial_id,
+            stale,
             f"stale: no heartbeat for over {grace} s (its worker died or lost the database)",
         )
 
@@ -169,16 +170,16 @@ class SilentTrials:
     def check(self, study: optuna.Study) -> list[int]:
         """Fail the trials silent for too long; returns their trial ids."""
         import sqlalchemy
-        from optuna.storages._rdb.models import TrialHeartbeatModel
         from optuna.trial import TrialState
 
-        storage = study._storage
+        TrialHeartbeatModel = internals.heartbeat_table()
+        storage = internals.storage_of(study)
         interval = storage.get_heartbeat_interval()
         if interval is None:
             return []
         limit = 3 * (storage.backend.grace_period or 2 * interval)
         trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        running = {t._trial_id: t for t in trials}
+        running = {internals.trial_id(t): t for t in trials}
         query = sqlalchemy.select(TrialHeartbeatModel.trial_id).where(
             TrialHeartbeatModel.trial_id.in_(list(running))
         )
@@ -203,7 +204,7 @@ class _Heartbeat:
     """Writes the trial's heartbeat every interval; a missed beat (database away) is skipped."""
 
     def __init__(self, study: optuna.Study, trial_id: int) -> None:
-        self.storage = study._storage
+        self.storage = internals.storage_of(study)
         self.trial_id = trial_id
         self.stopped = threading.Event()
         self.thread = threading.Thread(
@@ -251,14 +252,13 @@ def run_one(
     exception, and KeyboardInterrupt, fails it too and is raised again once that is stored.
     """
     import optuna
-    from optuna.study._tell import _tell_with_warning
     from optuna.trial import TrialState
 
     trial = study.ask()
     value: float | None = None
     state = TrialState.COMPLETE
     error: BaseException | None = None
-    with _Heartbeat(study, trial._trial_id).running():
+    with _Heartbeat(study, internals.trial_id(trial)).running():
         try:
             value = objective(trial)
         except optuna.TrialPruned:
@@ -270,25 +270,21 @@ def run_one(
             if not isinstance(e, KeyboardInterrupt):
                 with contextlib.suppress(Exception):
                     trial.set_user_attr(FAIL_REASON_ATTR, _error_reason(e))
-    # Optuna's own loop tells through this function: one read of the trial, where Study.tell
-    # reads it twice more to return a copy.
-    told_state, _, _ = _tell_with_warning(
-        study=study,
-        trial=trial,
-        value_or_values=value if state == TrialState.COMPLETE else None,
+    told = study.tell(
+        trial,
+        values=value if state == TrialState.COMPLETE else None,
         state=state,
         skip_if_finished=True,
-        suppress_warning=True,
     )
-    if told_state != state:
-        stored = study._storage.get_trial(trial._trial_id)
+    if told.state != state:
+        stored = told
         log(
             f"trial {trial.number} was failed by another worker while this one could not "
             f"reach the database ({fail_reason(stored)}); it was re-queued"
         )
     if error is not None:
         raise error
-    return trial._trial_id
+    return internals.trial_id(trial)
 
 
 def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
@@ -367,7 +363,7 @@ def run_trials(
             fail_stale_trials(study)
             trial_id = run_one(study, objective, (*catch, Surplus), log)
             if callbacks:
-                trial = study._storage.get_trial(trial_id)
+                trial = internals.storage_of(study).get_trial(trial_id)
                 for callback in callbacks:
                     callback(study, trial)
             if guard.last_place:

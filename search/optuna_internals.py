@@ -1,0 +1,70 @@
+"""Optuna's private names that hpsearch's guarantees need, in one place.
+
+The worker loop's exact budget, its dead-trial recovery and its storage retries need a few
+things Optuna keeps private: the study's storage and ids, the heartbeat base class, the cached
+storage Optuna itself wraps around an RDB backend, the trial and heartbeat tables, and the
+stale-trial query. Everything else hpsearch does uses Optuna's public API.
+
+Checked against Optuna `CHECKED_WITH`. tests/search/test_optuna_internals.py exercises every
+name here on a real SQLite study and fails loudly (naming what moved) on an Optuna release
+that changes one of them; update this module, then `CHECKED_WITH`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+if TYPE_CHECKING:
+    import optuna
+
+CHECKED_WITH = "5.0.0"
+
+
+def storage_of(study: optuna.Study) -> Any:
+    """The storage a study reads and writes through (hpsearch's RetryingStorage)."""
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    return study._study_id
+
+
+def trial_id(trial: optuna.trial.BaseTrial) -> int:
+    """A Trial's or FrozenTrial's id in the storage (its number counts within the study)."""
+    return trial._trial_id
+
+
+def heartbeat_base() -> type:
+    """The base class through which Optuna finds a storage's heartbeat support."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    return BaseHeartbeat
+
+
+def cached_storage(backend: optuna.storages.RDBStorage) -> Any:
+    """The cache Optuna puts in front of an RDB backend when given a URL."""
+    import optuna
+
+    return optuna.storages._CachedStorage(backend)
+
+
+def trial_table() -> Any:
+    """The SQLAlchemy model of Optuna's trials table (for one conditional UPDATE)."""
+    from optuna.storages._rdb.models import TrialModel
+
+    return TrialModel
+
+
+def heartbeat_table() -> Any:
+    """The SQLAlchemy model of Optuna's trial heartbeats table."""
+    from optuna.storages._rdb.models import TrialHeartbeatModel
+
+    return TrialHeartbeatModel
+
+
+def stale_trial_ids(storage: Any, study: int) -> list[int]:
+    """RUNNING trials of study id `study` whose heartbeat is older than the grace period, by
+    the database server's clock (through `storage`: an RDB storage, or hpsearch's retrying
+    wrapper around one)."""
+    return storage._get_stale_trial_ids(study)
