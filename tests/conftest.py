@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from hpsearch.models.data import load_dataset
+from tests.datafiles import serving
+
 # Every test (and every process a test starts) caches datasets in a folder of its own, never in
 # the user's ~/.cache/hpsearch.
 if "HPSEARCH_DATA_DIR" not in os.environ:
@@ -80,3 +83,21 @@ def pg_url():
 
     postgres_url()
     yield from new_postgres_database()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving tmp_path/www (tests/datafiles.py)."""
+    with serving(tmp_path / "www") as httpd:
+        yield httpd
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """A dataset cache of this test's own (HPSEARCH_DATA_DIR), no mirror, no cached loads."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HPSEARCH_DATA_DIR", str(cache))
+    monkeypatch.delenv("HPSEARCH_DATA_MIRROR", raising=False)
+    load_dataset.cache_clear()
+    yield cache
+    load_dataset.cache_clear()

@@ -32,3 +32,14 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     diff = np.abs(a - b)
     diff[diff < _ROUNDOFF] = 0.0
     return float(np.max(diff / np.maximum(1e-8, np.abs(a) + np.abs(b))))
+
+
+def float64_model(model, n=6, d=5, c=4, seed=0):
+    """Fit one epoch to create weights_, then switch to float64 weights far from L1's kink."""
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((n, d)), rng.integers(0, c, n)
+    model.partial_fit(X.astype(np.float32), y, classes=np.arange(c))
+    for name, value in model.weights_.items():
+        sign = rng.choice([-1.0, 1.0], value.shape)
+        model.weights_[name] = sign * rng.uniform(0.3, 1.0, value.shape)
+    return X, y

@@ -141,3 +141,12 @@ def _under_optuna(node: ast.Attribute) -> bool:
     while isinstance(value, ast.Attribute):
         value = value.value
     return isinstance(value, ast.Name) and value.id == "optuna"
+
+
+def test_test_modules_share_helpers_through_helper_modules_not_each_other():
+    """Shared fixtures live in conftest.py, shared helpers in modules that are not tests."""
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                last = node.module.rsplit(".", 1)[-1]
+                assert not last.startswith("test_"), f"{path.relative_to(ROOT)}: {node.module}"

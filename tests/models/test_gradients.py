@@ -10,21 +10,11 @@ import pytest
 from hpsearch.models.linear import LinearClassifier
 from hpsearch.models.losses import LOSSES
 from hpsearch.models.mlp import MLP
+from tests.gradcheck import float64_model
 from tests.gradcheck import numerical_gradient
 from tests.gradcheck import rel_error
 
 SMOOTH_BOUND, KINK_BOUND = 1e-7, 1e-4  # cs231n's bounds for smooth parts and kinks
-
-
-def float64_model(model, n=6, d=5, c=4, seed=0):
-    """Fit one epoch to create weights_, then switch to float64 weights far from L1's kink."""
-    rng = np.random.default_rng(seed)
-    X, y = rng.standard_normal((n, d)), rng.integers(0, c, n)
-    model.partial_fit(X.astype(np.float32), y, classes=np.arange(c))
-    for name, value in model.weights_.items():
-        sign = rng.choice([-1.0, 1.0], value.shape)
-        model.weights_[name] = sign * rng.uniform(0.3, 1.0, value.shape)
-    return X, y
 
 
 def check_all_gradients(model, X, y, bound):

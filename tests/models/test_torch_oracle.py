@@ -10,7 +10,7 @@ import pytest
 from hpsearch.models.losses import LOSSES
 from hpsearch.models.mlp import MLP
 from tests.conftest import require_torch
-from tests.models.test_gradients import float64_model
+from tests.gradcheck import float64_model
 
 
 def _torch_loss(torch, name, scores, y):

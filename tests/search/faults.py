@@ -20,6 +20,7 @@ import pytest
 from hpsearch.records import FAIL_REASONS
 from hpsearch.records import fail_reason
 from hpsearch.records import finished_count
+from tests.conftest import TINY
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
@@ -181,3 +182,14 @@ def _zombie(pid: int) -> bool:
 def children(pid: int) -> list[int]:
     text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
     return [int(p) for p in text.split()]
+
+
+# Trials of about a second, so that a kill lands inside one.
+SLOW = (
+    TINY.replace("n_trials = 6", "n_trials = 8")
+    .replace("epochs = 3", "epochs = 120")
+    .replace("choices = [32, 64]", "choices = [16]")
+)
+# Trials of several seconds, for tests that need both workers inside a trial at once; four of
+# them, since after a kill one worker runs the rest alone.
+SLOWER = SLOW.replace("epochs = 120", "epochs = 500").replace("n_trials = 8", "n_trials = 4")

@@ -21,8 +21,8 @@ import pytest
 
 from hpsearch.records import fail_reason
 from tests.search.faults import HPSEARCH
+from tests.search.faults import SLOW
 from tests.search.faults import check_exact
-from tests.search.test_faults import SLOW
 
 pytestmark = [pytest.mark.clock, pytest.mark.slow]
 ZONES = ["Asia/Tokyo", "America/New_York"]  # UTC+9 and UTC-5 (or -4)

@@ -23,6 +23,7 @@ from hpsearch.records import fail_reason
 from hpsearch.worker import MAX_RETRY
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
+from tests.search.faults import SLOWER
 from tests.search.faults import Lines
 from tests.search.faults import check_exact
 from tests.search.faults import children
@@ -43,15 +44,6 @@ FAST = (
     .replace("epochs = 3", "epochs = 2")
     .replace('sampler = { type = "tpe", n_startup_trials = 3 }', 'sampler = "random"')
 )
-# Trials of about a second, so that a kill lands inside one.
-SLOW = (
-    TINY.replace("n_trials = 6", "n_trials = 8")
-    .replace("epochs = 3", "epochs = 120")
-    .replace("choices = [32, 64]", "choices = [16]")
-)
-# Trials of several seconds, for tests that need both workers inside a trial at once; four of
-# them, since after a kill one worker runs the rest alone.
-SLOWER = SLOW.replace("epochs = 120", "epochs = 500").replace("n_trials = 8", "n_trials = 4")
 
 
 def _start(args: list[str], **env: str) -> tuple[subprocess.Popen, Lines]:

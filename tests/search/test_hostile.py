@@ -18,11 +18,11 @@ import sqlalchemy
 from hpsearch.cli import main
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
+from tests.search.faults import SLOW
 from tests.search.faults import Lines
 from tests.search.faults import children
 from tests.search.faults import states
 from tests.search.faults import wait_while_running
-from tests.search.test_faults import SLOW
 
 SECRET = "s3cret-Pa55word"
 

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
-import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from wsgiref.simple_server import WSGIRequestHandler
-from wsgiref.simple_server import make_server
 
-import optuna_dashboard
 import pytest
 
 from hpsearch.cli import main
+from tests.search.dashboard import dashboard
 
 BIN = Path(sys.executable).parent
 
@@ -45,24 +40,6 @@ def test_the_optuna_cli_lists_the_study_and_its_trials(finished_db):
     assert done.returncode == 0, done.stderr
     trials = json.loads(done.stdout)
     assert len(trials) == 6 and {t["state"] for t in trials} == {"COMPLETE"}
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def dashboard(db_url: str) -> Iterator[str]:
-    """optuna-dashboard's WSGI app served on 127.0.0.1 in a thread; yields its base URL."""
-    server = make_server("127.0.0.1", 0, optuna_dashboard.wsgi(db_url), handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_optuna_dashboard_serves_the_study_over_http(finished_db):

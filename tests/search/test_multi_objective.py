@@ -14,7 +14,7 @@ import pytest
 from hpsearch.cli import main
 from hpsearch.models.data import load_dataset
 from tests.conftest import TINY
-from tests.search.test_interop import dashboard
+from tests.search.dashboard import dashboard
 
 OBJECTIVES = '["val_accuracy", "train_seconds", "n_weights"]'
 MULTI = TINY.replace('name = "tiny"', f'name = "multi"\nobjectives = {OBJECTIVES}').replace(

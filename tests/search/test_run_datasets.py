@@ -12,17 +12,15 @@ import pytest
 from hpsearch.cli import main
 from hpsearch.models.data.sources import SOURCES
 from tests.conftest import TINY
-from tests.models.test_datasets import DEAD
-from tests.models.test_datasets import cifar_batches
-from tests.models.test_datasets import cifar_tar
-from tests.models.test_datasets import images_and_labels
-from tests.models.test_datasets import own_cache  # noqa: F401 (autouse fixture)
-from tests.models.test_datasets import require_debian_fashion
-from tests.models.test_datasets import serve_cifar
-from tests.models.test_datasets import serve_idx
-from tests.models.test_datasets import server  # noqa: F401 (fixture)
+from tests.datafiles import DEAD
+from tests.datafiles import cifar_batches
+from tests.datafiles import cifar_tar
+from tests.datafiles import images_and_labels
+from tests.datafiles import require_debian_fashion
+from tests.datafiles import serve_cifar
+from tests.datafiles import serve_idx
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("own_cache")]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -39,12 +37,12 @@ def _run_ok(write_study, db_url, dataset: str) -> optuna.Study:
     return study
 
 
-def test_run_on_mnist(server, monkeypatch, write_study, db_url):  # noqa: F811
+def test_run_on_mnist(server, monkeypatch, write_study, db_url):
     serve_idx(server, monkeypatch)
     _run_ok(write_study, db_url, "mnist")
 
 
-def test_run_on_cifar10(server, monkeypatch, write_study, db_url):  # noqa: F811
+def test_run_on_cifar10(server, monkeypatch, write_study, db_url):
     batches = cifar_batches(20)
     archive = cifar_tar(batches)
     serve_cifar(server, monkeypatch, archive)
@@ -55,12 +53,12 @@ def test_run_on_cifar10(server, monkeypatch, write_study, db_url):  # noqa: F811
     "study", ["studies/cifar10_cnn.toml", "studies/assignments/a001_cifar10_cnn.toml"]
 )
 def test_the_shipped_cifar10_cnn_studies_run_a_trial(
-    server,  # noqa: F811
+    server,
     monkeypatch,
     tmp_path,
     db_url,
     study,
-    capsys,  # noqa: F811
+    capsys,
 ):
     """The redesigned CIFAR-10 CNNs (blocks, augmentation, one-cycle) run one trial on the
     fixture, with their own file: only the epochs are cut to 2, or the test would take
@@ -79,7 +77,7 @@ def test_the_shipped_cifar10_cnn_studies_run_a_trial(
     assert len(trial.trials[0].user_attrs["curves"]["val_accuracy"]) == 2
 
 
-def test_run_on_intel_and_on_an_npz_path(own_cache, tmp_path, write_study, db_url):  # noqa: F811
+def test_run_on_intel_and_on_an_npz_path(own_cache, tmp_path, write_study, db_url):
     X, y = images_and_labels(60, (48 * 48 * 3,), 1)
     (own_cache / "intel").mkdir(parents=True)
     np.savez(

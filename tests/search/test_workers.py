@@ -18,11 +18,11 @@ import pytest
 
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
+from tests.search.faults import SLOW
 from tests.search.faults import check_exact
 from tests.search.faults import postgres_url
 from tests.search.faults import states as _states
 from tests.search.faults import wait_until as _wait
-from tests.search.test_faults import SLOW
 
 pytestmark = pytest.mark.slow
 
