@@ -7,7 +7,6 @@ returns (data loss, accuracy), `score`, `predict`. Models never import optuna.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -17,6 +16,7 @@ from hpsearch.models.constraints import Options
 from hpsearch.models.custom import CustomEntry
 from hpsearch.models.custom import CustomModelError
 from hpsearch.models.custom import is_custom
+from hpsearch.models.lazy import import_object
 from hpsearch.models.network import NetworkEntry
 from hpsearch.models.protocol import Classifier
 from hpsearch.models.protocol import KindEntry
@@ -38,8 +38,7 @@ class ModelEntry:
     defaults: dict[str, Any] = field(default_factory=dict)
 
     def load(self) -> type:
-        module, name = self.target.split(":")
-        return getattr(importlib.import_module(module), name)
+        return import_object(self.target)
 
     def arguments(self) -> dict[str, Constraint]:
         """Constructor arguments a study file may set (fixed or searched), with constraints."""

@@ -12,6 +12,7 @@ from hpsearch.models.constraints import AnyValue
 from hpsearch.models.custom import CustomEntry
 from hpsearch.models.custom import CustomModelError
 from hpsearch.models.custom import target_problem
+from hpsearch.models.lazy import import_object
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,7 @@ class NetworkEntry:
         return list(inspect.signature(self.function()).parameters)[2:]
 
     def load(self) -> type:
-        from hpsearch.models.torch_models import TorchNetwork
-
-        return TorchNetwork
+        return import_object("hpsearch.models.torch_models:TorchNetwork")
 
     def arguments(self) -> dict[str, Any]:
         own = {k: AnyValue() for k in self.own_arguments()}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from hpsearch.errors import UsageError
+from hpsearch.models.lazy import import_object
 
 if TYPE_CHECKING:
     import optuna
@@ -39,12 +40,11 @@ _NOT_OPTIONS = frozenset(
 class Algorithm:
     """An Optuna sampler or pruner class and the extra packages it needs."""
 
-    module: str
-    name: str
+    target: str  # "module:Class", imported on first use (models/lazy.py)
     needs: tuple[str, ...] = ()  # import names; the error tells which to pip install
 
     def load(self) -> type:
-        return getattr(importlib.import_module(self.module), self.name)
+        return import_object(self.target)
 
     def missing_packages(self) -> list[str]:
         return [p for p in self.needs if importlib.util.find_spec(p) is None]
@@ -55,20 +55,20 @@ class Algorithm:
 
 
 SAMPLERS: dict[str, Algorithm] = {
-    "tpe": Algorithm("optuna.samplers", "TPESampler"),
-    "random": Algorithm("optuna.samplers", "RandomSampler"),
-    "grid": Algorithm("optuna.samplers", "GridSampler"),
-    "cmaes": Algorithm("optuna.samplers", "CmaEsSampler", needs=("cmaes",)),
-    "qmc": Algorithm("optuna.samplers", "QMCSampler", needs=("scipy",)),
-    "gp": Algorithm("optuna.samplers", "GPSampler", needs=("torch", "scipy")),
+    "tpe": Algorithm("optuna.samplers:TPESampler"),
+    "random": Algorithm("optuna.samplers:RandomSampler"),
+    "grid": Algorithm("optuna.samplers:GridSampler"),
+    "cmaes": Algorithm("optuna.samplers:CmaEsSampler", needs=("cmaes",)),
+    "qmc": Algorithm("optuna.samplers:QMCSampler", needs=("scipy",)),
+    "gp": Algorithm("optuna.samplers:GPSampler", needs=("torch", "scipy")),
 }
 
 PRUNERS: dict[str, Algorithm] = {
-    "median": Algorithm("optuna.pruners", "MedianPruner"),
-    "percentile": Algorithm("optuna.pruners", "PercentilePruner"),
-    "successive_halving": Algorithm("optuna.pruners", "SuccessiveHalvingPruner"),
-    "hyperband": Algorithm("optuna.pruners", "HyperbandPruner"),
-    "none": Algorithm("optuna.pruners", "NopPruner"),
+    "median": Algorithm("optuna.pruners:MedianPruner"),
+    "percentile": Algorithm("optuna.pruners:PercentilePruner"),
+    "successive_halving": Algorithm("optuna.pruners:SuccessiveHalvingPruner"),
+    "hyperband": Algorithm("optuna.pruners:HyperbandPruner"),
+    "none": Algorithm("optuna.pruners:NopPruner"),
 }
 
 # Optuna cannot prune a multi-objective study (Trial.report raises); hpsearch asks these
@@ -109,16 +109,16 @@ def build(algorithm: Algorithm, options: dict[str, Any], **extra: Any) -> Any:
     return algorithm.load()(**options, **extra)
 
 
-def grid_values(spec: ParamSpec) -> list[Any] | None:
+def grid_values(param: ParamSpec) -> list[Any] | None:
     """Every value of a parameter, or None when it has infinitely many (float without step)."""
-    if spec.type == "categorical":
-        return list(spec.choices)
-    if spec.type == "int":
-        return list(range(spec.low, spec.high + 1, spec.step or 1))
-    if spec.step is None:
+    if param.type == "categorical":
+        return list(param.choices)
+    if param.type == "int":
+        return list(range(param.low, param.high + 1, param.step or 1))
+    if param.step is None:
         return None
-    n = int((spec.high - spec.low) / spec.step + 1e-9)
-    return [round(spec.low + i * spec.step, 12) for i in range(n + 1)]
+    n = int((param.high - param.low) / param.step + 1e-9)
+    return [round(param.low + i * param.step, 12) for i in range(n + 1)]
 
 
 def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:

@@ -46,9 +46,9 @@ class ParamsReader(TableReader):
                 )
             if name in model.fixed:
                 self.fail(key, "also set in [model].fixed; a value is either fixed or searched")
-            spec = self.param(name, entry, key, specs)
-            self.param_fits_model(spec, arguments[name], key, model.kind)
-            specs[name] = spec
+            param = self.param(name, entry, key, specs)
+            self.param_fits_model(param, arguments[name], key, model.kind)
+            specs[name] = param
         return tuple(specs.values())
 
     def param(self, name: str, entry: Any, key: str, earlier: dict[str, ParamSpec]) -> ParamSpec:
@@ -162,25 +162,25 @@ class ParamsReader(TableReader):
             conditions.append((parent, tuple(values)))
         return tuple(conditions)
 
-    def param_fits_model(self, spec: ParamSpec, constraint: Any, key: str, kind: str) -> None:
-        if spec.type == "categorical":
-            values = spec.choices
+    def param_fits_model(self, param: ParamSpec, constraint: Any, key: str, kind: str) -> None:
+        if param.type == "categorical":
+            values = param.choices
         else:
-            if spec.type == "float" and getattr(constraint, "integer", False):
-                self.fail(key, f'{kind} takes whole numbers for {spec.name}; use type = "int"')
+            if param.type == "float" and getattr(constraint, "integer", False):
+                self.fail(key, f'{kind} takes whole numbers for {param.name}; use type = "int"')
             if isinstance(constraint, Options):
                 self.fail(
                     key,
-                    f"{kind} takes {constraint.describe()} for {spec.name}; "
+                    f"{kind} takes {constraint.describe()} for {param.name}; "
                     'use type = "categorical"',
                 )
-            values = (spec.low, spec.high)
+            values = (param.low, param.high)
         for v in values:
             problem = constraint.check(v)
             if problem is not None:
                 self.fail(
                     key,
-                    f"{kind} does not accept {spec.name} = {v!r}; "
+                    f"{kind} does not accept {param.name} = {v!r}; "
                     f"allowed: {constraint.describe()}",
                 )
 
@@ -199,11 +199,11 @@ class ParamsReader(TableReader):
                 if problem is not None:
                     self.fail(f"{key}.{name}", problem)
             chosen = dict(entry)
-            for spec in params:
-                if spec.name in chosen and not is_active(spec, chosen):
-                    parents = ", ".join(f"{p} in {list(v)}" for p, v in spec.when)
+            for param in params:
+                if param.name in chosen and not is_active(param, chosen):
+                    parents = ", ".join(f"{p} in {list(v)}" for p, v in param.when)
                     self.fail(
-                        f"{key}.{spec.name}",
+                        f"{key}.{param.name}",
                         f"is only active when {parents}; drop it or set its parent accordingly",
                     )
             entries.append(chosen)

@@ -12,12 +12,12 @@ from hpsearch.models.constraints import Interval
 if TYPE_CHECKING:
     import optuna
 
-    from hpsearch.spec import ParamSpec
+    from hpsearch.param import ParamSpec
 
 
-def is_active(spec: ParamSpec, chosen: dict[str, Any]) -> bool:
+def is_active(param: ParamSpec, chosen: dict[str, Any]) -> bool:
     """A parameter is active when every parent in `when` was chosen with a listed value."""
-    return all(parent in chosen and chosen[parent] in values for parent, values in spec.when)
+    return all(parent in chosen and chosen[parent] in values for parent, values in param.when)
 
 
 def suggest(trial: optuna.trial.BaseTrial, params: Sequence[ParamSpec]) -> dict[str, Any]:
@@ -27,36 +27,36 @@ def suggest(trial: optuna.trial.BaseTrial, params: Sequence[ParamSpec]) -> dict[
     returned dict and `trial.params`.
     """
     chosen: dict[str, Any] = {}
-    for spec in params:
-        if not is_active(spec, chosen):
+    for param in params:
+        if not is_active(param, chosen):
             continue
-        if spec.type == "categorical":
-            chosen[spec.name] = trial.suggest_categorical(spec.name, list(spec.choices))
-        elif spec.type == "int":
-            chosen[spec.name] = trial.suggest_int(
-                spec.name, spec.low, spec.high, step=spec.step or 1, log=spec.log
+        if param.type == "categorical":
+            chosen[param.name] = trial.suggest_categorical(param.name, list(param.choices))
+        elif param.type == "int":
+            chosen[param.name] = trial.suggest_int(
+                param.name, param.low, param.high, step=param.step or 1, log=param.log
             )
         else:
-            chosen[spec.name] = trial.suggest_float(
-                spec.name, spec.low, spec.high, step=spec.step, log=spec.log
+            chosen[param.name] = trial.suggest_float(
+                param.name, param.low, param.high, step=param.step, log=param.log
             )
     return chosen
 
 
-def value_problem(spec: ParamSpec, value: Any) -> str | None:
+def value_problem(param: ParamSpec, value: Any) -> str | None:
     """Why `value` is not a value the searched parameter can take, or None."""
-    if spec.type == "categorical":
-        if any(type(value) is type(c) and value == c for c in spec.choices):
+    if param.type == "categorical":
+        if any(type(value) is type(c) and value == c for c in param.choices):
             return None
-        return f"got {value!r}; allowed: one of {', '.join(repr(c) for c in spec.choices)}"
-    problem = Interval(spec.low, spec.high, integer=spec.type == "int").check(value)
+        return f"got {value!r}; allowed: one of {', '.join(repr(c) for c in param.choices)}"
+    problem = Interval(param.low, param.high, integer=param.type == "int").check(value)
     if problem is not None:
         return problem
     if (
-        spec.step is not None
-        and abs((value - spec.low) / spec.step - round((value - spec.low) / spec.step)) > 1e-9
+        param.step is not None
+        and abs((value - param.low) / param.step - round((value - param.low) / param.step)) > 1e-9
     ):
-        return f"got {value!r}; allowed: {spec.low!r} plus a multiple of step {spec.step!r}"
+        return f"got {value!r}; allowed: {param.low!r} plus a multiple of step {param.step!r}"
     return None
 
 
@@ -65,15 +65,15 @@ def fit_problem(params: Sequence[ParamSpec], values: Mapping[str, Any]) -> str |
     every parameter that is active for it, each a value the parameter can take. Values for
     names this space does not search are ignored (they are fixed here)."""
     chosen: dict[str, Any] = {}
-    for spec in params:
-        if not is_active(spec, chosen):
+    for param in params:
+        if not is_active(param, chosen):
             continue
-        if spec.name not in values:
-            return f"no value for {spec.name}"
-        problem = value_problem(spec, values[spec.name])
+        if param.name not in values:
+            return f"no value for {param.name}"
+        problem = value_problem(param, values[param.name])
         if problem is not None:
-            return f"{spec.name}: {problem}"
-        chosen[spec.name] = values[spec.name]
+            return f"{param.name}: {problem}"
+        chosen[param.name] = values[param.name]
     return None
 
 
@@ -86,14 +86,16 @@ def distributions(
     from optuna.distributions import IntDistribution
 
     out: dict[str, Any] = {}
-    for spec in params:
-        if spec.name not in chosen or not is_active(spec, chosen):
+    for param in params:
+        if param.name not in chosen or not is_active(param, chosen):
             continue
-        if spec.type == "categorical":
-            out[spec.name] = CategoricalDistribution(list(spec.choices))
-        elif spec.type == "int":
-            step = spec.step or 1
-            out[spec.name] = IntDistribution(spec.low, spec.high, log=spec.log, step=step)
+        if param.type == "categorical":
+            out[param.name] = CategoricalDistribution(list(param.choices))
+        elif param.type == "int":
+            step = param.step or 1
+            out[param.name] = IntDistribution(param.low, param.high, log=param.log, step=step)
         else:
-            out[spec.name] = FloatDistribution(spec.low, spec.high, log=spec.log, step=spec.step)
+            out[param.name] = FloatDistribution(
+                param.low, param.high, log=param.log, step=param.step
+            )
     return out

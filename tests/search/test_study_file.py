@@ -274,7 +274,7 @@ def test_a_sampler_needing_a_missing_package_says_which(write_study, capsys, mon
     monkeypatch.setitem(
         SAMPLERS,
         "cmaes",
-        Algorithm("optuna.samplers", "CmaEsSampler", needs=("hpsearch_no_such_package",)),
+        Algorithm("optuna.samplers:CmaEsSampler", needs=("hpsearch_no_such_package",)),
     )
     path = write_study(TINY.replace('type = "tpe", n_startup_trials = 3', 'type = "cmaes"'))
     assert main(["validate", str(path)]) == 2
