@@ -184,6 +184,7 @@ def _build(kind, seed=0, **params):
     return MODELS[kind].build({**ALL_QUICK[kind], **params}, seed)
 
 
+@pytest.mark.slow
 def test_public_methods_give_the_same_answers_in_any_order(any_kind):
     X, y, c = _data(any_kind)
     X2, y2, _ = _data(any_kind, seed=1)

@@ -62,3 +62,14 @@ def test_stratified_split_keeps_a_sample_of_every_class():
     assert set(y[kept]) == {0, 1, 2}
     assert sorted(np.concatenate([kept, held])) == list(range(len(y)))
     assert np.bincount(y[held], minlength=3).tolist() == [5, 1, 0]
+
+
+def test_digits_read_without_importing_scikit_learn_equal_scikit_learns():
+    from sklearn.datasets import load_digits
+
+    from hpsearch.models.data.formats import read_digits
+
+    raw, bunch = read_digits(), load_digits()
+    assert raw.X.shape == (1797, 1, 8, 8) and raw.X.dtype == np.float32
+    assert np.array_equal(raw.X[:, 0], bunch.images.astype(np.float32))
+    assert np.array_equal(raw.y, bunch.target)

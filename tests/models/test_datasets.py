@@ -342,6 +342,7 @@ def test_bad_npz_files_end_in_one_line(case, tmp_path, own_cache):
 # -- the real Fashion-MNIST, from Debian's dataset-fashion-mnist ---------------------------------
 
 
+@pytest.mark.slow
 def test_the_real_fashion_mnist_offline(monkeypatch, own_cache):
     require_debian_fashion()
     monkeypatch.setitem(

@@ -43,12 +43,14 @@ def _train(kind, digits, seed=0, **extra):
     return model, history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(LEARNS))
 def test_each_model_learns_digits(kind, digits):
     _, history = _train(kind, digits)
     assert history.kept_val_accuracy >= LEARNS[kind][1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(LEARNS))
 def test_the_same_seed_gives_the_same_metrics(kind, digits):
     runs = [_train(kind, digits, seed=s, epochs=3)[1] for s in (4, 4, 5)]
@@ -127,6 +129,7 @@ def test_without_torch_a_torch_study_ends_in_one_line_saying_how_to_install(
     assert not (tmp_path / "h.db").exists()
 
 
+@pytest.mark.slow
 def test_numpy_studies_never_import_torch(write_study, tmp_path):
     code = (
         BLOCK_TORCH + f"rc = main(['run', {str(write_study())!r}, '--quiet', '--storage', "

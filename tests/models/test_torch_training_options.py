@@ -163,6 +163,7 @@ def test_label_smoothing_is_in_the_training_loss_only(digits):
     assert math.isclose(model.evaluate(X_val, y_val)[0], unsmoothed, rel_tol=1e-5)
 
 
+@pytest.mark.slow
 def test_adamw_decays_the_weights_apart_from_the_gradient(digits):
     def norm(weight_decay):
         model, _ = _cnn(
@@ -173,6 +174,7 @@ def test_adamw_decays_the_weights_apart_from_the_gradient(digits):
     assert norm(50.0) < 0.5 * norm(0.0)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains_on_the_cpu_too(digits):
     model, _ = _cnn(digits, epochs=3, precision="bf16", optimizer="adam", learning_rate=3e-3)
     fp32, _ = _cnn(digits, epochs=3, optimizer="adam", learning_rate=3e-3)

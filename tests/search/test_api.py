@@ -52,6 +52,7 @@ def ran(tmp_path, write_study, capsys):
     return study, url
 
 
+@pytest.mark.slow
 def test_run_load_and_export_return_values(ran, capsys):
     study, url = ran
     assert study.study_name == "tiny" and len(study.trials) == 6
@@ -66,6 +67,7 @@ def test_run_load_and_export_return_values(ran, capsys):
     assert capsys.readouterr() == ("", "")
 
 
+@pytest.mark.slow
 def test_retrain_and_confirm_return_results(ran, tmp_path, capsys):
     study, _ = ran
     result = hpsearch.retrain(hpsearch.export(study), out=tmp_path / "r")
@@ -79,6 +81,7 @@ def test_retrain_and_confirm_return_results(ran, tmp_path, capsys):
     assert capsys.readouterr() == ("", "")
 
 
+@pytest.mark.slow
 def test_figures_and_report(ran, tmp_path):
     study, _ = ran
     figures = hpsearch.figures(study)
@@ -90,6 +93,7 @@ def test_figures_and_report(ran, tmp_path):
     assert "plotly" in path.read_text()[:2_000_000].lower()
 
 
+@pytest.mark.slow
 def test_bad_input_raises_the_clis_line(ran, tmp_path):
     missing = tmp_path / "missing.toml"
     with pytest.raises(hpsearch.UsageError) as raised:
@@ -100,6 +104,7 @@ def test_bad_input_raises_the_clis_line(ran, tmp_path):
         hpsearch.load("nope", storage=ran[1])
 
 
+@pytest.mark.slow
 def test_a_class_object_as_kind(tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     study = hpsearch.run(_doc(Centroid), storage=url, progress=False)
@@ -108,6 +113,7 @@ def test_a_class_object_as_kind(tmp_path):
     assert stored == "tests.search.test_api:Centroid"
 
 
+@pytest.mark.slow
 def test_workers_need_a_class_other_processes_can_import(tmp_path):
     class Local(Centroid):
         pass

@@ -24,6 +24,7 @@ def study(write_study, db_url):
     return hpsearch.run(str(write_study(text)), storage=db_url, progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "call, words",
     [
@@ -58,6 +59,7 @@ def test_bad_arguments_raise_the_clis_line_and_store_nothing(
     assert CONFIRM_ATTR not in reloaded.user_attrs
 
 
+@pytest.mark.slow
 def test_the_api_docstring_examples_run(tmp_path, monkeypatch):
     (tmp_path / "studies").symlink_to(ROOT / "studies")
     monkeypatch.chdir(tmp_path)

@@ -29,6 +29,7 @@ def digits():
     return bunch.data.astype(np.float32), bunch.target
 
 
+@pytest.mark.slow
 def test_arrays_are_split_as_data_says_and_a_resume_needs_the_same(digits, db_url):
     X, y = digits
     study = hpsearch.run(STUDY, storage=db_url, data=(X, y), progress=False)
@@ -52,6 +53,7 @@ def test_arrays_are_split_as_data_says_and_a_resume_needs_the_same(digits, db_ur
     assert len(optuna.load_study(study_name="mine", storage=db_url).trials) == 4
 
 
+@pytest.mark.slow
 def test_own_splits_with_string_labels_retrain_and_confirm_from_the_same_arrays(
     digits, db_url, tmp_path
 ):
@@ -79,6 +81,7 @@ def test_own_splits_with_string_labels_retrain_and_confirm_from_the_same_arrays(
     assert not (tmp_path / "r2").exists()
 
 
+@pytest.mark.slow
 def test_images_keep_their_shape(db_url):
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 30)

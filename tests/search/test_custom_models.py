@@ -95,6 +95,7 @@ def test_your_own_class_is_searched_pruned_exported_retrained_and_joined(own, tm
     assert set(np.load(elsewhere / "r" / "weights.npz")) == {"W", "b"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind, params",
     [
@@ -265,6 +266,7 @@ width = {{ type = "categorical", choices = [4, 8] }}
 """
 
 
+@pytest.mark.slow
 def test_a_torch_network_of_your_own_with_a_searched_argument(tmp_path, capsys):
     from tests.conftest import require_torch
 

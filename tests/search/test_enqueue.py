@@ -25,6 +25,7 @@ reg_strength = 0.001
 )
 
 
+@pytest.mark.slow
 def test_enqueued_configurations_run_first_with_exactly_their_values(write_study, db_url, capsys):
     assert main(["run", str(write_study(ENQUEUED)), "--storage", db_url, "--quiet"]) == 0
     assert "Warning" not in capsys.readouterr().err

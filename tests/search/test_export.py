@@ -36,6 +36,7 @@ def finished(write_study, db_url):
     return optuna.load_study(study_name="tiny", storage=db_url)
 
 
+@pytest.mark.slow
 def test_export_follows_the_schema_and_holds_every_parameter(finished, db_url, tmp_path):
     out = tmp_path / "best.json"
     assert main(["export", "tiny", "--storage", db_url, "-o", str(out), "--top", "3"]) == 0
@@ -68,6 +69,7 @@ def test_the_schema_rejects_what_retrain_could_not_use():
         jsonschema.validate({"schema_version": 1, "study": "x"}, SCHEMA)
 
 
+@pytest.mark.slow
 def test_retrain_reproduces_the_validation_accuracy_and_tests_once(
     finished, db_url, tmp_path, capsys
 ):
@@ -91,6 +93,7 @@ def test_retrain_reproduces_the_validation_accuracy_and_tests_once(
     assert retrained["n_test"] == len(data.y_test)
 
 
+@pytest.mark.slow
 def test_retrain_reproduces_a_torch_trial_on_the_cpu(write_study, db_url, tmp_path):
     require_torch()
     text = TINY.replace("numpy.softmax", "torch.logistic").replace("n_trials = 6", "n_trials = 2")
@@ -129,6 +132,7 @@ BAD_EXPORTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_EXPORTS, ids=[c[0] for c in BAD_EXPORTS])
 def test_a_bad_export_file_ends_in_one_line(case, finished, db_url, tmp_path, capsys):
     good = tmp_path / "good.json"
@@ -143,12 +147,14 @@ def test_a_bad_export_file_ends_in_one_line(case, finished, db_url, tmp_path, ca
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_retrain_rank_that_does_not_exist(finished, db_url, tmp_path, capsys):
     assert main(["export", "tiny", "--storage", db_url, "-o", str(tmp_path / "b.json")]) == 0
     assert main(["retrain", str(tmp_path / "b.json"), "--rank", "4"]) == 2
     assert "--rank 4" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_confirm_statistics_and_what_it_stores(finished, db_url, capsys):
     assert (
         main(["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "3", "--quiet"])
@@ -183,6 +189,7 @@ def _ranked(study):
     )
 
 
+@pytest.mark.slow
 def test_export_puts_the_confirm_winner_first(finished, db_url, tmp_path, capsys):
     assert (
         main(["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "3", "--quiet"])
@@ -207,6 +214,7 @@ def test_export_puts_the_confirm_winner_first(finished, db_url, tmp_path, capsys
     assert f"{results[0]['mean']:.4f} ± {results[0]['std']:.4f}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_export_ignores_a_confirm_that_later_trials_overtook(finished, db_url, tmp_path, capsys):
     """A confirm of trials that are no longer the top ones cannot say which is best."""
     ranked = _ranked(finished)
@@ -274,6 +282,7 @@ def test_the_dashboard_refuses_a_missing_database(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_studies_show_and_confirm_print_json_for_scripts(finished, db_url, capsys):
     capsys.readouterr()
     assert main(["studies", "--storage", db_url, "--format", "json"]) == 0
@@ -296,6 +305,7 @@ def test_studies_show_and_confirm_print_json_for_scripts(finished, db_url, capsy
     assert results == stored["results"] and len(results) == 2
 
 
+@pytest.mark.slow
 def test_an_export_that_breaks_its_schema_is_never_written(finished, db_url):
     from hpsearch.exports import export_document
     from hpsearch.exports import export_json

@@ -44,6 +44,7 @@ EDITS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edit", EDITS, ids=[e[0] for e in EDITS])
 def test_retrain_refuses_an_edited_export_before_it_trains(exported, tmp_path, capsys, edit):
     _, change, words = edit
@@ -56,6 +57,7 @@ def test_retrain_refuses_an_edited_export_before_it_trains(exported, tmp_path, c
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
 
 
+@pytest.mark.slow
 def test_retrain_masks_a_password_in_a_hand_edited_storage_url(exported, tmp_path):
     path = tmp_path / "edited.json"
     path.write_text(json.dumps({**exported, "storage": "postgresql://me:s3cret@db/x"}))
@@ -65,6 +67,7 @@ def test_retrain_masks_a_password_in_a_hand_edited_storage_url(exported, tmp_pat
     assert json.loads(written)["storage"] == "postgresql://me:***@db/x"
 
 
+@pytest.mark.slow
 def test_an_export_of_a_users_class_without_its_source_is_refused(exported, tmp_path, capsys):
     doc = {**exported, "model_kind": f"{tmp_path / 'mine.py'}:Mine"}
     path = tmp_path / "edited.json"
@@ -135,6 +138,7 @@ def test_a_hostile_json_file_is_one_line_and_never_read_whole(
         assert optuna.get_all_study_names(db_url) == []  # nothing created
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", [1.5, -0.1, 1e308, "1e999"])
 def test_a_warm_start_value_that_cannot_be_an_accuracy_is_refused(
     write_study, db_url, tmp_path, capsys, value
@@ -160,6 +164,7 @@ def _configs(n: int) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_a_warm_start_cut_short_is_redone_whole(write_study, db_url, tmp_path, capsys):
     source = tmp_path / "many.json"
     source.write_text(json.dumps(_configs(30)))
@@ -206,6 +211,7 @@ def test_a_warm_start_killed_while_adding_lands_whole_on_the_next_run(write_stud
     assert sum(WARM_ATTR not in t.user_attrs for t in trials) == 2
 
 
+@pytest.mark.slow
 def test_a_warm_start_from_another_split_is_said(write_study, db_url, tmp_path, capsys):
     other = TINY.replace("val_fraction = 0.2", "val_fraction = 0.3").replace(
         "n_trials = 6", "n_trials = 2"
@@ -220,6 +226,7 @@ def test_a_warm_start_from_another_split_is_said(write_study, db_url, tmp_path, 
     assert note in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_study_named_like_a_json_file_is_a_warm_start_source(write_study, db_url, capsys):
     text = TINY.replace('name = "tiny"', 'name = "old.json"').replace(
         "n_trials = 6", "n_trials = 2"

@@ -113,6 +113,7 @@ def exported(tmp_path_factory) -> Path:
     return folder / "best.json"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, key",
     [
@@ -227,6 +228,7 @@ def test_a_bad_dataset_is_refused_before_any_trial(write_study, tmp_path, make, 
     assert not db.exists()  # no study was created, no budget spent
 
 
+@pytest.mark.slow
 def test_whole_valued_float_labels_are_accepted(write_study, tmp_path):
     rng = np.random.default_rng(0)
     data = _npz(tmp_path / "d.npz", rng.random((90, 4, 4)), (np.arange(90) % 3).astype(float))

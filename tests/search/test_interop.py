@@ -22,6 +22,7 @@ def finished_db(write_study, db_url) -> str:
     return db_url
 
 
+@pytest.mark.slow
 def test_the_console_script_starts_and_validates(write_study):
     done = subprocess.run([BIN / "hpsearch", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "validate" in done.stdout
@@ -31,6 +32,7 @@ def test_the_console_script_starts_and_validates(write_study):
     assert done.returncode == 0 and "valid" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_optuna_cli_lists_the_study_and_its_trials(finished_db):
     done = subprocess.run(
         [BIN / "optuna", "trials", "--study-name", "tiny", "--storage", finished_db, "-f", "json"],
@@ -42,6 +44,7 @@ def test_the_optuna_cli_lists_the_study_and_its_trials(finished_db):
     assert len(trials) == 6 and {t["state"] for t in trials} == {"COMPLETE"}
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_serves_the_study_over_http(finished_db):
     with dashboard(finished_db) as base:
         with urllib.request.urlopen(f"{base}/api/studies", timeout=30) as response:

@@ -26,6 +26,7 @@ def _dominates(a, b) -> bool:
     return a[0] >= b[0] and a[1] <= b[1] and a[2] <= b[2] and tuple(a) != tuple(b)
 
 
+@pytest.mark.slow
 def test_a_multi_objective_study_end_to_end(write_study, db_url, tmp_path, capsys, monkeypatch):
     assert main(["run", str(write_study(MULTI)), "--storage", db_url, "--quiet"]) == 0
     study = optuna.load_study(study_name="multi", storage=db_url)
@@ -91,6 +92,7 @@ PRUNED = TINY.replace('name = "tiny"', 'name = "NAME"\nOBJECTIVES').replace(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objectives", ['["val_accuracy"]', OBJECTIVES])
 def test_a_hopeless_trial_is_pruned_by_the_same_rule(write_study, db_url, objectives):
     """Two good trials, then a hopeless one (learning rate 100 times smaller): the median
@@ -109,6 +111,7 @@ def test_a_hopeless_trial_is_pruned_by_the_same_rule(write_study, db_url, object
         assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials) and len(trials) == 6
 
 
+@pytest.mark.slow
 def test_optuna_dashboard_shows_the_metric_names(write_study, db_url):
     assert main(["run", str(write_study(MULTI)), "--storage", db_url, "--quiet"]) == 0
     assert main(["run", str(write_study()), "--storage", db_url, "--quiet"]) == 0

@@ -54,6 +54,7 @@ def test_a_notebook_folder_with_modules_of_our_old_names_does_not_shadow_hpsearc
     assert done.stdout.strip() == "hpsearch.api"
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_one_import_name(tmp_path):
     """The built wheel's top level is hpsearch alone (and its metadata)."""
     import zipfile

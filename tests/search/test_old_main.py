@@ -11,12 +11,14 @@ import shutil
 from pathlib import Path
 
 import optuna
+import pytest
 
 from hpsearch.cli import main
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "old_main"
 
 
+@pytest.mark.slow
 def test_an_old_study_and_export_are_read_resumed_and_retrained(tmp_path, capsys, monkeypatch):
     for name in ("study.db", "best.json", "study.toml"):
         shutil.copy(FIXTURES / name, tmp_path / name)

@@ -103,6 +103,7 @@ def open_in_chromium(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
     return done.stdout, errors
 
 
+@pytest.mark.slow
 def test_the_console_error_detector_sees_errors(tmp_path):
     page = tmp_path / "broken.html"
     page.write_text(
@@ -130,6 +131,7 @@ def test_the_report_opens_without_console_errors_and_draws_every_figure(reported
     assert 'class="note"' not in dom  # no figure had to be left out
 
 
+@pytest.mark.slow
 def test_summary_and_curves_data(reported):
     _, url = reported
     study, spec, _ = _load(url)
@@ -150,6 +152,7 @@ def test_summary_and_curves_data(reported):
     assert plotted["train loss"] == best.user_attrs["curves"]["train_loss"]
 
 
+@pytest.mark.slow
 def test_learning_rate_and_weight_norm_data(reported):
     _, url = reported
     study, spec, _ = _load(url)
@@ -170,6 +173,7 @@ def test_learning_rate_and_weight_norm_data(reported):
     assert [list(tr.y) for tr in section.figure.data] == [line.values for line in lines]
 
 
+@pytest.mark.slow
 def test_class_weight_images_are_the_best_trials_weights(reported):
     _, url = reported
     study, spec, _ = _load(url)
@@ -187,6 +191,7 @@ def test_class_weight_images_are_the_best_trials_weights(reported):
     np.testing.assert_allclose(images.reshape(10, -1), scaled, atol=0.5 / 255 + 1e-9)
 
 
+@pytest.mark.slow
 def test_a_figure_that_cannot_be_drawn_says_why(tmp_path, write_study, db_url):
     # Every trial diverges, so no trial is complete: there is nothing to draw.
     diverging = TINY.replace("low = 1e-3, high = 1e-1", "low = 1e37, high = 1e38")
@@ -201,6 +206,7 @@ def test_a_figure_that_cannot_be_drawn_says_why(tmp_path, write_study, db_url):
     assert page.read_text().count('class="note"') == len(notes)
 
 
+@pytest.mark.slow
 def test_report_of_an_unknown_study_is_a_one_line_error(reported, capsys):
     _, url = reported
     assert main(["report", "tiny", "nope", "--storage", url]) == 2
@@ -212,6 +218,7 @@ def test_optuna_sees_the_same_trials(reported):
     assert len(optuna.load_study(study_name="tiny", storage=url).trials) == 14
 
 
+@pytest.mark.slow
 def test_intermediate_values_data_and_figure(reported):
     from hpsearch.reports import intermediate_info
 

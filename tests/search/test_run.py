@@ -21,6 +21,7 @@ def _load(db_url: str, name: str = "tiny") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=db_url)
 
 
+@pytest.mark.slow
 def test_a_run_stores_every_trial_with_its_records(write_study, db_url, capsys):
     path = write_study()
     assert main(["run", str(path), "--storage", db_url, "--quiet"]) == 0
@@ -77,6 +78,7 @@ def test_the_environment_variable_names_the_storage(write_study, tmp_path, monke
     assert (tmp_path / "env.db").exists() and not (tmp_path / "hpsearch.db").exists()
 
 
+@pytest.mark.slow
 def test_n_trials_is_the_total_and_a_finished_study_does_nothing(write_study, db_url, capsys):
     path = write_study()
     assert main(["run", str(path), "--storage", db_url, "--quiet", "--n-trials", "2"]) == 0
@@ -91,6 +93,7 @@ def test_n_trials_is_the_total_and_a_finished_study_does_nothing(write_study, db
     assert "nothing to run" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, key",
     [
@@ -115,6 +118,7 @@ def test_a_changed_study_is_refused(change, key, write_study, db_url, tmp_path, 
     assert len(_load(db_url).trials) == 2
 
 
+@pytest.mark.slow
 def test_a_different_seed_is_refused_but_budget_and_sampler_may_change(
     write_study, db_url, capsys
 ):
@@ -132,6 +136,7 @@ def test_a_different_seed_is_refused_but_budget_and_sampler_may_change(
     assert len(_load(db_url).trials) == 2
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(write_study, db_url):
     text = TINY.replace("low = 1e-3, high = 1e-1", "low = 1e37, high = 1e38").replace(
         "[data]", '[data]\npreprocess = "none"'
@@ -144,6 +149,7 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(write_stu
     assert all("epoch 0" in t.user_attrs["fail_reason"] for t in trials)
 
 
+@pytest.mark.slow
 def test_the_study_seed_reproduces_the_whole_study(write_study, tmp_path):
     path = write_study()
     results = []
@@ -154,6 +160,7 @@ def test_the_study_seed_reproduces_the_whole_study(write_study, tmp_path):
     assert results[0] == results[1]
 
 
+@pytest.mark.slow
 def test_pruned_trials_stop_early_and_keep_their_curves(write_study, db_url):
     text = (
         TINY.replace(
@@ -172,6 +179,7 @@ def test_pruned_trials_stop_early_and_keep_their_curves(write_study, db_url):
         assert n < 6 and max(t.intermediate_values) == n - 1
 
 
+@pytest.mark.slow
 def test_studies_and_show_report_what_is_stored(write_study, db_url, capsys):
     assert main(["run", str(write_study()), "--storage", db_url, "--quiet"]) == 0
     study = _load(db_url)
@@ -190,6 +198,7 @@ def test_studies_and_show_report_what_is_stored(write_study, db_url, capsys):
     assert "no study named 'nope'; studies there: tiny" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_surplus_start_is_not_reported_as_a_failure(write_study, db_url, capsys):
     """With --workers, a worker may start a trial when the budget has just filled: Optuna
     stores it as FAIL, marked surplus, and it never trains. The summaries say so apart from

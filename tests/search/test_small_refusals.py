@@ -47,6 +47,7 @@ def test_a_run_budget_below_the_enqueued_tables_creates_nothing(write_study, tmp
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_enqueued_tables_added_on_resume_are_refused(write_study, db_url, capsys):
     path = write_study(TINY.replace("n_trials = 6", "n_trials = 2"))
     assert main(["run", str(path), "--storage", db_url, "--quiet"]) == 0
@@ -58,6 +59,7 @@ def test_enqueued_tables_added_on_resume_are_refused(write_study, db_url, capsys
     assert len(optuna.load_study(study_name="tiny", storage=db_url).trials) == 2
 
 
+@pytest.mark.slow
 def test_show_does_not_say_stopped_once_the_study_ran_on(write_study, db_url, capsys):
     rule = "stop = { patience = 2, min_delta = 0.5 }"  # no trial improves by half: stops at 3
     path = write_study(TINY.replace("n_trials = 6", f"n_trials = 6\n{rule}"))

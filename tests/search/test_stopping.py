@@ -74,6 +74,7 @@ def test_noise_comes_from_a_stored_confirm_when_there_is_one():
 STOPPING = TINY.replace("n_trials = 6", "n_trials = 40\nstop = { patience = 3, min_delta = 0.5 }")
 
 
+@pytest.mark.slow
 def test_a_converged_search_stops_and_says_why(write_study, db_url, capsys):
     # No trial can beat the first by 0.5: the search stops after 1 + patience trials.
     assert main(["run", str(write_study(STOPPING)), "--storage", db_url, "--quiet"]) == 0

@@ -256,6 +256,7 @@ def existing_db(tmp_path_factory) -> Path:
     return folder / "h.db"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", BAD_FILES, ids=[c[0] for c in BAD_FILES])
 def test_run_with_a_bad_file_touches_no_storage(case, write_study, tmp_path, existing_db, capsys):
     path = write_study(_break(case))

@@ -120,6 +120,7 @@ IMPOSSIBLE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("behaviour", [*RAISING, *IMPOSSIBLE])
 def test_what_a_users_class_does_fails_only_its_trial_and_says_where(tmp_path, capsys, behaviour):
     folder = _folder(tmp_path, behaviour)
@@ -224,6 +225,7 @@ def test_module_level_exit_in_a_class_file_is_one_line(tmp_path, capsys):
     assert f"[model].kind: {folder / 'hostile.py'}:1: SystemExit" in err, err
 
 
+@pytest.mark.slow
 def test_a_class_file_imports_the_modules_beside_it(tmp_path, capsys):
     folder = _folder(tmp_path, "")
     (folder / "helpers_for_hostile.py").write_text("LEARNING = 'imported'\n")
@@ -308,6 +310,7 @@ def test_a_network_argument_named_like_a_trainer_argument_is_refused(tmp_path, c
     assert "torch.network's trainer argument 'learning_rate'" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("function", "words"),
     [

@@ -28,6 +28,7 @@ def _source(write_study, db_url, n: int = 8) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name="tiny", storage=db_url).trials
 
 
+@pytest.mark.slow
 def test_a_study_starts_from_the_fitting_trials_of_another(write_study, db_url, capsys):
     source = _source(write_study, db_url)
     complete = [t for t in source if t.state.name == "COMPLETE"]
@@ -79,6 +80,7 @@ def test_a_study_starts_from_the_fitting_trials_of_another(write_study, db_url, 
     assert "warm start" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_study_starts_from_an_export(write_study, db_url, tmp_path, capsys):
     import hpsearch
 
@@ -113,6 +115,7 @@ def test_a_study_starts_from_an_export(write_study, db_url, tmp_path, capsys):
     assert len(study.trials) == len(configs) + 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "setup, args, words",
     [
