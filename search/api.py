@@ -150,6 +150,7 @@ def run(
         UsageError: bad input (the message is one line); KeyboardInterrupt after Ctrl-C (the
             running trial is marked failed, the finished ones are kept).
     """
+    # Over 60 lines for its docstring, the reference of every argument.
     from hpsearch.runner import run_study
     from hpsearch.storage import resolve_url
     from hpsearch.warm import warm_source

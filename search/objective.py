@@ -140,6 +140,8 @@ class Objective:
         self.pruner = make_pruner(spec) if spec.multi_objective else None
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        # Over 60 lines: a trial's whole life in one place, each failure recorded by the except
+        # clause around exactly the training it comes from.
         spec, data = self.spec, self.data
         if self.guard is not None:
             try:
@@ -149,14 +151,7 @@ class Objective:
                 trial.set_user_attr(FAIL_REASON_ATTR, str(e))
                 raise
         params = suggest(trial, spec.params)
-        # A trial retried after its worker died inherits the dead trial's user attrs, seed
-        # included: it is the same trial again, with the same parameters and seed.
-        if SEED_ATTR in trial.user_attrs:
-            seed = trial.user_attrs[SEED_ATTR]
-        else:
-            seed = trial_seed(spec.seed, trial.number)
-            trial.set_user_attr(SEED_ATTR, seed)
-        trial.set_user_attr(THREADS_ATTR, training_threads())
+        seed = self._seed(trial)
         entry = resolve(spec.model.kind, dict(spec.model.fixed))
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 
@@ -211,6 +206,18 @@ class Objective:
             raise UserCodeError(message) from e
         finally:
             self._record(trial, curves, time.perf_counter() - start)
+
+    def _seed(self, trial: optuna.Trial) -> int:
+        """The trial's seed, stored with it (and the threads it trains on). A trial retried
+        after its worker died inherits the dead trial's user attrs, seed included: it is the
+        same trial again, with the same parameters and seed."""
+        if SEED_ATTR in trial.user_attrs:
+            seed = trial.user_attrs[SEED_ATTR]
+        else:
+            seed = trial_seed(self.spec.seed, trial.number)
+            trial.set_user_attr(SEED_ATTR, seed)
+        trial.set_user_attr(THREADS_ATTR, training_threads())
+        return seed
 
     @staticmethod
     def _user_error(trial: optuna.Trial, message: str) -> None:

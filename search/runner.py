@@ -201,6 +201,7 @@ def run_study(
     `warm_start` (`run --warm-start`) overrides [study].warm_start; it applies only to a study
     this run creates.
     """
+    # Over 60 lines for its docstring and the order of its steps, each of which matters.
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # hpsearch reports trials itself

@@ -319,6 +319,7 @@ def run_trials(
         log: Where messages about storage errors and dead trials go.
         converged: Given the study's trials, whether to start no more (search/stopping.py).
     """
+    # Over 60 lines for its docstring, the reference of every argument.
     import warnings
 
     from optuna.trial import TrialState
@@ -345,15 +346,7 @@ def run_trials(
         running = sum(t.state == TrialState.RUNNING for t in trials)
         waiting = sum(t.state == TrialState.WAITING for t in trials)
         if waiting == 0 and done + running >= guard.budget:
-            fail_stale_trials(study)
-            try:
-                silent.check(study)
-            except Exception as e:  # the database is away: look again at the next poll
-                from hpsearch.retrying import is_transient
-
-                if not is_transient(e):
-                    raise
-            _sleep(POLL_S, stop)
+            _watch_the_running(study, silent, stop)
             continue
         for _ in range(guard.budget - done):
             if stop() or out_of_time():
@@ -368,6 +361,22 @@ def run_trials(
                     callback(study, trial)
             if guard.last_place:
                 break
+
+
+def _watch_the_running(
+    study: optuna.Study, silent: SilentTrials, stop: Callable[[], bool]
+) -> None:
+    """The budget is taken by running trials: fail those whose worker is gone (they are
+    re-queued, and this worker may run them), then wait a poll."""
+    fail_stale_trials(study)
+    try:
+        silent.check(study)
+    except Exception as e:  # the database is away: look again at the next poll
+        from hpsearch.retrying import is_transient
+
+        if not is_transient(e):
+            raise
+    _sleep(POLL_S, stop)
 
 
 def watch_parent(parent_pid: int, interval: float = 0.5) -> None:

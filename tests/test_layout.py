@@ -150,3 +150,23 @@ def test_test_modules_share_helpers_through_helper_modules_not_each_other():
             if isinstance(node, ast.ImportFrom) and node.module:
                 last = node.module.rsplit(".", 1)[-1]
                 assert not last.startswith("test_"), f"{path.relative_to(ROOT)}: {node.module}"
+
+
+def test_no_function_over_60_lines_without_a_reason():
+    """A longer function says why in a comment starting "# Over 60 lines"."""
+    for path in PACKAGE.values():
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = lines[node.lineno - 1 : node.end_lineno]
+                if len(body) > 60:
+                    assert any(line.strip().startswith("# Over 60 lines") for line in body), (
+                        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {len(body)} lines"
+                    )
+
+
+def test_no_module_over_450_lines():
+    for path in PACKAGE.values():
+        n = len(path.read_text().splitlines())
+        assert n <= 450, f"{path.relative_to(ROOT)}: {n} lines"

@@ -182,6 +182,7 @@ def read_npz(path: Path, flat_shape: tuple[int, int, int] | None = None) -> RawD
     Images are (N, H, W, C), (N, H, W) or flat (N, D) (`flat_shape` = (H, W, C) unflattens
     them); integer pixels are taken as 0-255, floating-point ones as already scaled to [0, 1].
     """
+    # Over 60 lines: every check of a user's file, in the order the messages need.
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:

@@ -184,12 +184,13 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-# Trials of about a second, so that a kill lands inside one.
+# Trials of about a second, so that a kill lands inside one (tests wait for a trial to report
+# an epoch before they kill, interrupt or starve it: an event, not a duration).
 SLOW = (
     TINY.replace("n_trials = 6", "n_trials = 8")
-    .replace("epochs = 3", "epochs = 120")
+    .replace("epochs = 3", "epochs = 60")
     .replace("choices = [32, 64]", "choices = [16]")
 )
 # Trials of several seconds, for tests that need both workers inside a trial at once; four of
 # them, since after a kill one worker runs the rest alone.
-SLOWER = SLOW.replace("epochs = 120", "epochs = 500").replace("n_trials = 8", "n_trials = 4")
+SLOWER = SLOW.replace("epochs = 60", "epochs = 250").replace("n_trials = 8", "n_trials = 4")

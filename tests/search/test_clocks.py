@@ -57,7 +57,7 @@ def in_zone(monkeypatch):
 def test_a_trial_that_never_beat_is_failed_in_any_zone(write_study, tmp_path, tz):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     path = write_study(
-        SLOW.replace("n_trials = 8", "n_trials = 3").replace("epochs = 120", "epochs = 5")
+        SLOW.replace("n_trials = 8", "n_trials = 3").replace("epochs = 60", "epochs = 5")
     )
     _run(["run", str(path), "--storage", url, "--n-trials", "1", "--quiet"], tz)
     # A trial opened outside hpsearch's workers: RUNNING, and no heartbeat ever written.

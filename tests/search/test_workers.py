@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 # Quick trials: one epoch of softmax regression on digits, random sampling, no pruning.
 FAST = (
-    TINY.replace("n_trials = 6", "n_trials = 200")
+    TINY.replace("n_trials = 6", "n_trials = 100")
     .replace("epochs = 3", "epochs = 1")
     .replace('sampler = { type = "tpe", n_startup_trials = 3 }', 'sampler = "random"')
 )
@@ -52,9 +52,9 @@ def _run_with_lock(url: str, name: str, text: str, write_study, hold_lock) -> No
         proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "error" not in err.lower()
-    assert before < 200 and after < 200  # the lock was held in the middle of the run
-    trials = check_exact(url, name, 200)
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 200  # no trial failed for it
+    assert before < 100 and after < 100  # the lock was held in the middle of the run
+    trials = check_exact(url, name, 100)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 100  # no trial failed for it
     assert all(
         t.user_attrs["fail_reason"].startswith("surplus") for t in trials if t.state.name == "FAIL"
     )
@@ -142,7 +142,7 @@ def test_a_killed_workers_trial_is_retried_with_the_same_parameters_and_seed(
 
 def test_a_kill_loop_loses_nothing_and_leaves_nothing_running(write_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    _create(url, write_study(SLOW.replace("n_trials = 8", "n_trials = 16")))
+    _create(url, write_study(SLOW.replace("n_trials = 8", "n_trials = 12")))
     rng = random.Random(0)
     workers = [_worker(url, "tiny") for _ in range(2)]
     study = optuna.load_study(study_name="tiny", storage=url)
@@ -165,7 +165,7 @@ def test_a_kill_loop_loses_nothing_and_leaves_nothing_running(write_study, tmp_p
     for w in workers:
         assert w.wait(timeout=300) in (0, -signal.SIGKILL)
     assert sum(w.returncode == -signal.SIGKILL for w in workers) == 4
-    trials = check_exact(url, "tiny", 16)
+    trials = check_exact(url, "tiny", 12)
     assert sum(t.user_attrs.get("fail_reason", "").startswith("stale") for t in trials) >= 1
 
 
