@@ -83,6 +83,13 @@ class CustomClassifier:
             return float(-np.mean(log_p[np.arange(len(y)), target])), accuracy
         return 1.0 - accuracy, accuracy
 
+    def epoch_metrics(self) -> tuple[float, float] | None:
+        """(training loss, accuracy) over the last epoch's batches, when the class keeps them
+        as `epoch_metrics_` (as Keras reports them): no second pass over the training rows."""
+        with calling(f"{self.name}.epoch_metrics_", self.path):
+            value = getattr(self.estimator, "epoch_metrics_", None)
+        return None if value is None else check_evaluation(value, f"{self.name}.epoch_metrics_")
+
     def weight_norm(self) -> float:
         """sqrt(sum W**2) over the weight matrices: from weight_norm(), get_weights(), or
         scikit-learn's coef_ / coefs_; 0 when the class shows none."""

@@ -1,15 +1,60 @@
 """How many CPU threads training uses: the process policy, shared by the models and the
-search (which sets it per worker, so that workers do not oversubscribe the cores)."""
+search (which sets it per worker, so that workers do not oversubscribe the cores).
+
+$HPSEARCH_THREADS, when set (by the user, or by `run --workers` for each worker), is the count.
+Otherwise a Torch model measures a few training steps of its own network on 1 thread and on
+every core, once per network shape in a process, and trains on the faster: small networks lose
+more to threading overhead than they gain (benchmarks/torch_epoch.py). Torch's CPU convolutions
+and reductions split their sums by thread, so another count gives other last digits: each trial
+stores the count it trained on, and `retrain` uses it.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
+from collections.abc import Hashable
 
 THREADS_ENV = "HPSEARCH_THREADS"
+_CHOSEN: dict[Hashable, int] = {}  # the measured choice, by network shape, for this process
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def requested_threads() -> int | None:
+    """$HPSEARCH_THREADS, when set."""
+    value = os.environ.get(THREADS_ENV)
+    return int(value) if value else None
 
 
 def training_threads() -> int:
-    """The CPU threads Torch trains with: $HPSEARCH_THREADS (what `run --workers` gives each
-    worker), else every core this process may use. Torch's CPU convolutions and reductions
-    split their sums by thread, so the same seed on another count gives other last digits."""
-    return int(os.environ.get(THREADS_ENV) or len(os.sched_getaffinity(0)))
+    """The thread count asked for ($HPSEARCH_THREADS), else every core."""
+    return requested_threads() or cores()
+
+
+def fastest_threads(key: Hashable, steps: Callable[[int], float]) -> int:
+    """The requested count, else the faster of 1 thread and every core for `key`: `steps(n)`
+    returns the seconds of a few training steps on n threads (measured once per key)."""
+    requested = requested_threads()
+    if requested is not None:
+        return requested
+    if cores() == 1:
+        return 1
+    if key not in _CHOSEN:
+        timings = {n: steps(n) for n in (1, cores())}
+        _CHOSEN[key] = min(timings, key=lambda n: (timings[n], n))
+    return _CHOSEN[key]
+
+
+def time_steps(step: Callable[[], None], repeats: int = 3) -> float:
+    """Seconds of the fastest of `repeats` calls of `step`, after one warm-up call."""
+    step()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - start)
+    return best

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from collections.abc import Callable
 from typing import Any
 from typing import Self
 
@@ -22,7 +23,8 @@ from hpsearch.models.constraints import Options
 from hpsearch.models.optimizers import OPTIMIZERS
 from hpsearch.models.protocol import ClassifierMixin
 from hpsearch.models.schedules import model_lr_at
-from hpsearch.models.threads import training_threads
+from hpsearch.models.threads import fastest_threads
+from hpsearch.models.threads import time_steps
 from hpsearch.models.training import MAX_ABS_WEIGHT
 from hpsearch.models.training import TrainingDiverged
 from hpsearch.models.training import check_finite
@@ -169,7 +171,6 @@ class TorchClassifier(ClassifierMixin):
 
         validate_arguments(self._parameter_constraints, self.get_params())
         torch = load_torch()
-        torch.set_num_threads(training_threads())
         cuda = torch.cuda.is_available()
         if self.device == "cuda" and not cuda:
             raise ValueError("device: 'cuda' was asked for, but no CUDA device is available")
@@ -210,6 +211,48 @@ class TorchClassifier(ClassifierMixin):
             )
         self.loss_curve_: list[float] = []
         self._tensors: dict[str, tuple[np.ndarray, Any]] = {}
+        self.threads_ = self._choose_threads(X)
+        torch.set_num_threads(self.threads_)
+
+    def _choose_threads(self, X: np.ndarray) -> int:
+        """The CPU threads to train on (models/threads.py): asked for, or the faster of 1 and
+        every core for this network, timed on a copy (the model's weights, optimizer and
+        random state are untouched)."""
+        torch = load_torch()
+        n_weights = sum(p.numel() for p in self.net_.parameters())
+        key = (type(self).__name__, tuple(X.shape[1:]), self.batch_size, n_weights)
+        if self._device.type != "cpu":  # the accelerator trains; the CPU only feeds it
+            return fastest_threads(key, lambda n: float(n))
+        state = torch.get_rng_state()
+        try:
+            return fastest_threads(key, self._steps_timer(X))
+        except (Exception, SystemExit, GeneratorExit):
+            # A network that fails here fails in training too, where the user's code is
+            # guarded (models/usercode.py) and its error is the trial's.
+            return fastest_threads(key, lambda n: -float(n))
+        finally:
+            torch.set_rng_state(state)
+
+    def _steps_timer(self, X: np.ndarray) -> Callable[[int], float]:
+        """`seconds(n)`: a few training steps of a copy of the network on n threads."""
+        import copy
+
+        torch = load_torch()
+        net = copy.deepcopy(self.net_)
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.0)
+        xb = self._batch(self._from_numpy(np.ascontiguousarray(X[: self.batch_size])))
+        yb = torch.zeros(len(xb), dtype=torch.long)
+
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(xb).float(), yb).backward()
+            optimizer.step()
+
+        def seconds(n: int) -> float:
+            torch.set_num_threads(n)
+            return time_steps(step)
+
+        return seconds
 
     def _tensor(self, slot: str, array: np.ndarray, convert: Any) -> Any:
         """`convert(array)`, kept while the same array object comes back (the epoch loop passes

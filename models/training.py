@@ -72,6 +72,10 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     weight_norm: list[float] = field(default_factory=list)  # sqrt(sum W**2) over weight matrices
     kept_epoch: int = -1
+    # Where the training loss and accuracy come from: "batches" (the model's own running
+    # figures over the epoch's batches, `epoch_metrics()`), else "pass" (an evaluation of up to
+    # TRAIN_EVAL_ROWS training rows after the epoch).
+    train_metrics: str = "pass"
 
     @property
     def kept_val_accuracy(self) -> float:
@@ -106,7 +110,9 @@ def train(
     for epoch in range(model.epochs):
         with guard():
             model.partial_fit(X, y, classes=classes)
-            train_metrics = model.evaluate(X_eval, y_eval)
+            own = model.epoch_metrics() if hasattr(model, "epoch_metrics") else None
+            train_metrics = own if own is not None else model.evaluate(X_eval, y_eval)
+            history.train_metrics = "pass" if own is None else "batches"
             val_metrics = model.evaluate(X_val, y_val)
         history.train_loss.append(train_metrics[0])
         history.train_accuracy.append(train_metrics[1])

@@ -41,6 +41,7 @@ from hpsearch.records import SECONDS_ATTR
 from hpsearch.records import SEED_ATTR
 from hpsearch.records import SURPLUS_ATTR
 from hpsearch.records import THREADS_ATTR
+from hpsearch.records import TRAIN_METRICS_ATTR
 from hpsearch.records import USER_ERROR_ATTR
 from hpsearch.records import accuracy
 from hpsearch.records import own_trials
@@ -156,6 +157,10 @@ class Objective:
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
 
         def report(epoch: int, history: History) -> None:
+            if epoch == 0:
+                trial.set_user_attr(TRAIN_METRICS_ATTR, history.train_metrics)
+                if hasattr(model, "threads_"):  # what a Torch model chose
+                    trial.set_user_attr(THREADS_ATTR, model.threads_)
             # The rounded numbers are the truth everywhere: curves, reports and the value.
             for name in CURVES:
                 curves[name].append(_short(getattr(history, name)[-1]))

@@ -57,6 +57,9 @@ CONFIRM_ATTR = "hpsearch_confirm"
 SOURCE_ATTR = "hpsearch_model_source"
 SEED_ATTR = "seed"
 THREADS_ATTR = "threads"
+# Where the training loss and accuracy of the curves came from: "batches" (the model's own
+# figures over each epoch's batches) or "pass" (an evaluation of training rows after each epoch).
+TRAIN_METRICS_ATTR = "train_metrics"
 CURVES_ATTR = "curves"
 CURVES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "weight_norm")
 SECONDS_ATTR = "seconds"

@@ -19,6 +19,7 @@ from hpsearch.exports import read_export
 from hpsearch.exports import schema_problem
 from hpsearch.fitting import fit
 from hpsearch.fitting import short
+from hpsearch.models.threads import requested_threads
 from hpsearch.records import locate_model_source
 from hpsearch.runner import load_data
 from hpsearch.storage import mask_password
@@ -42,6 +43,8 @@ class RetrainResult:
     n_test: int
     weights: Path
     document: Path  # the export with a `retrain` object added
+    threads: int | None = None  # the CPU threads it trained on, when the export or you said
+    trial_threads: int | None = None  # the threads the trial trained on, as the export says
 
     @property
     def reproduced(self) -> bool:
@@ -88,7 +91,9 @@ def retrain_document(
     )
     start = time.perf_counter()
     label = f"trial {config['trial_number']}"
-    threads = config.get("threads")
+    # $HPSEARCH_THREADS, when you set it, wins over the trial's count (the CLI says what that
+    # may change); else the trial's, so that Torch's sums are the trial's to the last digit.
+    threads = requested_threads() or config.get("threads")
     model, history = fit(
         doc["model_kind"], config["params"], config["seed"], data, label, progress, threads
     )
@@ -117,6 +122,8 @@ def retrain_document(
         n_test=int(len(data.y_test)),
         weights=weights,
         document=out / path.name,
+        threads=threads,
+        trial_threads=config.get("threads"),
     )
     _write_results(doc, result, rank, flag)
     return result

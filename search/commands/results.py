@@ -276,6 +276,11 @@ class Retrain(Command):
             f"{format_params(r.params)}) in {r.seconds:.1f} s"
         )
         print(f"validation accuracy {r.val_accuracy:.4f}: {verdict}")
+        if r.threads and r.trial_threads and r.threads != r.trial_threads:
+            print(
+                f"trained on {r.threads} threads as HPSEARCH_THREADS asks; the trial trained on "
+                f"{r.trial_threads}: a Torch model's sums may then differ in the last digits"
+            )
         print(
             f"test accuracy {r.test_accuracy:.4f} on {r.n_test} held-out samples (evaluated once)"
         )

@@ -319,7 +319,9 @@ def test_an_export_that_breaks_its_schema_is_never_written(finished, db_url):
 
 
 @pytest.mark.slow
-def test_retrain_uses_the_threads_the_trial_trained_with(write_study, db_url, tmp_path):
+def test_retrain_uses_the_threads_the_trial_trained_with(
+    write_study, db_url, tmp_path, monkeypatch, capsys
+):
     """`run --workers 2` trains each trial on cores / 2 threads; Torch's CPU convolutions sum
     in another order on another count, so the export records the trial's count and retrain
     trains on it: the same weights as that count gives, not those of all the cores."""
@@ -360,3 +362,12 @@ def test_retrain_uses_the_threads_the_trial_trained_with(write_study, db_url, tm
     if cores // 2 != cores:  # on one core both counts are 1
         other, _ = fit(*args, threads=cores)
         assert not all(np.array_equal(v, weights[k]) for k, v in other.get_weights().items())
+        # HPSEARCH_THREADS set by the user wins, and retrain says what it may change.
+        monkeypatch.setenv("HPSEARCH_THREADS", str(cores))
+        capsys.readouterr()
+        assert main(["retrain", str(out), "--out", str(tmp_path / "r2"), "--quiet"]) == 0
+        said = capsys.readouterr().out
+        assert f"trained on {cores} threads as HPSEARCH_THREADS asks" in said
+        assert f"the trial trained on {cores // 2}" in said
+        asked = dict(np.load(tmp_path / "r2" / retrained["weights"]))
+        assert all(np.array_equal(v, asked[k]) for k, v in other.get_weights().items())
