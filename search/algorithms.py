@@ -75,7 +75,7 @@ PRUNERS: dict[str, Algorithm] = {
 # Optuna cannot prune a multi-objective study (Trial.report raises); hpsearch asks these
 # pruners itself, on the stored per-epoch validation accuracy (search/objective.py). Hyperband
 # keeps studies of its own and needs a real single-objective study.
-MULTI_OBJECTIVE_PRUNERS = ("median", "percentile", "successive_halving", "none", "curve")
+MULTI_OBJECTIVE_PRUNERS = ("median", "percentile", "successive_halving", "none")
 
 # Used when a study file has no `pruner`: no pruning before 5 trials have finished or before
 # epoch 3, because the first epochs of a good learning rate can look like those of a bad one.
