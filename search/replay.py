@@ -130,9 +130,9 @@ class ReplayTable:
         return int(np.argmin(distance))
 
     def curve(self, index: int, seed: int) -> Curve:
-        acc = self.val_accuracy[index, seed % self.n_seeds]
-        finite = int(np.isfinite(acc).sum())
         s = seed % self.n_seeds
+        acc = self.val_accuracy[index, s]
+        finite = int(np.isfinite(acc).sum())
         return Curve(
             acc[:finite], self.val_loss[index, s, :finite], self.seconds[index, s, :finite]
         )
