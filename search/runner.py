@@ -32,6 +32,7 @@ from hpsearch.records import SOURCE_ATTR
 from hpsearch.records import finished_count
 from hpsearch.records import locate_spec
 from hpsearch.storage import StorageURL
+from hpsearch.storage import check_writable
 from hpsearch.storage import open_storage
 
 if TYPE_CHECKING:
@@ -223,6 +224,7 @@ def run_study(
     outcome = RunOutcome(study, budget, target.shown, rule=spec.stop, warm=warm)
     if outcome.finished >= budget:
         return dataclasses.replace(outcome, nothing_to_run=True)
+    check_writable(target)
     timeout = timeout if timeout is not None else spec.timeout
     start = time.monotonic()
     lost: list[int] = []

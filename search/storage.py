@@ -118,6 +118,25 @@ def _check_url(target: StorageURL, *, create: bool) -> None:
         _check_server_tables(target, create=create)
 
 
+def check_writable(target: StorageURL) -> None:
+    """Before any trial: an SQLite file or folder that cannot be written is one line now.
+
+    Without it, Optuna's trial creation retries the refused write with random sleeps of up to
+    2 s, several times, before the same error reaches the user.
+    """
+    from sqlalchemy.engine import make_url
+
+    from hpsearch.errors import read_only_error
+
+    parsed = make_url(target.url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    path = Path(parsed.database).absolute()
+    for where in (path, path.parent):  # the file, and the folder its journal goes into
+        if where.exists() and not os.access(where, os.W_OK):
+            raise read_only_error(target.shown, f"{where}: not writable")
+
+
 def _refuse_foreign(target: StorageURL, where: str, tables: set[str], create: bool) -> None:
     if tables and not _OPTUNA_TABLES <= tables and not tables <= _OPTUNA_SCHEMA:
         shown = ", ".join(sorted(tables)[:5])

@@ -53,7 +53,9 @@ def in_zone(monkeypatch):
     time.tzset()
 
 
-@pytest.mark.parametrize("tz", ZONES)
+# West of UTC, where a naive local clock would make a trial look hours younger than it is (the
+# zone east of it is covered by the fake-clock test below, and CI runs this module in both).
+@pytest.mark.parametrize("tz", ["America/New_York"])
 def test_a_trial_that_never_beat_is_failed_in_any_zone(write_study, tmp_path, tz):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     path = write_study(

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.slow
 
 # Trials of a few milliseconds: many storage calls per second, so an outage lands mid-run.
 FAST = (
-    TINY.replace("n_trials = 6", "n_trials = 150")
+    TINY.replace("n_trials = 6", "n_trials = 80")
     .replace("epochs = 3", "epochs = 2")
     .replace('sampler = { type = "tpe", n_startup_trials = 3 }', 'sampler = "random"')
 )
@@ -85,8 +85,8 @@ def test_postgresql_down_for_a_while_mid_run_loses_nothing(write_study, pg_url):
     finally:
         proc.kill()
     assert err.count("storage reachable again") >= 1
-    trials = check_exact(pg_url, "tiny", 150)
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 150  # the outage failed none
+    trials = check_exact(pg_url, "tiny", 80)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 80  # the outage failed none
 
 
 def test_postgresql_restarted_mid_run_loses_nothing(write_study, pg_url):
@@ -101,7 +101,7 @@ def test_postgresql_restarted_mid_run_loses_nothing(write_study, pg_url):
         proc.kill()
     # The driver's own words, e.g. "AdminShutdown: terminating connection due to ...".
     assert err.count(r"storage error \(\w+: .*\); retrying in 1 s") >= 1
-    check_exact(pg_url, "tiny", 150)
+    check_exact(pg_url, "tiny", 80)
 
 
 # -- 2. An SQLite lock held past the lock timeout -------------------------------------------
@@ -126,8 +126,8 @@ def test_an_sqlite_lock_held_past_its_timeout_is_retried(write_study, tmp_path):
     finally:
         proc.kill()
     assert err.count("storage reachable again") >= 1
-    trials = check_exact(url, "tiny", 150)
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 150
+    trials = check_exact(url, "tiny", 80)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 80
 
 
 # -- 3. Racing starts on a new database -----------------------------------------------------
@@ -187,7 +187,7 @@ def test_two_processes_creating_one_postgresql_database_at_once_both_succeed():
 
 def test_two_runs_started_together_share_one_study_and_its_budget(write_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    path = write_study(FAST.replace("n_trials = 150", "n_trials = 20"))
+    path = write_study(FAST.replace("n_trials = 80", "n_trials = 20"))
     started = [_start(["run", str(path), "--storage", url, "--quiet"]) for _ in range(2)]
     for proc, err in started:
         _finish(proc, err)
@@ -271,10 +271,14 @@ def test_workers_stop_cleanly_when_their_parent_is_killed(write_study, tmp_path)
     assert len(interrupted) == 2  # each worker marked its own trial on the way out
 
 
+THREE = SLOWER.replace("n_trials = 4", "n_trials = 3")
+
+
 def test_a_killed_worker_is_named_and_the_others_finish_the_budget(write_study, tmp_path):
     url = f"sqlite:///{tmp_path / 'h.db'}"
     proc, err = _start(
-        ["run", str(write_study(SLOWER)), "--workers", "2", "--storage", url, "--quiet"],
+        # Three trials: the two that start at once, and the killed one's retry.
+        ["run", str(write_study(THREE)), "--workers", "2", "--storage", url, "--quiet"],
         HPSEARCH_HEARTBEAT_INTERVAL="1",  # a dead worker's trial is stale after 3 s
     )
     try:
@@ -286,8 +290,8 @@ def test_a_killed_worker_is_named_and_the_others_finish_the_budget(write_study, 
     finally:
         proc.kill()
     assert f"(pid {victim}) was killed by SIGKILL" in err.text
-    assert "4 of 4 trials finished" in out
-    trials = check_exact(url, "tiny", 4)
+    assert "3 of 3 trials finished" in out
+    trials = check_exact(url, "tiny", 3)
     stale = [t for t in trials if fail_reason(t).startswith("stale")]
     assert len(stale) == 1  # the dead worker's trial, failed with its reason...
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == stale[0].number]

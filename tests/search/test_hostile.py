@@ -25,6 +25,8 @@ from tests.search.faults import states
 from tests.search.faults import wait_while_running
 
 SECRET = "s3cret-Pa55word"
+# Two trials of several seconds: each worker inside one, long enough to read its command line.
+TWO = SLOW.replace("n_trials = 8", "n_trials = 2")
 
 
 def _one_line(err: str) -> str:
@@ -65,7 +67,7 @@ def test_the_password_is_masked_everywhere_it_is_shown_or_stored(write_study, pg
     assert SECRET in url
     seen = []
     proc = subprocess.Popen(
-        [HPSEARCH, "run", str(write_study(SLOW)), "--workers", "2", "--storage", url, "--quiet"],
+        [HPSEARCH, "run", str(write_study(TWO)), "--workers", "2", "--storage", url, "--quiet"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
+
+from hpsearch.records import finished_count
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,6 +31,11 @@ def test_the_tutorial_notebook_runs(tmp_path):
         o.get("text", "") or str(o.get("data", {}).get("text/plain", "")) for o in outputs
     )
     assert "(12, 0.965157)" in text  # the quickstart's best trial, as the manual says
+    quickstart = optuna.load_study(
+        study_name="quickstart", storage=f"sqlite:///{tmp_path / 'tutorial.db'}"
+    )
+    assert finished_count(quickstart.get_trials()) == 30  # the README: 30 trials, >= 0.95
+    assert quickstart.best_value >= 0.95
     assert "(reproduced: True)" in text
     assert "on 297; labels ['eight', 'five', 'four']..." in text  # arrays, own splits, names
     figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]

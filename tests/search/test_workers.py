@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 # Quick trials: one epoch of softmax regression on digits, random sampling, no pruning.
 FAST = (
-    TINY.replace("n_trials = 6", "n_trials = 100")
+    TINY.replace("n_trials = 6", "n_trials = 60")
     .replace("epochs = 3", "epochs = 1")
     .replace('sampler = { type = "tpe", n_startup_trials = 3 }', 'sampler = "random"')
 )
@@ -43,18 +43,18 @@ def _run_with_lock(url: str, name: str, text: str, write_study, hold_lock) -> No
         text=True,
     )
     try:
-        _wait(lambda: _states(url, name)["COMPLETE"] >= 20)
+        _wait(lambda: _states(url, name)["COMPLETE"] >= 12)
         before = _states(url, name)["COMPLETE"]
-        hold_lock(8.0)  # another connection holds the write lock for 8 s
+        hold_lock(4.0)  # another connection holds the write lock for 4 s
         after = _states(url, name)["COMPLETE"]
         out, err = proc.communicate(timeout=600)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "error" not in err.lower()
-    assert before < 100 and after < 100  # the lock was held in the middle of the run
-    trials = check_exact(url, name, 100)
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 100  # no trial failed for it
+    assert before < 60 and after < 60  # the lock was held in the middle of the run
+    trials = check_exact(url, name, 60)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 60  # no trial failed for it
     assert all(
         t.user_attrs["fail_reason"].startswith("surplus") for t in trials if t.state.name == "FAIL"
     )
@@ -116,7 +116,7 @@ def test_a_killed_workers_trial_is_retried_with_the_same_parameters_and_seed(
     write_study, tmp_path
 ):
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    _create(url, write_study(SLOW.replace("n_trials = 8", "n_trials = 10")))
+    _create(url, write_study(SLOW.replace("n_trials = 8", "n_trials = 5")))
     first = _worker(url, "tiny")
     study = optuna.load_study(study_name="tiny", storage=url)
 
@@ -131,7 +131,7 @@ def test_a_killed_workers_trial_is_retried_with_the_same_parameters_and_seed(
     first.wait()
     second = _worker(url, "tiny")
     assert second.wait(timeout=300) == 0, second.stderr.read()
-    trials = check_exact(url, "tiny", 10)
+    trials = check_exact(url, "tiny", 5)
     assert trials[victim.number].state.name == "FAIL"
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retries) == 1 and retries[0].state.name in ("COMPLETE", "PRUNED")
