@@ -22,8 +22,10 @@ from hpsearch.models.optimizers import make_optimizer
 from hpsearch.models.protocol import ClassifierMixin
 from hpsearch.models.regularizers import REGULARIZERS
 from hpsearch.models.regularizers import penalty
+from hpsearch.models.schedules import SCHEDULE_EVERY
 from hpsearch.models.schedules import SCHEDULES
 from hpsearch.models.schedules import model_lr_at
+from hpsearch.models.schedules import steps_every_batch
 from hpsearch.models.training import SAMPLING
 from hpsearch.models.training import check_finite
 from hpsearch.models.training import check_weights
@@ -40,6 +42,7 @@ COMMON_CONSTRAINTS = {
     "optimizer": Options(OPTIMIZERS),
     "momentum": Interval(0.0, 1.0, high_open=True),
     "schedule": Options(SCHEDULES),
+    "schedule_every": Options(SCHEDULE_EVERY),
     "lr_decay": Interval(0.0, None),
     "lr_step": Interval(1, None, integer=True),
     "lr_gamma": Interval(0.0, 1.0, low_open=True),
@@ -130,9 +133,13 @@ class GradientModel(ClassifierMixin):
         y_idx = np.searchsorted(self.classes_, y)
         epoch = len(self.loss_curve_)
         self._optimizer.learning_rate = model_lr_at(self, epoch)
+        per_batch, batches = steps_every_batch(self), -(-len(X) // self.batch_size)
         total, seen = 0.0, 0
         with np.errstate(over="ignore", invalid="ignore"):
-            for idx in minibatches(len(X), self.batch_size, self._rng, self.sampling):
+            batched = minibatches(len(X), self.batch_size, self._rng, self.sampling)
+            for batch, idx in enumerate(batched):
+                if per_batch:
+                    self._optimizer.learning_rate = model_lr_at(self, epoch, batch, batches)
                 loss, grads = self.loss_and_grads(X[idx], y_idx[idx])
                 check_finite(loss, epoch)
                 self._optimizer.step(self.weights_, grads)

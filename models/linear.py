@@ -24,13 +24,14 @@ class LinearClassifier(GradientModel):
 
     Args:
         loss: softmax | hinge (Crammer-Singer) | weston_watkins | perceptron (models.losses).
-        learning_rate: Initial step size; `schedule` changes it per epoch.
+        learning_rate: Initial step size; `schedule` changes it.
         batch_size: Samples per gradient step.
         epochs: Passes over the training data.
         reg, reg_strength: Weight penalty none | l1 | l2 and its factor (models.regularizers).
         optimizer: sgd | momentum | nesterov | adam; `momentum` is the velocity factor.
-        schedule: constant | exponential | step | cosine, with lr_decay, lr_step, lr_gamma
-            (models.schedules).
+        schedule: constant | exponential | step | cosine | onecycle, with lr_decay, lr_step,
+            lr_gamma (models.schedules); `schedule_every` batch (cosine and onecycle move with
+            every batch) or epoch (the rate set once an epoch, as in hpsearch 0.1).
         sampling: shuffle (every epoch) | bootstrap (batches drawn with replacement).
         patience: Early stopping after this many epochs without a better validation accuracy,
             keeping the best epoch's weights (0 = off; the training loop applies it).
@@ -51,6 +52,7 @@ class LinearClassifier(GradientModel):
         optimizer: str = "sgd",
         momentum: float = 0.9,
         schedule: str = "constant",
+        schedule_every: str = "batch",
         lr_decay: float = 0.0,
         lr_step: int = 10,
         lr_gamma: float = 0.1,

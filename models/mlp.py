@@ -103,6 +103,7 @@ class MLP(GradientModel):
         optimizer: str = "sgd",
         momentum: float = 0.9,
         schedule: str = "constant",
+        schedule_every: str = "batch",
         lr_decay: float = 0.0,
         lr_step: int = 10,
         lr_gamma: float = 0.1,

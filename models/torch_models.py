@@ -31,6 +31,7 @@ class TorchLogistic(TorchClassifier):
         optimizer: str = "sgd",
         momentum: float = 0.9,
         schedule: str = "constant",
+        schedule_every: str = "batch",
         lr_decay: float = 0.0,
         lr_step: int = 10,
         lr_gamma: float = 0.1,
@@ -43,7 +44,7 @@ class TorchLogistic(TorchClassifier):
         seed: int = 0,
         weight_decay: float = 0.01,
         label_smoothing: float = 0.0,
-        warmup_epochs: int = 0,
+        warmup_epochs: float = 0,
         precision: str = "fp32",
     ) -> None:
         store_arguments(self, locals())
@@ -75,6 +76,7 @@ class TorchMLP(TorchClassifier):
         optimizer: str = "sgd",
         momentum: float = 0.9,
         schedule: str = "constant",
+        schedule_every: str = "batch",
         lr_decay: float = 0.0,
         lr_step: int = 10,
         lr_gamma: float = 0.1,
@@ -87,7 +89,7 @@ class TorchMLP(TorchClassifier):
         seed: int = 0,
         weight_decay: float = 0.01,
         label_smoothing: float = 0.0,
-        warmup_epochs: int = 0,
+        warmup_epochs: float = 0,
         precision: str = "fp32",
     ) -> None:
         store_arguments(self, locals())
@@ -151,6 +153,7 @@ class TorchCNN(TorchClassifier):
         optimizer: str = "sgd",
         momentum: float = 0.9,
         schedule: str = "constant",
+        schedule_every: str = "batch",
         lr_decay: float = 0.0,
         lr_step: int = 10,
         lr_gamma: float = 0.1,
@@ -163,7 +166,7 @@ class TorchCNN(TorchClassifier):
         seed: int = 0,
         weight_decay: float = 0.01,
         label_smoothing: float = 0.0,
-        warmup_epochs: int = 0,
+        warmup_epochs: float = 0,
         precision: str = "fp32",
     ) -> None:
         store_arguments(self, locals())

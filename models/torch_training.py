@@ -23,6 +23,7 @@ from hpsearch.models.constraints import Options
 from hpsearch.models.optimizers import OPTIMIZERS
 from hpsearch.models.protocol import ClassifierMixin
 from hpsearch.models.schedules import model_lr_at
+from hpsearch.models.schedules import steps_every_batch
 from hpsearch.models.threads import fastest_threads
 from hpsearch.models.threads import time_steps
 from hpsearch.models.training import MAX_ABS_WEIGHT
@@ -63,13 +64,14 @@ TORCH_CONSTRAINTS |= {
     "optimizer": Options((*OPTIMIZERS, "adamw")),
     "weight_decay": Interval(0.0, None),
     "label_smoothing": Interval(0.0, 1.0, high_open=True),
-    "warmup_epochs": Interval(0, None, integer=True),
+    "warmup_epochs": Interval(0.0, None),
     "precision": Options(("fp32", "bf16")),
 }
 # Augmentation of training batches, for the kinds whose inputs are images (N, C, H, W).
 IMAGE_CONSTRAINTS = {
     "crop_padding": Interval(0, None, integer=True),
     "flip": Options((True, False)),
+    "test_flip": Options((True, False)),
 }
 # The training arguments' defaults of a network given by the user (torch.network).
 TRAINING_DEFAULTS = {
@@ -81,6 +83,7 @@ TRAINING_DEFAULTS = {
     "optimizer": "sgd",
     "momentum": 0.9,
     "schedule": "constant",
+    "schedule_every": "batch",
     "lr_decay": 0.0,
     "lr_step": 10,
     "lr_gamma": 0.1,
@@ -334,8 +337,7 @@ class TorchClassifier(ClassifierMixin):
         torch = load_torch()
         Xt, yt = self._as_tensors(X, y)
         epoch = len(self.loss_curve_)
-        for group in self._optimizer.param_groups:
-            group["lr"] = model_lr_at(self, epoch)
+        self._set_lr(model_lr_at(self, epoch))
         n, where = len(Xt), {"generator": self._generator, "device": self._generator.device}
         if self.sampling == "bootstrap":
             order = torch.randint(0, n, (-(-n // self.batch_size) * self.batch_size,), **where)
@@ -344,7 +346,10 @@ class TorchClassifier(ClassifierMixin):
         augmenting = self._augmenting()
         self.net_.train()
         total = torch.zeros((), dtype=torch.float64, device=self._device)  # no sync per batch
-        for start in range(0, len(order), self.batch_size):
+        per_batch, batches = steps_every_batch(self), -(-len(order) // self.batch_size)
+        for batch, start in enumerate(range(0, len(order), self.batch_size)):
+            if per_batch:
+                self._set_lr(model_lr_at(self, epoch, batch, batches))
             idx = order[start : start + self.batch_size]
             xb, yb = Xt[idx].to(self._device), yt[idx].to(self._device)  # no-ops when resident
             if augmenting:
@@ -365,6 +370,10 @@ class TorchClassifier(ClassifierMixin):
         self._check_weights(epoch)
         self.loss_curve_.append(mean)
         return self
+
+    def _set_lr(self, rate: float) -> None:
+        for group in self._optimizer.param_groups:
+            group["lr"] = rate
 
     def _check_weights(self, epoch: int) -> None:
         for name, value in self.net_.named_parameters():

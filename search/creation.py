@@ -19,6 +19,8 @@ from hpsearch.arrays import portable_dataset
 from hpsearch.errors import UsageError
 from hpsearch.objective import derive_seed
 from hpsearch.pareto import VAL_SIZE_ATTR
+from hpsearch.records import SCHEDULE_DEFAULT
+from hpsearch.records import SCHEDULE_EVERY
 from hpsearch.records import SOURCE_ATTR
 from hpsearch.records import SPEC_ATTR
 from hpsearch.records import VERSION_ATTR
@@ -26,6 +28,7 @@ from hpsearch.records import WARM_ATTR
 from hpsearch.records import WARM_PENDING_ATTR
 from hpsearch.records import locate_model_source
 from hpsearch.records import model_source
+from hpsearch.records import pin_schedule_every
 from hpsearch.records import portable_model
 from hpsearch.records import stored_spec
 
@@ -47,7 +50,7 @@ def create_or_resume(
     warm: WarmStart | None = None,
     n_val: int | None = None,
     arrays: dict[str, Any] | None = None,
-) -> tuple[optuna.Study, WarmStart | None]:
+) -> tuple[optuna.Study, WarmStart | None, StudySpec]:
     """Create the study, or load it when the name exists and was made from the same search.
 
     Safe when several processes start on the same name at the same moment (docs/workers.md's
@@ -55,20 +58,23 @@ def create_or_resume(
     wait for the spec to be stored, then check it like any resume. The sampler is seeded from
     the study seed and the number of trials already there, so a resumed study does not replay
     the random start-up trials of its first run. A new study gets `warm`'s configurations
-    first (search/warm.py); what was added is returned.
+    first (search/warm.py); what was added is returned, with the spec to train by: `spec`
+    with what the stored study pins where the study file is silent (pin_schedule_every).
     """
     import optuna
 
     study_id = _create(spec, storage, warm, n_val, arrays)
     if study_id is None:
-        _check_resume(spec, storage, target, arrays)
+        spec = _check_resume(spec, storage, target, arrays)
+    else:
+        spec = pin_schedule_every(spec, SCHEDULE_DEFAULT)
     n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing))
     study = optuna.load_study(
         study_name=spec.name, storage=storage, sampler=sampler, pruner=make_pruner(spec)
     )
     if study_id is None:
-        return study, None
+        return study, None, spec
     if warm is not None:
         from hpsearch.warm import add
 
@@ -81,7 +87,7 @@ def create_or_resume(
     with warnings.catch_warnings():  # Optuna calls it experimental
         warnings.simplefilter("ignore")
         study.set_metric_names(list(spec.objectives))
-    return study, warm
+    return study, warm, spec
 
 
 def _create(
@@ -107,7 +113,8 @@ def _create(
         return None  # another process created it a moment ago
     if warm is not None:  # marked first: a warm start cut short is found and redone whole
         storage.set_study_user_attr(study_id, WARM_PENDING_ATTR, warm.source)
-    storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
+    pinned = pin_schedule_every(spec, SCHEDULE_DEFAULT)
+    storage.set_study_user_attr(study_id, SPEC_ATTR, pinned.to_dict())
     storage.set_study_user_attr(study_id, VERSION_ATTR, __version__)
     folder = Path(spec.source).resolve().parent if Path(spec.source).is_file() else None
     source = model_source(spec.model.kind, dict(spec.model.fixed), folder)
@@ -125,13 +132,16 @@ def _check_resume(
     storage: optuna.storages.BaseStorage,
     target: StorageURL,
     arrays: dict[str, Any] | None,
-) -> None:
-    """A stored study resumes only with the search it was made from; else one line."""
+) -> StudySpec:
+    """A stored study resumes only with the search it was made from; else one line. Returns
+    `spec` with the schedule stepping the stored study trained with, where `spec` is silent."""
     import optuna
 
     existing = optuna.load_study(study_name=spec.name, storage=storage)
     _wait_for_spec(existing, storage)
     stored = stored_spec(existing, target.shown)
+    every = stored.model.fixed.get(SCHEDULE_EVERY, SCHEDULE_DEFAULT)
+    spec = pin_schedule_every(spec, every)
     check_same(existing.user_attrs.get(ARRAYS_ATTR), arrays, spec.source)
     # The user's model file, by its content: the study file may sit at another path now.
     stored_source = existing.user_attrs.get(SOURCE_ATTR)
@@ -146,19 +156,23 @@ def _check_resume(
     for key, value in new_identity.items():
         if stored_identity[key] != value:
             raise UsageError(
-                f"{spec.source}: {key}: {_difference(stored_identity[key], value)} from "
-                f"the stored study {spec.name!r} in {target.shown}; give the study a new "
+                f"{spec.source}: {key}: {_difference(stored_identity[key], value)} (the "
+                f"stored study {spec.name!r} in {target.shown}); give the study a new "
                 f"[study].name, or delete the old one: optuna delete-study --study-name "
                 f"{spec.name} --storage {target.shown}"
             )
+    return spec
 
 
-def _difference(stored: Any, new: Any) -> str:
-    """A short description of how two identity entries differ."""
+def _difference(stored: Any, new: Any, where: str = "") -> str:
+    """A short description of how two identity entries differ: the stored and the new value
+    of the one key that differs, however deep; else the keys that differ."""
     if isinstance(stored, dict) and isinstance(new, dict):
         changed = [k for k in {**stored, **new} if stored.get(k) != new.get(k)]
-        return "differs in " + ", ".join(changed)
-    return f"stored {stored!r}, now {new!r}"
+        if len(changed) == 1 and changed[0] in stored and changed[0] in new:
+            return _difference(stored[changed[0]], new[changed[0]], f"{where}{changed[0]}.")
+        return "differs in " + ", ".join(f"{where}{k}" for k in changed)
+    return f"{where[:-1]}{': ' if where else ''}stored {stored!r}, now {new!r}"
 
 
 def _identity(spec: StudySpec) -> dict[str, Any]:

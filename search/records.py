@@ -1,7 +1,10 @@
 """What hpsearch keeps in the study database, and how it reads it back: the one description.
 
 Study user attrs:
-    hpsearch_spec (SPEC_ATTR): the parsed study file (StudySpec.to_dict()).
+    hpsearch_spec (SPEC_ATTR): the parsed study file (StudySpec.to_dict()), with
+        [model].fixed.schedule_every pinned to the default of the version that created it
+        where the file left it out (pin_schedule_every(); a spec without it is from 0.1, whose
+        schedules stepped once an epoch).
     hpsearch_version (VERSION_ATTR): the version that created the study.
     hpsearch_model_source (SOURCE_ATTR): for a model of the user's own (module:Class or
         file.py:Class), its source file and that file's SHA-256 when the study was created.
@@ -328,14 +331,43 @@ def surplus_note(counts: Counter[str]) -> str:
 
 
 def stored_spec(study: optuna.Study, storage_name: str) -> StudySpec:
-    """The spec a study was created with; UsageError for studies hpsearch did not create."""
+    """The spec a study was created with; UsageError for studies hpsearch did not create.
+
+    A spec stored without schedule_every is from hpsearch 0.1: its schedules stepped once an
+    epoch, and so they still do for it (its trials, resumed runs, exports and retrains).
+    """
     raw = study.user_attrs.get(SPEC_ATTR)
     if raw is None:
         raise UsageError(
             f"{storage_name}: study {study.study_name!r} was not created by "
             "hpsearch (it has no stored study file); use another study name"
         )
-    return parse_study(raw, f"stored study {study.study_name!r}", stored=True)
+    spec = parse_study(raw, f"stored study {study.study_name!r}", stored=True)
+    return pin_schedule_every(spec, SCHEDULE_BEFORE)
+
+
+SCHEDULE_EVERY = "schedule_every"
+SCHEDULE_DEFAULT, SCHEDULE_BEFORE = "batch", "epoch"  # now, and in hpsearch 0.1
+
+
+def pin_schedule_every(spec: StudySpec, value: str) -> StudySpec:
+    """The spec with [model].fixed.schedule_every = value where the kind takes it (every
+    built-in kind and torch.network) and the study file neither fixes nor searches it."""
+    import dataclasses
+
+    fixed = pin_params(spec.model.kind, dict(spec.model.fixed), value)
+    if SCHEDULE_EVERY in {p.name for p in spec.params} or fixed == dict(spec.model.fixed):
+        return spec
+    return dataclasses.replace(spec, model=dataclasses.replace(spec.model, fixed=fixed))
+
+
+def pin_params(kind: str, params: dict[str, Any], value: str) -> dict[str, Any]:
+    """`params` (a model's arguments) with schedule_every = value unless they give it."""
+    from hpsearch.models import is_custom
+
+    if is_custom(kind) or SCHEDULE_EVERY in params:
+        return params
+    return {**params, SCHEDULE_EVERY: value}
 
 
 def load_study(storage: optuna.storages.BaseStorage, name: str, storage_name: str):

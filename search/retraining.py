@@ -20,7 +20,9 @@ from hpsearch.exports import schema_problem
 from hpsearch.fitting import fit
 from hpsearch.fitting import short
 from hpsearch.models.threads import requested_threads
+from hpsearch.records import SCHEDULE_BEFORE
 from hpsearch.records import locate_model_source
+from hpsearch.records import pin_params
 from hpsearch.runner import load_data
 from hpsearch.storage import mask_password
 from hpsearch.weight_files import save_model
@@ -150,6 +152,8 @@ def _checked(
     kind, params = locate_model_source(
         doc["model_kind"], config["params"], doc.get("model_source"), str(path)
     )
+    # An export made by hpsearch 0.1 has no schedule_every: its schedules stepped per epoch.
+    params = pin_params(kind, params, SCHEDULE_BEFORE)
     doc, config = {**doc, "model_kind": kind}, {**config, "params": params}
     return {**doc, "data": _arrays_dataset(doc, data, path)}, config
 

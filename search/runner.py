@@ -217,7 +217,7 @@ def run_study(
     storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
     drop_interrupted_warm_start(spec, storage, target, _stderr)
     warm = read_warm_start(spec, storage, target, warm_start)
-    study, warm = create_or_resume(
+    study, warm, spec = create_or_resume(
         spec, storage, target, warm, n_val=len(data.y_val), arrays=arrays
     )
     budget = n_trials or spec.n_trials

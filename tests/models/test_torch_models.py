@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from hpsearch.models import MODELS
-from hpsearch.models.data import load_dataset
 from hpsearch.models.regularizers import penalty
 from hpsearch.models.training import train
 from tests.conftest import TINY
@@ -25,11 +24,6 @@ LEARNS = {
         0.93,
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 def _train(kind, digits, seed=0, **extra):

@@ -10,17 +10,10 @@ import pytest
 
 from hpsearch.cli import main
 from hpsearch.models import MODELS
-from hpsearch.models.data import load_dataset
-from hpsearch.models.schedules import lr_at
 from tests.conftest import TINY
 from tests.conftest import require_torch
 
 SMALL_CNN = {"channels": "8-16", "hidden": "32", "epochs": 2, "batch_size": 32, "dropout": 0.0}
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 def _cnn(digits, seed=0, epochs=1, **extra):
@@ -180,25 +173,6 @@ def test_bf16_autocast_trains_on_the_cpu_too(digits):
     fp32, _ = _cnn(digits, epochs=3, optimizer="adam", learning_rate=3e-3)
     accuracy = model.evaluate(*digits.split("val", True))[1]
     assert accuracy > 0.8 and model.loss_curve_ != fp32.loss_curve_
-
-
-def test_onecycle_goes_up_then_down_as_documented():
-    lrs = [lr_at("onecycle", 0.1, e, epochs=10) for e in range(10)]
-    peak = lrs.index(max(lrs))
-    assert peak == 3 and math.isclose(lrs[0], 0.1 / 25) and math.isclose(lrs[peak], 0.1)
-    assert all(a < b for a, b in zip(lrs[:peak], lrs[1 : peak + 1], strict=True))
-    assert all(a > b for a, b in zip(lrs[peak:-1], lrs[peak + 1 :], strict=True))
-    assert math.isclose(lrs[-1], 0.1 / 25 / 1e4)
-
-
-def test_warmup_ramps_any_schedule_linearly():
-    for schedule in ("constant", "cosine", "step"):
-        plain = [lr_at(schedule, 0.1, e, epochs=10) for e in range(10)]
-        warm = [lr_at(schedule, 0.1, e, epochs=10, warmup_epochs=3) for e in range(10)]
-        assert [w / p for w, p in zip(warm[:3], plain[:3], strict=True)] == pytest.approx(
-            [1 / 4, 2 / 4, 3 / 4]
-        )
-        assert warm[3:] == plain[3:]
 
 
 @pytest.mark.parametrize(

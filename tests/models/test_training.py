@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from hpsearch.models import MODELS
-from hpsearch.models.data import load_dataset
 from hpsearch.models.training import TrainingDiverged
 from hpsearch.models.training import check_weights
 from hpsearch.models.training import minibatches
@@ -18,11 +17,6 @@ def test_shuffled_batches_cover_every_sample_once_and_bootstrap_draws_with_repla
     assert sorted(np.concatenate(batches)) == list(range(10))
     drawn = np.concatenate(list(minibatches(1000, 100, rng, "bootstrap")))
     assert len(drawn) == 1000 and len(np.unique(drawn)) < 1000
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 def test_early_stopping_stops_and_keeps_the_best_epochs_weights(digits):
