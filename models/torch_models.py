@@ -120,6 +120,8 @@ class TorchCNN(TorchClassifier):
             loses detail), "flatten" keeps the whole last map, "gap" averages each channel
             to one number (global average pooling, fewest weights).
         crop_padding, flip: training-batch augmentation (see `augment`); 0 and False: off.
+        test_flip: scores are the mean log-probabilities of the image and its mirror image
+            (test-time augmentation, for networks trained with `flip`).
     """
 
     wants_images = True
@@ -145,6 +147,7 @@ class TorchCNN(TorchClassifier):
         head: str = "pool2",
         crop_padding: int = 0,
         flip: bool = False,
+        test_flip: bool = False,
         learning_rate: float = 1e-2,
         batch_size: int = 64,
         epochs: int = 20,

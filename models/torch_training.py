@@ -100,6 +100,7 @@ TRAINING_DEFAULTS = {
     "precision": "fp32",
     "crop_padding": 0,
     "flip": False,
+    "test_flip": False,
 }
 
 
@@ -388,12 +389,24 @@ class TorchClassifier(ClassifierMixin):
         torch = load_torch()
         Xt = self._inputs(X)
         self.net_.eval()
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad():
             chunks = [
-                self._forward(self._batch(Xt[s : s + _EVAL_CHUNK])).float().cpu()
-                for s in range(0, len(Xt), _EVAL_CHUNK)
+                self._scores(Xt[s : s + _EVAL_CHUNK]).cpu() for s in range(0, len(Xt), _EVAL_CHUNK)
             ]
         return torch.cat(chunks).numpy()
+
+    def _scores(self, xb: Any) -> Any:
+        """Evaluation-mode class scores of a batch, float32. With `test_flip` (image kinds):
+        the mean of the log-probabilities of the images and of their mirror images, the
+        view that `flip` trains on (test-time augmentation; twice the evaluation cost)."""
+        torch = load_torch()
+        with self._autocast():
+            scores = self._forward(self._batch(xb)).float()
+            if not getattr(self, "test_flip", False):
+                return scores
+            mirrored = self._forward(self._batch(xb.flip(3))).float()
+        log_softmax = torch.nn.functional.log_softmax
+        return (log_softmax(scores, dim=1) + log_softmax(mirrored, dim=1)) / 2
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """Cross-entropy (no penalty) and accuracy over all of X."""
@@ -403,8 +416,7 @@ class TorchClassifier(ClassifierMixin):
         loss_sum, correct = 0.0, 0
         with torch.no_grad():
             for s in range(0, len(Xt), _EVAL_CHUNK):
-                with self._autocast():
-                    scores = self._forward(self._batch(Xt[s : s + _EVAL_CHUNK])).float()
+                scores = self._scores(Xt[s : s + _EVAL_CHUNK])
                 target = yt[s : s + _EVAL_CHUNK].to(self._device)
                 loss = torch.nn.functional.cross_entropy(scores, target, reduction="sum")
                 loss_sum += float(loss)

@@ -197,3 +197,20 @@ def test_bad_cnn_options_are_refused_with_their_key(write_study, kind, fixed, ke
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"[model].fixed.{key}" in err and words in err, err
+
+
+def test_test_flip_scores_the_mean_log_probabilities_of_both_mirror_images(digits):
+    torch = require_torch()
+    model, _ = _cnn(digits, flip=True)
+    X, y = digits.split("val", True)
+    plain = torch.from_numpy(model.decision_function(X))
+    mirrored = torch.from_numpy(model.decision_function(np.ascontiguousarray(X[..., ::-1])))
+    model.test_flip = True
+    both = model.decision_function(X)
+    expected = (plain.log_softmax(1) + mirrored.log_softmax(1)) / 2
+    np.testing.assert_allclose(both, expected.numpy(), rtol=1e-5, atol=1e-6)
+    loss, accuracy = model.evaluate(X, y)
+    assert accuracy == np.mean(model.classes_[both.argmax(1)] == y)
+    target = torch.from_numpy(np.searchsorted(model.classes_, y))
+    # The scores are logits of the normalized geometric mean of the two views' probabilities.
+    assert loss == pytest.approx(float(torch.nn.functional.cross_entropy(expected, target)))
