@@ -30,7 +30,10 @@ from hpsearch.models.training import MAX_ABS_WEIGHT
 from hpsearch.models.training import TrainingDiverged
 from hpsearch.models.training import check_finite
 
-_EVAL_CHUNK = 2048
+# Rows scored at once. Small chunks keep a CNN's activations in cache: scoring 6,000 images with
+# the Fashion CNN (16-32-64, two convolutions a block) on one thread took 3.7-3.9 s in chunks
+# of 2,048 or 4,096, 2.5 s in 512, 1.4 s in 256 (and an MLP the same in 256 as in 2,048).
+_EVAL_CHUNK = 256
 
 
 class TorchMissing(ImportError):
