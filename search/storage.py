@@ -31,7 +31,9 @@ ENV_VAR = "HPSEARCH_STORAGE"
 SQLITE_LOCK_TIMEOUT_S = 60
 SQLITE_LOCK_ENV = "HPSEARCH_SQLITE_LOCK_TIMEOUT"
 # Without it, a PostgreSQL server that accepts connections but never answers hangs forever.
+# HPSEARCH_POSTGRES_CONNECT_TIMEOUT changes it (whole seconds, at least 2: libpq's rule).
 POSTGRES_CONNECT_TIMEOUT_S = 10
+POSTGRES_CONNECT_ENV = "HPSEARCH_POSTGRES_CONNECT_TIMEOUT"
 # Crash safety: each running trial's worker writes a heartbeat; a trial whose heartbeat is older
 # than the grace period is failed by the next worker that looks, and re-queued with the same
 # parameters and seed (up to worker.MAX_RETRY times). HPSEARCH_HEARTBEAT_INTERVAL shortens it
@@ -207,7 +209,11 @@ def _connect_args(backend: str) -> dict[str, object]:
         return {"timeout": float(os.environ.get(SQLITE_LOCK_ENV) or SQLITE_LOCK_TIMEOUT_S)}
     if backend.startswith("postgres"):
         # Without it, a PostgreSQL server that accepts connections but never answers hangs.
-        return {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        return {
+            "connect_timeout": int(
+                os.environ.get(POSTGRES_CONNECT_ENV) or POSTGRES_CONNECT_TIMEOUT_S
+            )
+        }
     return {}
 
 

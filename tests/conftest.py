@@ -101,3 +101,20 @@ def own_cache(tmp_path, monkeypatch):
     load_dataset.cache_clear()
     yield cache
     load_dataset.cache_clear()
+
+
+@pytest.fixture
+def cli_here(capsys, monkeypatch):
+    """`hpsearch ARGS` in this process, from folder `cwd`: (exit code, stdout, stderr). For
+    tests of what a command says and writes; those of processes use _cli."""
+
+    def run(*args: str, cwd: Path) -> tuple[int, str, str]:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        from hpsearch.cli import main
+
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -223,14 +223,14 @@ def test_unknown_arguments_refused_values_and_patience_are_one_line(tmp_path, ca
 
 
 @pytest.mark.slow
-def test_a_source_file_changed_after_the_study_was_created_is_refused(own, tmp_path):
+def test_a_source_file_changed_after_the_study_was_created_is_refused(own, tmp_path, cli_here):
     study = _study(own, "hinge_linear.py:HingeLinear", n_trials=4)
     url = f"sqlite:///{tmp_path / 'h.db'}"
     assert (
         _cli("run", str(study), "--storage", url, "--n-trials", "2", "--quiet", cwd=own).returncode
         == 0
     )
-    assert _cli("export", "own", "--storage", url, "-o", "b.json", cwd=own).returncode == 0
+    assert cli_here("export", "own", "--storage", url, "-o", "b.json", cwd=own)[0] == 0
     source = own / "hinge_linear.py"
     source.write_text(source.read_text().replace("1e-3, (X.shape", "1e-2, (X.shape"))
     for args in (
@@ -239,9 +239,9 @@ def test_a_source_file_changed_after_the_study_was_created_is_refused(own, tmp_p
         ["confirm", "own", "--storage", url, "--quiet"],
         ["retrain", "b.json", "--quiet"],
     ):
-        done = _cli(*args, cwd=own)
-        assert done.returncode == 2, (args, done.stderr)
-        line = _one_line(done.stderr)
+        code, _, err = cli_here(*args, cwd=own)
+        assert code == 2, (args, err)
+        line = _one_line(err)
         assert f"{source} differs from the file this study was created with" in line, line
     assert len(optuna.load_study(study_name="own", storage=url).trials) == 2  # nothing ran
 

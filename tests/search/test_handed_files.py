@@ -185,7 +185,7 @@ def test_a_warm_start_cut_short_is_redone_whole(write_study, db_url, tmp_path, c
 
 @pytest.mark.slow
 def test_a_warm_start_killed_while_adding_lands_whole_on_the_next_run(write_study, tmp_path):
-    n = 800  # the case; adding them takes seconds, the kill lands at the first
+    n = 400  # adding them takes seconds; the kill lands at the first
     source = tmp_path / "many.json"
     source.write_text(json.dumps(_configs(n)))
     study_file = write_study(WARM)

@@ -179,15 +179,15 @@ def test_a_postgresql_database_of_another_program_is_refused_untouched(write_stu
 
 
 @pytest.mark.slow
-def test_read_only_commands_create_nothing_in_an_empty_database(pg_url, tmp_path):
+def test_read_only_commands_create_nothing_in_an_empty_database(pg_url, tmp_path, cli_here):
     engine = sqlalchemy.create_engine(pg_url, poolclass=sqlalchemy.pool.NullPool)
     empty = tmp_path / "empty.db"
     empty.touch()
     for url in (pg_url, f"sqlite:///{empty}"):
         for args in (["studies"], ["show", "tiny"], ["export", "tiny"], ["report", "tiny"]):
-            done = _cli(*args, "--storage", url, cwd=tmp_path)
-            assert done.returncode == 2
-            assert "holds no hpsearch studies yet" in _one_line(done.stderr)
+            code, _, err = cli_here(*args, "--storage", url, cwd=tmp_path)
+            assert code == 2
+            assert "holds no hpsearch studies yet" in _one_line(err)
     assert sqlalchemy.inspect(engine).get_table_names() == []
     assert empty.stat().st_size == 0
 
@@ -257,19 +257,19 @@ def test_bad_flags_and_urls_are_one_line(args, words, capsys):
 
 
 @pytest.mark.slow
-def test_a_read_only_database_file_or_folder_is_one_line(write_study, tmp_path):
+def test_a_read_only_database_file_or_folder_is_one_line(write_study, tmp_path, cli_here):
     path = write_study(TINY.replace("n_trials = 6", "n_trials = 2"))
-    assert _cli("run", str(path), "--quiet", cwd=tmp_path).returncode == 0
+    assert cli_here("run", str(path), "--quiet", cwd=tmp_path)[0] == 0
     before = hashlib.sha256((tmp_path / "hpsearch.db").read_bytes()).hexdigest()
     for locked in (tmp_path / "hpsearch.db", tmp_path):
         with immutable(locked):
-            finished = _cli("run", str(path), "--quiet", cwd=tmp_path)  # nothing to write
-            assert finished.returncode == 0, finished.stderr
-            assert "nothing to run" in finished.stdout
-            assert _cli("show", "tiny", cwd=tmp_path).returncode == 0
-            more = _cli("run", str(path), "--n-trials", "4", "--quiet", cwd=tmp_path)
-            assert more.returncode == 2
-            assert "read-only" in _one_line(more.stderr)
+            code, out, err = cli_here("run", str(path), "--quiet", cwd=tmp_path)  # no write
+            assert code == 0, err
+            assert "nothing to run" in out
+            assert cli_here("show", "tiny", cwd=tmp_path)[0] == 0
+            code, _, err = cli_here("run", str(path), "--n-trials", "4", "--quiet", cwd=tmp_path)
+            assert code == 2
+            assert "read-only" in _one_line(err)
     assert hashlib.sha256((tmp_path / "hpsearch.db").read_bytes()).hexdigest() == before
     assert optuna.load_study(study_name="tiny", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
 
