@@ -4,9 +4,10 @@ search (which sets it per worker, so that workers do not oversubscribe the cores
 $HPSEARCH_THREADS, when set (by the user, or by `run --workers` for each worker), is the count.
 Otherwise a Torch model measures a few training steps of its own network on 1 thread and on
 every core, once per network shape in a process, and trains on the faster: small networks lose
-more to threading overhead than they gain (benchmarks/torch_epoch.py). Torch's CPU convolutions
-and reductions split their sums by thread, so another count gives other last digits: each trial
-stores the count it trained on, and `retrain` uses it.
+more to threading overhead than they gain (benchmarks/torch_epoch.py). A training of fewer
+than WORTH_MEASURING steps in all is too short to pay for the measurement: it uses every core.
+Torch's CPU convolutions and reductions split their sums by thread, so another count gives
+other last digits: each trial stores the count it trained on, and `retrain` uses it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Hashable
 
 THREADS_ENV = "HPSEARCH_THREADS"
 _CHOSEN: dict[Hashable, int] = {}  # the measured choice, by network shape, for this process
+WORTH_MEASURING = 200  # training steps; shorter trainings take every core unmeasured
 
 
 def cores() -> int:
@@ -35,14 +37,23 @@ def training_threads() -> int:
     return requested_threads() or cores()
 
 
-def fastest_threads(key: Hashable, steps: Callable[[int], float]) -> int:
+def fastest_threads(
+    key: Hashable, steps: Callable[[int], float], planned_steps: int | None = None
+) -> int:
     """The requested count, else the faster of 1 thread and every core for `key`: `steps(n)`
-    returns the seconds of a few training steps on n threads (measured once per key)."""
+    returns the seconds of a few training steps on n threads (measured once per key).
+
+    A training of fewer than WORTH_MEASURING `planned_steps` (batches) is not measured: the
+    eight measured steps would be a large share of it, more than a wrong choice could cost.
+    It trains on every core, PyTorch's own default.
+    """
     requested = requested_threads()
     if requested is not None:
         return requested
     if cores() == 1:
         return 1
+    if key not in _CHOSEN and planned_steps is not None and planned_steps < WORTH_MEASURING:
+        return cores()
     if key not in _CHOSEN:
         timings = {n: steps(n) for n in (1, cores())}
         _CHOSEN[key] = min(timings, key=lambda n: (timings[n], n))

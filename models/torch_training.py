@@ -230,9 +230,10 @@ class TorchClassifier(ClassifierMixin):
         key = (type(self).__name__, tuple(X.shape[1:]), self.batch_size, n_weights)
         if self._device.type != "cpu":  # the accelerator trains; the CPU only feeds it
             return fastest_threads(key, lambda n: float(n))
+        planned = self.epochs * -(-len(X) // self.batch_size)
         state = torch.get_rng_state()
         try:
-            return fastest_threads(key, self._steps_timer(X))
+            return fastest_threads(key, self._steps_timer(X), planned)
         except (Exception, SystemExit, GeneratorExit):
             # A network that fails here fails in training too, where the user's code is
             # guarded (models/usercode.py) and its error is the trial's.

@@ -29,6 +29,14 @@ def test_the_faster_count_is_chosen_once_per_key_and_an_asked_count_wins(monkeyp
     assert threads.fastest_threads("small", seconds) == 3 and threads.training_threads() == 3
 
 
+def test_a_short_training_takes_every_core_unmeasured(monkeypatch):
+    monkeypatch.setattr(threads, "cores", lambda: 4)
+    short = threads.WORTH_MEASURING - 1
+    assert threads.fastest_threads("k", lambda n: pytest.fail("measured"), short) == 4
+    assert threads.fastest_threads("k", lambda n: 1.0 * n, short + 1) == 1  # measured
+    assert threads.fastest_threads("k", lambda n: pytest.fail("measured"), short) == 1  # known
+
+
 def test_one_core_needs_no_measurement(monkeypatch):
     monkeypatch.setattr(threads, "cores", lambda: 1)
     assert threads.fastest_threads("any", lambda n: pytest.fail("measured")) == 1
@@ -43,7 +51,8 @@ def test_measuring_leaves_the_training_as_it_would_be_on_that_count(monkeypatch)
     X, y = rng.standard_normal((256, 20)).astype(np.float32), np.arange(256) % 4
 
     def trained() -> TorchMLP:
-        model = TorchMLP(hidden=[16], dropout=0.3, epochs=2, batch_size=32, seed=5)
+        # 30 epochs planned (240 steps, worth measuring); two trained.
+        model = TorchMLP(hidden=[16], dropout=0.3, epochs=30, batch_size=32, seed=5)
         for _ in range(2):
             model.partial_fit(X, y, classes=np.arange(4))
         return model

@@ -48,7 +48,8 @@ def test_export_follows_the_schema_and_holds_every_parameter(finished, db_url, t
     )[:3]
     assert [c["trial_number"] for c in doc["configs"]] == [t.number for t in ranked]
     for config, trial in zip(doc["configs"], ranked, strict=True):
-        assert config["params"] == {"epochs": 3, **trial.params}  # fixed and sampled
+        # fixed (and the schedule stepping the study pins) and sampled
+        assert config["params"] == {"epochs": 3, "schedule_every": "batch", **trial.params}
         assert ("reg_strength" in config["params"]) == (trial.params["reg"] != "none")
         assert config["seed"] == trial.user_attrs["seed"] and config["val_accuracy"] == trial.value
         assert config["epochs_run"] == 3
@@ -295,7 +296,7 @@ def test_studies_show_and_confirm_print_json_for_scripts(finished, db_url, capsy
     shown = json.loads(capsys.readouterr().out)
     ranked = _ranked(finished)
     assert shown["best"]["trial_number"] == ranked[0].number
-    assert shown["best"]["params"] == {"epochs": 3, **ranked[0].params}
+    assert shown["best"]["params"] == {"epochs": 3, "schedule_every": "batch", **ranked[0].params}
     assert shown["best"]["curves"] == ranked[0].user_attrs["curves"]
     assert [t["trial_number"] for t in shown["top"]] == [t.number for t in ranked[:2]]
     argv = ["confirm", "tiny", "--storage", db_url, "--top", "2", "--repeats", "2", "--quiet"]

@@ -9,8 +9,10 @@ import pytest
 
 from hpsearch.cli import main
 from hpsearch.objective import trial_seed
+from hpsearch.records import SCHEDULE_DEFAULT
 from hpsearch.records import SPEC_ATTR
 from hpsearch.records import finished_count
+from hpsearch.records import pin_schedule_every
 from hpsearch.study_file import load_study_file
 from tests.conftest import TINY
 
@@ -28,7 +30,10 @@ def test_a_run_stores_every_trial_with_its_records(write_study, db_url, capsys):
     study = _load(db_url)
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 6
-    assert study.user_attrs[SPEC_ATTR] == load_study_file(path).to_dict()
+    # The study file, with the schedule stepping of this version pinned where it is silent.
+    pinned = pin_schedule_every(load_study_file(path), SCHEDULE_DEFAULT)
+    assert study.user_attrs[SPEC_ATTR] == pinned.to_dict()
+    assert pinned.model.fixed["schedule_every"] == "batch"
     for t in trials:
         curves = t.user_attrs["curves"]
         assert set(curves) == {
