@@ -61,7 +61,9 @@ def immutable(path: Path):
 
 
 @pytest.mark.slow
-def test_the_password_is_masked_everywhere_it_is_shown_or_stored(write_study, pg_url, tmp_path):
+def test_the_password_is_masked_everywhere_it_is_shown_or_stored(
+    write_study, pg_url, tmp_path, cli_here
+):
     url = sqlalchemy.engine.make_url(pg_url).set(password=SECRET)  # trust auth ignores it
     url = url.render_as_string(hide_password=False)
     assert SECRET in url
@@ -88,8 +90,8 @@ def test_the_password_is_masked_everywhere_it_is_shown_or_stored(write_study, pg
         ["export", "tiny", "-o", "best.json"],
         ["show", "no-such-study"],
     ):
-        done = _cli(*args, "--storage", url, cwd=tmp_path)
-        seen += [done.stdout, done.stderr]
+        _, out, err = cli_here(*args, "--storage", url, cwd=tmp_path)
+        seen += [out, err]
     done = _cli("retrain", "best.json", "--out", "again", "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     seen += [done.stdout, done.stderr]

@@ -19,10 +19,10 @@ pytestmark = pytest.mark.slow
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 
-# Trials of ~1-2 s each, so a signal lands in the middle of one.
+# Trials of about a second each, so a signal lands in the middle of one.
 SLOW = (
     TINY.replace("n_trials = 6", "n_trials = 3")
-    .replace("epochs = 3", "epochs = 150")
+    .replace("epochs = 3", "epochs = 80")
     .replace("choices = [32, 64]", "choices = [16]")
 )
 
