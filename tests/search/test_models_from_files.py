@@ -39,11 +39,11 @@ def test_each_digits_study_runs(study, db_url):
     if spec.warm_start == "quickstart":  # as its comment says: run the quickstart first
         quickstart = ROOT / "studies" / "quickstart.toml"
         assert (
-            main(["run", str(quickstart), "--storage", db_url, "--quiet", "--n-trials", "3"]) == 0
+            main(["run", str(quickstart), "--storage", db_url, "--quiet", "--n-trials", "2"]) == 0
         )
-    assert main(["run", str(study), "--storage", db_url, "--quiet", "--n-trials", "3"]) == 0
+    assert main(["run", str(study), "--storage", db_url, "--quiet", "--n-trials", "2"]) == 0
     trials = own_trials(optuna.load_study(study_name=spec.name, storage=db_url).trials)
-    assert len(trials) == 3
+    assert len(trials) == 2
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
 
 

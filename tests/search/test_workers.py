@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 # Quick trials: one epoch of softmax regression on digits, random sampling, no pruning.
 FAST = (
-    TINY.replace("n_trials = 6", "n_trials = 60")
+    TINY.replace("n_trials = 6", "n_trials = 40")
     .replace("epochs = 3", "epochs = 1")
     .replace('sampler = { type = "tpe", n_startup_trials = 3 }', 'sampler = "random"')
 )
@@ -43,7 +43,7 @@ def _run_with_lock(url: str, name: str, text: str, write_study, hold_lock) -> No
         text=True,
     )
     try:
-        _wait(lambda: _states(url, name)["COMPLETE"] >= 12)
+        _wait(lambda: _states(url, name)["COMPLETE"] >= 8)
         before = _states(url, name)["COMPLETE"]
         hold_lock(4.0)  # another connection holds the write lock for 4 s
         after = _states(url, name)["COMPLETE"]
@@ -52,9 +52,9 @@ def _run_with_lock(url: str, name: str, text: str, write_study, hold_lock) -> No
         proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "error" not in err.lower()
-    assert before < 60 and after < 60  # the lock was held in the middle of the run
-    trials = check_exact(url, name, 60)
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 60  # no trial failed for it
+    assert before < 40 and after < 40  # the lock was held in the middle of the run
+    trials = check_exact(url, name, 40)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 40  # no trial failed for it
     assert all(
         t.user_attrs["fail_reason"].startswith("surplus") for t in trials if t.state.name == "FAIL"
     )
