@@ -20,7 +20,7 @@ from hpsearch.errors import UsageError
 from hpsearch.objective import derive_seed
 from hpsearch.pareto import VAL_SIZE_ATTR
 from hpsearch.records import SCHEDULE_DEFAULT
-from hpsearch.records import SCHEDULE_EVERY
+from hpsearch.records import SCHEDULE_KEY
 from hpsearch.records import SOURCE_ATTR
 from hpsearch.records import SPEC_ATTR
 from hpsearch.records import VERSION_ATTR
@@ -63,11 +63,9 @@ def create_or_resume(
     """
     import optuna
 
-    study_id = _create(spec, storage, warm, n_val, arrays)
-    if study_id is None:
-        spec = _check_resume(spec, storage, target, arrays)
-    else:
-        spec = pin_schedule_every(spec, SCHEDULE_DEFAULT)
+    pinned = pin_schedule_every(spec, SCHEDULE_DEFAULT)  # what a new study stores
+    study_id = _create(pinned, storage, warm, n_val, arrays)
+    spec = pinned if study_id is not None else _check_resume(spec, storage, target, arrays)
     n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing))
     study = optuna.load_study(
@@ -113,8 +111,7 @@ def _create(
         return None  # another process created it a moment ago
     if warm is not None:  # marked first: a warm start cut short is found and redone whole
         storage.set_study_user_attr(study_id, WARM_PENDING_ATTR, warm.source)
-    pinned = pin_schedule_every(spec, SCHEDULE_DEFAULT)
-    storage.set_study_user_attr(study_id, SPEC_ATTR, pinned.to_dict())
+    storage.set_study_user_attr(study_id, SPEC_ATTR, spec.to_dict())
     storage.set_study_user_attr(study_id, VERSION_ATTR, __version__)
     folder = Path(spec.source).resolve().parent if Path(spec.source).is_file() else None
     source = model_source(spec.model.kind, dict(spec.model.fixed), folder)
@@ -140,7 +137,7 @@ def _check_resume(
     existing = optuna.load_study(study_name=spec.name, storage=storage)
     _wait_for_spec(existing, storage)
     stored = stored_spec(existing, target.shown)
-    every = stored.model.fixed.get(SCHEDULE_EVERY, SCHEDULE_DEFAULT)
+    every = stored.model.fixed.get(SCHEDULE_KEY, SCHEDULE_DEFAULT)
     spec = pin_schedule_every(spec, every)
     check_same(existing.user_attrs.get(ARRAYS_ATTR), arrays, spec.source)
     # The user's model file, by its content: the study file may sit at another path now.

@@ -346,7 +346,7 @@ def stored_spec(study: optuna.Study, storage_name: str) -> StudySpec:
     return pin_schedule_every(spec, SCHEDULE_BEFORE)
 
 
-SCHEDULE_EVERY = "schedule_every"
+SCHEDULE_KEY = "schedule_every"  # the model argument (models.schedules.SCHEDULE_EVERY: its values)
 SCHEDULE_DEFAULT, SCHEDULE_BEFORE = "batch", "epoch"  # now, and in hpsearch 0.1
 
 
@@ -356,7 +356,7 @@ def pin_schedule_every(spec: StudySpec, value: str) -> StudySpec:
     import dataclasses
 
     fixed = pin_params(spec.model.kind, dict(spec.model.fixed), value)
-    if SCHEDULE_EVERY in {p.name for p in spec.params} or fixed == dict(spec.model.fixed):
+    if SCHEDULE_KEY in {p.name for p in spec.params} or fixed == dict(spec.model.fixed):
         return spec
     return dataclasses.replace(spec, model=dataclasses.replace(spec.model, fixed=fixed))
 
@@ -365,9 +365,9 @@ def pin_params(kind: str, params: dict[str, Any], value: str) -> dict[str, Any]:
     """`params` (a model's arguments) with schedule_every = value unless they give it."""
     from hpsearch.models import is_custom
 
-    if is_custom(kind) or SCHEDULE_EVERY in params:
+    if is_custom(kind) or SCHEDULE_KEY in params:
         return params
-    return {**params, SCHEDULE_EVERY: value}
+    return {**params, SCHEDULE_KEY: value}
 
 
 def load_study(storage: optuna.storages.BaseStorage, name: str, storage_name: str):
