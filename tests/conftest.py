@@ -42,6 +42,15 @@ reg_strength = { type = "float", low = 1e-5, high = 1e-2, log = true, when = { r
 """  # noqa: E501 (a TOML inline table cannot span lines)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items) -> None:
+    """`make test` runs the tests in two processes (pytest-xdist, --dist loadgroup). The tests
+    of the PostgreSQL server share one: some stop and restart the server."""
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
+
+
 @pytest.fixture
 def write_study(tmp_path: Path):
     """Write a study file into the test's folder and return its path."""

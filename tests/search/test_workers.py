@@ -73,6 +73,7 @@ def test_four_workers_on_sqlite_with_the_write_lock_held(write_study, tmp_path):
     _run_with_lock(f"sqlite:///{db}", "tiny", FAST, write_study, hold_lock)
 
 
+@pytest.mark.xdist_group("postgresql")  # the server the fault tests stop (conftest)
 def test_four_workers_on_postgresql_with_a_table_lock_held(write_study):
     url = postgres_url()
     import sqlalchemy
