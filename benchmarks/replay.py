@@ -7,6 +7,10 @@ validation size) of the task's best recorded mean (median and quartiles over see
 never gets there counts as the whole budget, and the share that did is shown), the area under
 the anytime curve (best-so-far validation accuracy against epochs spent, as a fraction of the
 budget), and the final best. `--html FILE` writes the anytime curves (plotly).
+
+DEHB (the `dehb` package) runs as an outside peer where it is installed. DEHB 0.1.2 pins
+numpy < 2, so it lives in an environment of its own (docs/benchmarks.md says how); without it
+the comparison says that DEHB was left out.
 """
 
 from __future__ import annotations
@@ -103,6 +107,70 @@ def run_one(table, strategy: Strategy, seed: int, budget_epochs: int, task: str 
     return budget
 
 
+def dehb_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dehb") is not None
+
+
+def run_dehb(table, seed: int, budget_epochs: int, task: str = "task"):
+    """DEHB (eta 3, fidelities 1 to the task's epochs) on the replay, through its ask and tell
+    interface. DEHB searches the unit cube: each coordinate maps to one parameter of the study
+    (log scale where the study says so; a categorical by equal slices), inactive conditional
+    parameters dropped. An evaluation at fidelity f trains f epochs from scratch (DEHB does not
+    continue a lower fidelity's run) and is charged f epochs; only full-fidelity evaluations
+    are complete trials, as in Optuna's studies, whose best is the anytime record."""
+    import math
+    import tempfile
+
+    from dehb import DEHB
+
+    from hpsearch.replay import Budget
+    from hpsearch.replay import active_config
+
+    params = table.params
+
+    def config(vector) -> dict:
+        values = {}
+        for p, v in zip(params, np.clip(vector, 0.0, 1.0), strict=True):
+            if p.type == "categorical":
+                values[p.name] = p.choices[min(int(v * len(p.choices)), len(p.choices) - 1)]
+                continue
+            low, high = float(p.low), float(p.high)
+            if p.log:
+                x = math.exp(math.log(low) + v * (math.log(high) - math.log(low)))
+            else:
+                x = low + v * (high - low)
+            values[p.name] = int(round(x)) if p.type == "int" else x
+        return active_config(params, values)
+
+    budget = Budget(budget_epochs)
+    with tempfile.TemporaryDirectory() as logs:
+        optimizer = DEHB(
+            dimensions=len(params),
+            min_fidelity=1,
+            max_fidelity=table.epochs,
+            eta=3,
+            seed=seed,
+            n_workers=1,
+            output_path=logs,
+            log_level="ERROR",
+        )
+        n = 0
+        while not budget.spent:
+            job = optimizer.ask()
+            fidelity = int(round(job["fidelity"]))
+            curve = table.answer(config(job["config"]), 1000 * seed + n)
+            n += 1
+            epochs = min(fidelity, curve.epochs, budget.limit - budget.epochs)
+            budget.epochs += epochs
+            accuracy = float(curve.val_accuracy[epochs - 1]) if epochs else 0.0
+            full = epochs == fidelity == table.epochs
+            budget.finished(accuracy if full else None)
+            optimizer.tell(job, {"fitness": -accuracy, "cost": float(epochs)})
+    return budget
+
+
 def epochs_to_reach(anytime: list[tuple[int, float]], target: float, limit: int) -> float:
     for epochs, best in anytime:
         if best >= target:
@@ -121,40 +189,82 @@ def area(anytime: list[tuple[int, float]], limit: int) -> float:
     return total / limit
 
 
-def write_html(results: dict, path: Path) -> None:
-    """Anytime curves: the median over seeds of the best-so-far accuracy, per task."""
+def best_so_far(anytime: list[tuple[int, float]], grid: np.ndarray) -> np.ndarray:
+    """The anytime record as a step function of epochs spent (0 before the first trial)."""
+    epochs = np.array([e for e, _ in anytime])
+    best = np.array([0.0, *(b for _, b in anytime)])
+    return best[np.searchsorted(epochs, grid, side="right")]
+
+
+def write_html(results: dict, targets: dict, path: Path, *, plotlyjs: str | bool = "cdn") -> None:
+    """Anytime curves: the median over seeds of the best-so-far accuracy, per task, with the
+    target (one standard error below the best recorded mean) dashed. Each panel shows the
+    epochs up to twice the latest strategy's median epochs to target."""
     from plotly.subplots import make_subplots
 
     tasks = sorted({t for t, _ in results})
-    fig = make_subplots(rows=len(tasks), cols=1, subplot_titles=tasks)
-    for row, task in enumerate(tasks, start=1):
+    cols = 2
+    rows = -(-len(tasks) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=tasks, vertical_spacing=0.08)
+    for k, task in enumerate(tasks):
+        row, col = k // cols + 1, k % cols + 1
+        target, best_mean, limit = targets[task]
+        shown = min(limit, 2 * max(med for (t, _), (med, _) in results.items() if t == task))
+        grid = np.linspace(0, shown, 300)
         for (t, name), (_, runs) in results.items():
             if t != task:
                 continue
-            limit = max(e for r in runs for e, _ in r) if runs and runs[0] else 1
-            grid = np.linspace(0, limit, 200)
-            curves = [
-                np.interp(grid, [0, *(e for e, _ in r)], [0, *(b for _, b in r)]) for r in runs
-            ]
-            fig.add_scatter(
-                x=grid,
-                y=np.median(curves, axis=0),
-                name=name,
-                row=row,
-                col=1,
-                legendgroup=name,
-                showlegend=row == 1,
-            )
-    fig.update_layout(height=320 * len(tasks), yaxis_title="best validation accuracy")
-    fig.write_html(path, include_plotlyjs="cdn")
+            curve = np.median([best_so_far(r, grid) for r in runs], axis=0)
+            fig.add_scatter(x=grid, y=curve, name=name, row=row, col=col, line_shape="hv")
+            fig.data[-1].update(legendgroup=name, showlegend=k == 0)
+        fig.add_hline(y=target, line_dash="dash", line_color="grey", row=row, col=col)
+        span = best_mean - target
+        fig.update_yaxes(range=[target - 6 * span, best_mean + span], row=row, col=col)
+        fig.update_xaxes(title_text="epochs spent", row=row, col=col)
+    fig.update_layout(
+        height=330 * rows,
+        width=1100,
+        title="Best validation accuracy so far (median over seeds); dashed: the target",
+        legend={"orientation": "h", "y": -0.06},
+    )
+    fig.write_html(path, include_plotlyjs=plotlyjs)
     print(f"wrote {path}")
 
 
-def main() -> None:
-    import optuna
+_TABLES: dict = {}  # a process's tables, loaded once
 
+
+def load_table(task: str):
     from hpsearch.replay import ReplayTable
     from hpsearch.study_file import load_study_file
+
+    if task not in _TABLES:
+        spec = load_study_file(ROOT / "studies" / TASKS[task].study)
+        _TABLES[task] = ReplayTable.load(CURVES / f"{task}.npz", spec.params)
+    return _TABLES[task]
+
+
+def study(task: str, name: str, seed: int) -> tuple[list[tuple[int, float]], float]:
+    """One strategy's study on one task's replay: its anytime record and final best."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    table = load_table(task)
+    limit = BUDGET * table.epochs
+    if name == "DEHB":
+        budget = run_dehb(table, seed, limit, task)
+    else:
+        strategy = next(s for s in strategies(table.epochs) if s.name == name)
+        budget = run_one(table, strategy, seed, limit, task)
+    return budget.anytime, budget.best
+
+
+def main() -> None:
+    import os
+    from concurrent.futures import ProcessPoolExecutor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -162,17 +272,39 @@ def main() -> None:
     )
     parser.add_argument("--seeds", type=int, help="seeds per strategy and task (default 50)")
     parser.add_argument("--html", help="write the anytime curves (plotly) to this file")
+    parser.add_argument(
+        "--offline", action="store_true", help="put plotly.js in the HTML file (5 MB), not a link"
+    )
+    parser.add_argument(
+        "--skip", action="append", default=[], metavar="STRATEGY", help="leave a strategy out"
+    )
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     n_seeds = args.seeds or (20 if args.quick else 50)
     tasks = [t for t in TASKS if (CURVES / f"{t}.npz").exists()]
+    names = [s.name for s in strategies(1)]
+    names = [*names[:-1], *(["DEHB"] if dehb_installed() else []), names[-1]]
+    if args.quick:
+        args.skip.append("TPE + Wilcoxon")  # 30-100 s a study (SciPy's exact test): full run only
+    unknown = [n for n in args.skip if n not in names]
+    if unknown:
+        parser.error(f"--skip {unknown[0]!r}: allowed: {', '.join(names[:-1])}")
+    names = [n for n in names if n not in args.skip]
     start = time.perf_counter()
-    results = {}
+    # Every study is seeded, so running them side by side (one per core) changes no result.
+    with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        futures = {
+            (t, n, seed): pool.submit(study, t, n, seed)
+            for t in tasks
+            for n in names
+            for seed in range(n_seeds)
+        }
+        done = {key: f.result() for key, f in futures.items()}
+    results, targets = {}, {}
     for task in tasks:
-        spec = load_study_file(ROOT / "studies" / TASKS[task].study)
-        table = ReplayTable.load(CURVES / f"{task}.npz", spec.params)
+        table = load_table(task)
         limit = BUDGET * table.epochs
         target = table.best_mean() - table.standard_error()
+        targets[task] = (target, table.best_mean(), limit)
         print(
             f"\n{task}: {len(table.configs)} configurations x {table.n_seeds} seeds x "
             f"{table.epochs} epochs; best mean {table.best_mean():.4f}, one standard error "
@@ -182,23 +314,23 @@ def main() -> None:
             f"  {'strategy':<26} {'epochs to target (q1-q3)':>26} {'reached':>8} "
             f"{'area':>7} {'final':>7}"
         )
-        for strategy in strategies(table.epochs):
-            if strategy.name == "TPE + Wilcoxon" and args.quick:
-                continue  # about 100 s a study: the full run only
-            runs = [run_one(table, strategy, seed, limit, task) for seed in range(n_seeds)]
-            reach = np.array([epochs_to_reach(r.anytime, target, limit) for r in runs])
-            reached = np.mean([r.best >= target for r in runs])
-            areas = np.array([area(r.anytime, limit) for r in runs])
-            finals = np.array([r.best for r in runs])
+        for name in names:
+            runs = [done[(task, name, seed)] for seed in range(n_seeds)]
+            reach = np.array([epochs_to_reach(anytime, target, limit) for anytime, _ in runs])
+            reached = np.mean([best >= target for _, best in runs])
+            areas = np.array([area(anytime, limit) for anytime, _ in runs])
+            finals = np.array([best for _, best in runs])
             q1, med, q3 = np.percentile(reach, [25, 50, 75])
-            results[(task, strategy.name)] = (med, [r.anytime for r in runs])
+            results[(task, name)] = (med, [anytime for anytime, _ in runs])
             print(
-                f"  {strategy.name:<26} {med:>10.0f} ({q1:>5.0f}-{q3:>5.0f}) {'':>5}"
+                f"  {name:<26} {med:>10.0f} ({q1:>5.0f}-{q3:>5.0f}) {'':>5}"
                 f"{reached:>8.0%} {areas.mean():>7.4f} {finals.mean():>7.4f}"
             )
     print(f"\n{len(tasks)} tasks, {n_seeds} seeds, {time.perf_counter() - start:.0f} s")
+    if not dehb_installed():
+        print("DEHB left out: the dehb package is not installed here (docs/benchmarks.md)")
     if args.html:
-        write_html(results, Path(args.html))
+        write_html(results, targets, Path(args.html), plotlyjs=True if args.offline else "cdn")
 
     def ratio(peer: str) -> float:
         return float(
