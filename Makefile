@@ -36,7 +36,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 clean:
 	rm -rf $(VENV) hpsearch.db build

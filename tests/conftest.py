@@ -42,15 +42,6 @@ reg_strength = { type = "float", low = 1e-5, high = 1e-2, log = true, when = { r
 """  # noqa: E501 (a TOML inline table cannot span lines)
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items) -> None:
-    """`make test` runs the tests in two processes (pytest-xdist, --dist loadgroup). The tests
-    of the PostgreSQL server share one: some stop and restart the server."""
-    for item in items:
-        if "pg_url" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("postgresql"))
-
-
 @pytest.fixture
 def write_study(tmp_path: Path):
     """Write a study file into the test's folder and return its path."""
@@ -84,14 +75,16 @@ def require_torch():
 
 
 @pytest.fixture
-def pg_url():
+def pg_url(request):
     """A new, empty database on the test PostgreSQL server, dropped afterwards; the test skips,
-    saying why, where HPSEARCH_TEST_POSTGRES_URL is unset (.ci/run sets it)."""
+    saying why, where HPSEARCH_TEST_POSTGRES_URL is unset (.ci/run sets it). A test marked
+    `stops_postgresql` has the server to itself (no other test process uses it meanwhile)."""
     from tests.search.faults import new_postgres_database
     from tests.search.faults import postgres_url
 
     postgres_url()
-    yield from new_postgres_database()
+    alone = request.node.get_closest_marker("stops_postgresql") is not None
+    yield from new_postgres_database(alone=alone)
 
 
 @pytest.fixture

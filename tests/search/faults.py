@@ -3,10 +3,13 @@ for real, and a process's stderr read line by line so that tests wait on what it
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -43,22 +46,49 @@ def _admin_engine():
     )
 
 
-def new_postgres_database() -> Iterator[str]:
-    """A fresh, empty database on the test server; dropped afterwards."""
+# The test processes (`make test` runs two, pytest-xdist) share one PostgreSQL server, and some
+# tests stop or restart it. A test using the server holds this file lock shared; a test that
+# stops the server holds it alone, so no other test's connection meets a server going down.
+_SERVER_LOCK = Path(tempfile.gettempdir()) / "hpsearch-tests-postgresql.lock"
+_held: dict[str, object] = {"file": None, "count": 0}
+
+
+@contextlib.contextmanager
+def server_lock(*, alone: bool = False) -> Iterator[None]:
+    """Hold the server lock, shared or alone, across test processes (taken once a process;
+    nested holds must be shared)."""
+    if _held["count"] == 0:
+        file = open(_SERVER_LOCK, "a")  # noqa: SIM115 (held across the yield)
+        fcntl.flock(file, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        _held["file"] = file
+    _held["count"] += 1
+    try:
+        yield
+    finally:
+        _held["count"] -= 1
+        if _held["count"] == 0:
+            _held["file"].close()  # closing releases the lock
+            _held["file"] = None
+
+
+def new_postgres_database(*, alone: bool = False) -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped afterwards; the server lock is held
+    meanwhile (`alone` by a test that stops or restarts the server)."""
     import sqlalchemy
     from sqlalchemy.engine import make_url
 
-    admin = _admin_engine()
-    name = f"hpsearch_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
-    finally:
-        wait_postgres_up()
+    with server_lock(alone=alone):
+        admin = _admin_engine()
+        name = f"hpsearch_test_{uuid.uuid4().hex[:12]}"
         with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+            conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
+        finally:
+            wait_postgres_up()
+            with admin.connect() as conn:
+                conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
 
 
 def _cluster() -> list[str]:

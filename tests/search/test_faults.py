@@ -68,6 +68,7 @@ def _finish(proc: subprocess.Popen, err: Lines) -> str:
 # -- 1. PostgreSQL down or restarted mid-run ------------------------------------------------
 
 
+@pytest.mark.stops_postgresql
 def test_postgresql_down_for_a_while_mid_run_loses_nothing(write_study, pg_url):
     path = write_study(FAST)
     proc, err = _start(
@@ -89,6 +90,7 @@ def test_postgresql_down_for_a_while_mid_run_loses_nothing(write_study, pg_url):
     assert sum(t.state.name == "COMPLETE" for t in trials) == 80  # the outage failed none
 
 
+@pytest.mark.stops_postgresql
 def test_postgresql_restarted_mid_run_loses_nothing(write_study, pg_url):
     path = write_study(FAST)
     proc, err = _start(["run", str(path), "--storage", pg_url, "--quiet"])
