@@ -26,6 +26,9 @@ from hpsearch.models.schedules import SCHEDULE_EVERY
 from hpsearch.models.schedules import SCHEDULES
 from hpsearch.models.schedules import model_lr_at
 from hpsearch.models.schedules import steps_every_batch
+from hpsearch.models.threads import fastest_threads
+from hpsearch.models.threads import limit_blas
+from hpsearch.models.threads import time_steps
 from hpsearch.models.training import SAMPLING
 from hpsearch.models.training import check_finite
 from hpsearch.models.training import check_weights
@@ -131,6 +134,8 @@ class GradientModel(ClassifierMixin):
         if not hasattr(self, "weights_"):
             self._initialize(X.shape[1], np.unique(y) if classes is None else classes)
         y_idx = np.searchsorted(self.classes_, y)
+        if not hasattr(self, "threads_"):
+            self.threads_ = self._choose_threads(X, y_idx)
         epoch = len(self.loss_curve_)
         self._optimizer.learning_rate = model_lr_at(self, epoch)
         per_batch, batches = steps_every_batch(self), -(-len(X) // self.batch_size)
@@ -148,6 +153,27 @@ class GradientModel(ClassifierMixin):
         check_weights(self.weights_, epoch)
         self.loss_curve_.append(total / seen)
         return self
+
+    def _choose_threads(self, X: np.ndarray, y_idx: np.ndarray) -> int:
+        """NumPy's BLAS threads for this model (models/threads.py): asked for, or the faster of
+        1 and every core, timed on one batch's loss and gradients (weights and random state
+        untouched); set for the process from here on, as Torch's count is."""
+        rows = min(self.batch_size, len(X))
+        shapes = tuple(w.shape for w in self.weights_.values())
+        key = (type(self).__name__, rows, shapes)
+        planned = self.epochs * -(-len(X) // self.batch_size)
+        state = self._rng.bit_generator.state
+
+        def seconds(n: int) -> float:
+            limit_blas(n)
+            return time_steps(lambda: self.loss_and_grads(X[:rows], y_idx[:rows]))
+
+        try:
+            threads = fastest_threads(key, seconds, planned)
+        finally:
+            self._rng.bit_generator.state = state
+        limit_blas(threads)
+        return threads
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Class scores of shape (N, C), in evaluation mode (no dropout)."""

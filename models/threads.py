@@ -2,9 +2,11 @@
 search (which sets it per worker, so that workers do not oversubscribe the cores).
 
 $HPSEARCH_THREADS, when set (by the user, or by `run --workers` for each worker), is the count.
-Otherwise a Torch model measures a few training steps of its own network on 1 thread and on
-every core, once per network shape in a process, and trains on the faster: small networks lose
-more to threading overhead than they gain (benchmarks/torch_epoch.py). A training of fewer
+Otherwise a model measures a few training steps on 1 thread and on every core, once per shape
+in a process, and trains on the faster: a Torch model its network (small networks lose more to
+threading overhead than they gain, benchmarks/torch_epoch.py), a NumPy model one batch's loss
+and gradients with its BLAS limited (threadpoolctl; a 784-64-10 MLP at batch 64 trains 1.24x
+slower on 2 BLAS threads than on 1 here, a 784-512-512-10 one 1.5x faster). A training of fewer
 than WORTH_MEASURING steps in all is too short to pay for the measurement: it uses every core.
 Torch's CPU convolutions and reductions split their sums by thread, so another count gives
 other last digits: each trial stores the count it trained on, and `retrain` uses it.
@@ -58,6 +60,14 @@ def fastest_threads(
         timings = {n: steps(n) for n in (1, cores())}
         _CHOSEN[key] = min(timings, key=lambda n: (timings[n], n))
     return _CHOSEN[key]
+
+
+def limit_blas(threads: int) -> None:
+    """NumPy's BLAS uses `threads` from now on in this process (as torch.set_num_threads does
+    for Torch): the NumPy kinds' counterpart of the Torch choice."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def time_steps(step: Callable[[], None], repeats: int = 3) -> float:

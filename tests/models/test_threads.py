@@ -1,4 +1,5 @@
-"""The thread count a Torch model trains on (models/threads.py): asked for, or measured."""
+"""The thread count a Torch or NumPy model trains on (models/threads.py): asked for, or
+measured."""
 
 from __future__ import annotations
 
@@ -61,6 +62,45 @@ def test_measuring_leaves_the_training_as_it_would_be_on_that_count(monkeypatch)
     monkeypatch.setenv(threads.THREADS_ENV, str(measured.threads_))
     asked = trained()
     assert asked.threads_ == measured.threads_
+    for a, b in zip(measured.get_weights().values(), asked.get_weights().values(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert measured.loss_curve_ == asked.loss_curve_
+
+
+def _numpy_mlp_trained(X, y):
+    from hpsearch.models.mlp import MLP
+
+    # Dropout draws from the model's generator: the timed batches must not draw from it.
+    model = MLP(depth=1, width=64, dropout=0.3, epochs=30, batch_size=32, seed=5)
+    for _ in range(2):
+        model.partial_fit(X, y, classes=np.arange(4))
+    return model
+
+
+def test_a_numpy_model_measures_blas_threads_without_changing_its_training(monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    timed = []
+    real = threads.time_steps
+
+    def time_steps(step, repeats=3):
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        timed.append(blas)  # what NumPy's BLAS was limited to while timing
+        return real(step, repeats)
+
+    monkeypatch.setattr("hpsearch.models.base.time_steps", time_steps)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((256, 20)).astype(np.float32), np.arange(256) % 4
+    measured = _numpy_mlp_trained(X, y)  # 30 epochs of 8 batches: worth measuring
+    assert [set(b) for b in timed] == [{1}, {2}]  # timed on 1 thread, then on every core
+    assert measured.threads_ in (1, 2)
+    assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {
+        measured.threads_
+    }  # and NumPy's BLAS trains on the faster
+    monkeypatch.setenv(threads.THREADS_ENV, str(measured.threads_))
+    asked = _numpy_mlp_trained(X, y)
+    assert asked.threads_ == measured.threads_ and len(timed) == 2  # asked: not measured
     for a, b in zip(measured.get_weights().values(), asked.get_weights().values(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert measured.loss_curve_ == asked.loss_curve_
