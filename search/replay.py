@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from hpsearch.records import DIVERGED_ATTR
 from hpsearch.space import is_active
 from hpsearch.space import suggest
 
@@ -207,7 +208,8 @@ class ReplayObjective:
                 trial.report(accuracy, epoch)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"epoch {epoch}")
-            if curve.epochs < self.table.epochs:  # it diverged: a failed trial
+            if curve.epochs < self.table.epochs:  # it diverged: a failed trial that counts
+                trial.set_user_attr(DIVERGED_ATTR, True)  # toward the budget, as in a study
                 raise ArithmeticError("diverged")
             value = float(curve.val_accuracy[-1])
             return value

@@ -109,3 +109,17 @@ def test_a_strategy_on_the_replay_is_reproducible_by_its_seed_and_keeps_the_budg
     # The best so far never falls, and is a value the table holds.
     bests = [best for _, best in first.anytime]
     assert bests == sorted(bests) and bests[-1] in set(table.val_accuracy[:, :, -1].ravel())
+
+
+def test_a_diverged_replayed_run_counts_toward_the_budget_as_a_studys_would():
+    from hpsearch.records import counts_toward_budget
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    table = _table()
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(dict(table.configs[3]))  # recorded seed 1 diverged after 4 epochs
+    objective = ReplayObjective(table, Budget(100), seed_offset=1)
+    study.optimize(objective, n_trials=1, catch=(ArithmeticError,))
+    trial = study.trials[0]
+    assert trial.state.name == "FAIL" and len(trial.intermediate_values) == 4
+    assert counts_toward_budget(trial)  # what the stop rule and the budget count
