@@ -231,6 +231,55 @@ def write_html(results: dict, targets: dict, path: Path, *, plotlyjs: str | bool
     print(f"wrote {path}")
 
 
+def fan_out(fn: Callable, keys: list[tuple]) -> dict[tuple, object]:
+    """`fn(*key)` for every key, one process per core. Every study is seeded, so the results
+    are those of running them one after another."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        futures = {key: pool.submit(fn, *key) for key in keys}
+        return {key: f.result() for key, f in futures.items()}
+
+
+def recorded_tasks() -> list[str]:
+    return [t for t in TASKS if (CURVES / f"{t}.npz").exists()]
+
+
+def seeds_argument(doc: str) -> int:
+    """The --seeds of a benchmark whose usage is `doc`'s first line (default 50)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=50, help="seeds per task (default 50)")
+    return parser.parse_args().seeds
+
+
+def default_study(task: str, seed: int, before: Callable | None = None):
+    """hpsearch's default strategy on `task`'s replay for the whole budget (`before(study)`
+    first, when given): (study, budget)."""
+    import optuna
+
+    from hpsearch.replay import Budget
+    from hpsearch.replay import ReplayObjective
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    table = load_table(task)
+    strategy = next(s for s in strategies(table.epochs) if s.name == "hpsearch default")
+    budget = Budget(BUDGET * table.epochs)
+    study = optuna.create_study(
+        direction="maximize", sampler=strategy.sampler(seed), pruner=strategy.pruner(table.epochs)
+    )
+    if before is not None:
+        before(study)
+
+    def stop(study, trial) -> None:
+        if budget.spent:
+            study.stop()
+
+    objective = ReplayObjective(table, budget, seed_offset=1000 * seed)
+    study.optimize(objective, n_trials=100_000, callbacks=[stop], catch=(ArithmeticError,))
+    return study, budget
+
+
 _TABLES: dict = {}  # a process's tables, loaded once
 
 
@@ -263,9 +312,6 @@ def study(task: str, name: str, seed: int) -> tuple[list[tuple[int, float]], flo
 
 
 def main() -> None:
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help="20 seeds, without Wilcoxon (about 100 s a study)"
@@ -280,7 +326,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     n_seeds = args.seeds or (20 if args.quick else 50)
-    tasks = [t for t in TASKS if (CURVES / f"{t}.npz").exists()]
+    tasks = recorded_tasks()
     names = [s.name for s in strategies(1)]
     names = [*names[:-1], *(["DEHB"] if dehb_installed() else []), names[-1]]
     if args.quick:
@@ -290,15 +336,7 @@ def main() -> None:
         parser.error(f"--skip {unknown[0]!r}: allowed: {', '.join(names[:-1])}")
     names = [n for n in names if n not in args.skip]
     start = time.perf_counter()
-    # Every study is seeded, so running them side by side (one per core) changes no result.
-    with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        futures = {
-            (t, n, seed): pool.submit(study, t, n, seed)
-            for t in tasks
-            for n in names
-            for seed in range(n_seeds)
-        }
-        done = {key: f.result() for key, f in futures.items()}
+    done = fan_out(study, [(t, n, seed) for t in tasks for n in names for seed in range(n_seeds)])
     results, targets = {}, {}
     for task in tasks:
         table = load_table(task)

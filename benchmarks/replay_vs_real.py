@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks/, run from a checkout
 
 from benchmarks.curves.record import TASKS  # noqa: E402
 from benchmarks.curves.record import task_data  # noqa: E402
+from benchmarks.replay import fan_out  # noqa: E402
 from benchmarks.replay import load_table  # noqa: E402
 from benchmarks.replay import strategies  # noqa: E402
 
@@ -130,9 +131,6 @@ def spearman(a: list[float], b: list[float]) -> float:
 
 
 def main() -> None:
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", nargs="?", default="digits_softmax", choices=list(TASKS))
     parser.add_argument("--trials", type=int, default=40, help="trials per study (default 40)")
@@ -140,13 +138,8 @@ def main() -> None:
     args = parser.parse_args()
     names = [s.name for s in strategies(1) if s.name not in LEFT_OUT]
     start = time.perf_counter()
-    with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        futures = {
-            (n, s): pool.submit(both, args.task, n, s, args.trials)
-            for n in names
-            for s in range(args.seeds)
-        }
-        done = {key: f.result() for key, f in futures.items()}
+    keys = [(args.task, n, s, args.trials) for n in names for s in range(args.seeds)]
+    done = {(n, s): result for (_, n, s, _), result in fan_out(both, keys).items()}
     rows = []
     print(
         f"{args.task}: {args.trials} trials a study, {args.seeds} seeds, mean over seeds\n"

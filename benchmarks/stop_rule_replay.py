@@ -12,7 +12,6 @@ of seeds, 70 % saved.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,11 +21,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/, run from a checkout
 
-from benchmarks.curves.record import TASKS  # noqa: E402
 from benchmarks.replay import BUDGET  # noqa: E402
-from benchmarks.replay import CURVES  # noqa: E402
+from benchmarks.replay import default_study  # noqa: E402
+from benchmarks.replay import fan_out  # noqa: E402
 from benchmarks.replay import load_table  # noqa: E402
-from benchmarks.replay import strategies  # noqa: E402
+from benchmarks.replay import recorded_tasks  # noqa: E402
+from benchmarks.replay import seeds_argument  # noqa: E402
 
 PATIENCES = (10, 20, 30)
 
@@ -34,28 +34,12 @@ PATIENCES = (10, 20, 30)
 def stops(task: str, seed: int) -> list[tuple[int, float, float, float]]:
     """For each patience: (stopped: 1 or 0, epochs at the stop / budget, best at the stop,
     whole budget's best), for one seed of the default strategy on `task`'s replay."""
-    import optuna
-
-    from hpsearch.replay import Budget
-    from hpsearch.replay import ReplayObjective
     from hpsearch.spec import StopSpec
     from hpsearch.stopping import decide
 
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     table = load_table(task)
     limit = BUDGET * table.epochs
-    strategy = next(s for s in strategies(table.epochs) if s.name == "hpsearch default")
-    budget = Budget(limit)
-    study = optuna.create_study(
-        direction="maximize", sampler=strategy.sampler(seed), pruner=strategy.pruner(table.epochs)
-    )
-
-    def stop(study, trial) -> None:
-        if budget.spent:
-            study.stop()
-
-    objective = ReplayObjective(table, budget, seed_offset=1000 * seed)
-    study.optimize(objective, n_trials=100_000, callbacks=[stop], catch=(ArithmeticError,))
+    study, budget = default_study(task, seed)
     trials = study.get_trials(deepcopy=False)
     n_val = int(table.meta["n_val"])
     out = []
@@ -71,23 +55,16 @@ def stops(task: str, seed: int) -> list[tuple[int, float, float, float]]:
 
 
 def main() -> None:
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=50, help="seeds per task (default 50)")
-    args = parser.parse_args()
-    tasks = [t for t in TASKS if (CURVES / f"{t}.npz").exists()]
+    seeds = seeds_argument(__doc__)
+    tasks = recorded_tasks()
     start = time.perf_counter()
-    with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        futures = {(t, s): pool.submit(stops, t, s) for t in tasks for s in range(args.seeds)}
-        done = {key: f.result() for key, f in futures.items()}
-    print(f'stop rule min_delta = "noise" on TPE + median, {args.seeds} seeds a task')
+    done = fan_out(stops, [(t, s) for t in tasks for s in range(seeds)])
+    print(f'stop rule min_delta = "noise" on TPE + median, {seeds} seeds a task')
     print(f"  {'task':<18} {'patience':>8} {'stopped':>8} {'within 1 SE':>12} {'saved':>7}")
     for task in tasks:
         se = load_table(task).standard_error()
         for k, patience in enumerate(PATIENCES):
-            rows = [done[(task, s)][k] for s in range(args.seeds)]
+            rows = [done[(task, s)][k] for s in range(seeds)]
             stopped = np.mean([r[0] for r in rows])
             within = np.mean([r[2] >= r[3] - se for r in rows])
             saved = np.median([1.0 - r[1] for r in rows])

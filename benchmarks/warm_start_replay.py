@@ -12,7 +12,6 @@ there counts all the trials it ran), and the median over seeds of warm / cold. T
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,42 +22,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/, run from a checkout
 
 from benchmarks.curves.record import TASKS  # noqa: E402
-from benchmarks.replay import BUDGET  # noqa: E402
-from benchmarks.replay import CURVES  # noqa: E402
+from benchmarks.replay import default_study  # noqa: E402
+from benchmarks.replay import fan_out  # noqa: E402
 from benchmarks.replay import load_table  # noqa: E402
-from benchmarks.replay import strategies  # noqa: E402
+from benchmarks.replay import recorded_tasks  # noqa: E402
+from benchmarks.replay import seeds_argument  # noqa: E402
 
 NEW_SEED = 10_000  # the new study's seed: the source's plus this
 
 
 def _study(task: str, seed: int, known=None):
-    """A default-strategy study on `task`'s replay for the whole budget, warm-started from
-    `known` (the source's trials) when given; returns (study, budget)."""
-    import optuna
-
-    from hpsearch.replay import Budget
-    from hpsearch.replay import ReplayObjective
+    """The default strategy's whole-budget study, warm-started from `known` (the source's
+    trials) by hpsearch's own warm start when given: (study, budget)."""
     from hpsearch.study_file import load_study_file
     from hpsearch.warm import WarmStart
     from hpsearch.warm import add
 
-    table = load_table(task)
-    strategy = next(s for s in strategies(table.epochs) if s.name == "hpsearch default")
-    budget = Budget(BUDGET * table.epochs)
-    study = optuna.create_study(
-        direction="maximize", sampler=strategy.sampler(seed), pruner=strategy.pruner(table.epochs)
-    )
-    if known is not None:
+    def warm(study) -> None:
         spec = load_study_file(ROOT / "studies" / TASKS[task].study)
         add(study, spec, WarmStart(source=f"replay seed {seed}", known=tuple(known)))
 
-    def stop(study, trial) -> None:
-        if budget.spent:
-            study.stop()
-
-    objective = ReplayObjective(table, budget, seed_offset=1000 * seed)
-    study.optimize(objective, n_trials=100_000, callbacks=[stop], catch=(ArithmeticError,))
-    return study, budget
+    return default_study(task, seed, warm if known is not None else None)
 
 
 def trials_to_reach(study, target: float) -> int:
@@ -91,25 +75,16 @@ def warm_and_cold(task: str, seed: int) -> tuple[int, int]:
 
 
 def main() -> None:
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=50, help="seeds per task (default 50)")
-    args = parser.parse_args()
-    tasks = [t for t in TASKS if (CURVES / f"{t}.npz").exists()]
+    seeds = seeds_argument(__doc__)
+    tasks = recorded_tasks()
     start = time.perf_counter()
-    with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        futures = {
-            (t, s): pool.submit(warm_and_cold, t, s) for t in tasks for s in range(args.seeds)
-        }
-        done = {key: f.result() for key, f in futures.items()}
-    print(f"warm start on TPE + median, {args.seeds} seeds a task: trials to the source's best")
+    done = fan_out(warm_and_cold, [(t, s) for t in tasks for s in range(seeds)])
+    print(f"warm start on TPE + median, {seeds} seeds a task: trials to the source's best")
     print(f"  {'task':<18} {'cold':>6} {'warm':>6} {'warm / cold':>12}")
     ratios = []
     for task in tasks:
-        warm = [done[(task, s)][0] for s in range(args.seeds)]
-        cold = [done[(task, s)][1] for s in range(args.seeds)]
+        warm = [done[(task, s)][0] for s in range(seeds)]
+        cold = [done[(task, s)][1] for s in range(seeds)]
         ratio = float(np.median(np.array(warm) / np.array(cold)))
         ratios.append(ratio)
         print(f"  {task:<18} {np.median(cold):>6.0f} {np.median(warm):>6.0f} {ratio:>12.2f}")
