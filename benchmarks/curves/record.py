@@ -17,6 +17,7 @@ meta says how it was recorded).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -110,8 +111,10 @@ def train_curve(spec, params: dict, seed: int, data) -> tuple[list, list, list]:
     return acc, loss, seconds
 
 
+@functools.cache
 def task_data(task: Task):
-    """The task's study and data (its training subset, where TASKS asks for one)."""
+    """The task's study and data (its training subset, where TASKS asks for one); loaded once
+    a process (the job processes and the benchmarks call it per run)."""
     from hpsearch.runner import load_data
     from hpsearch.study_file import load_study_file
 
@@ -128,13 +131,8 @@ def task_data(task: Task):
     return spec, data
 
 
-_LOADED: dict = {}  # a job process's task data, loaded once
-
-
 def _job(task: Task, params: dict, seed: int) -> tuple[list, list, list]:
-    if task not in _LOADED:
-        _LOADED[task] = task_data(task)
-    spec, data = _LOADED[task]
+    spec, data = task_data(task)
     return train_curve(spec, params, seed, data)
 
 

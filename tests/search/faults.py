@@ -57,6 +57,8 @@ _held: dict[str, object] = {"file": None, "count": 0}
 def server_lock(*, alone: bool = False) -> Iterator[None]:
     """Hold the server lock, shared or alone, across test processes (taken once a process;
     nested holds must be shared)."""
+    if alone and _held["count"]:
+        raise RuntimeError("the server lock is held shared by this process: cannot hold it alone")
     if _held["count"] == 0:
         file = open(_SERVER_LOCK, "a")  # noqa: SIM115 (held across the yield)
         fcntl.flock(file, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
