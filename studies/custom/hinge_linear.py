@@ -13,7 +13,9 @@ import numpy as np
 class HingeLinear:
     """One epoch of mini-batch SGD per `partial_fit`, the shape scikit-learn's incremental
     estimators have; `get_weights`/`set_weights` let hpsearch stop early and keep the best
-    epoch."""
+    epoch. `partial_fit` keeps the epoch's mean loss and accuracy over its own batches in
+    `epoch_metrics_` (as Keras reports them), so hpsearch needs no second pass over the training
+    rows; `evaluate` gives the same loss on other rows (the validation curve)."""
 
     def __init__(
         self,
@@ -30,28 +32,40 @@ class HingeLinear:
         self.seed = seed
         self.W: np.ndarray | None = None
 
+    def _margins(self, scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's hinge margin against its strongest rival class, and that rival."""
+        n = np.arange(len(y))
+        others = scores.copy()
+        others[n, y] = -np.inf
+        rival = others.argmax(axis=1)
+        return np.maximum(0.0, 1.0 + others[n, rival] - scores[n, y]), rival
+
+    def _penalty(self) -> tuple[float, np.ndarray]:
+        if self.reg == "l1":
+            return float(np.abs(self.W).sum()), np.sign(self.W)
+        return float((self.W * self.W).sum()), 2 * self.W
+
     def compute_gradient_and_loss(
         self, X: np.ndarray, y: np.ndarray
     ) -> tuple[float, np.ndarray, np.ndarray]:
         """Mean hinge loss of a batch plus the penalty, and its gradients for W and b."""
+        loss, dW, db, _ = self._step(X, y)
+        return loss, dW, db
+
+    def _step(self, X: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, int]:
+        """The loss and gradients, and how many of the batch's rows the scores got right."""
         n = len(X)
         scores = X @ self.W + self.b
-        correct = scores[np.arange(n), y]
-        others = scores.copy()
-        others[np.arange(n), y] = -np.inf
-        rival = others.argmax(axis=1)
-        margins = np.maximum(0.0, 1.0 + others[np.arange(n), rival] - correct)
+        margins, rival = self._margins(scores, y)
         active = (margins > 0).astype(X.dtype)
         dscores = np.zeros_like(scores)
         dscores[np.arange(n), rival] += active / n
         dscores[np.arange(n), y] -= active / n
-        if self.reg == "l1":
-            penalty, dpenalty = np.abs(self.W).sum(), np.sign(self.W)
-        else:
-            penalty, dpenalty = (self.W * self.W).sum(), 2 * self.W
+        penalty, dpenalty = self._penalty()
         loss = margins.mean() + self.reg_strength * penalty
         dW = X.T @ dscores + self.reg_strength * dpenalty
-        return float(loss), dW, dscores.sum(axis=0)
+        correct = int((scores.argmax(axis=1) == y).sum())
+        return float(loss), dW, dscores.sum(axis=0), correct
 
     def partial_fit(self, X: np.ndarray, y: np.ndarray, classes=None) -> HingeLinear:
         if self.W is None:
@@ -62,12 +76,25 @@ class HingeLinear:
             self.b = np.zeros(len(self.classes_), np.float32)
         target = np.searchsorted(self.classes_, y)
         order = self._rng.permutation(len(X))
+        loss_sum, correct = 0.0, 0
         for start in range(0, len(X), self.batch_size):
             batch = order[start : start + self.batch_size]
-            _, dW, db = self.compute_gradient_and_loss(X[batch], target[batch])
+            loss, dW, db, right = self._step(X[batch], target[batch])
+            loss_sum += loss * len(batch)
+            correct += right
             self.W -= self.learning_rate * dW
             self.b -= self.learning_rate * db
+        # Figures of a model that changed during the epoch, as Keras's are.
+        self.epoch_metrics_ = (loss_sum / len(X), correct / len(X))
         return self
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """(The training loss, accuracy) on rows of your choice, from one pass of scores."""
+        target = np.searchsorted(self.classes_, y)
+        scores = self.decision_function(X)
+        margins, _ = self._margins(scores, target)
+        accuracy = float(np.mean(scores.argmax(axis=1) == target))
+        return float(margins.mean() + self.reg_strength * self._penalty()[0]), accuracy
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W + self.b

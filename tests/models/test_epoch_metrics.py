@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,23 @@ def test_without_them_the_training_rows_are_evaluated():
 def test_impossible_epoch_metrics_fail_like_an_impossible_evaluate():
     with pytest.raises(UserCodeError, match=r"Counting.epoch_metrics_ returned the accuracy 2.0"):
         _train(Counting(lambda epoch: (0.1, 2.0)))
+
+
+def test_the_examples_batch_figures_are_its_loss_and_accuracy_over_the_epochs_rows():
+    """studies/custom/hinge_linear.py keeps epoch_metrics_: with a learning rate of 0 the model
+    does not move during the epoch, so the figures over its batches (uneven: 500 rows in
+    batches of 64) must equal one evaluation of every training row."""
+    from hpsearch.models import resolve
+
+    example = Path(__file__).resolve().parents[2] / "studies" / "custom" / "hinge_linear.py"
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((500, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + 2 * (X[:, 1] > 0.5)
+    for reg in ("l1", "l2"):
+        cls = resolve(f"{example}:HingeLinear").load()
+        est = cls(learning_rate=0.0, reg=reg, reg_strength=0.1, batch_size=64, seed=3)
+        est.partial_fit(X, y, classes=np.arange(4))
+        loss, accuracy = est.evaluate(X, y)
+        assert est.epoch_metrics_ == pytest.approx((loss, accuracy), rel=1e-6)
+        assert accuracy == np.mean(est.predict(X) == y)
+        assert 0.0 < accuracy < 1.0

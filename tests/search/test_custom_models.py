@@ -80,6 +80,7 @@ def test_your_own_class_is_searched_pruned_exported_retrained_and_joined(own, tm
     assert any(t.state.name == "PRUNED" for t in trials)  # pruned per epoch, like any model
     for t in trials:  # one report per epoch trained
         assert len(t.intermediate_values) == len(t.user_attrs["curves"]["val_accuracy"])
+        assert t.user_attrs["train_metrics"] == "batches"  # the class keeps epoch_metrics_
     # Another worker process joins the stored study with nothing but its name.
     joined = _cli("worker", "own", "--storage", url, "--quiet", cwd=elsewhere)
     assert joined.returncode == 0, joined.stderr
