@@ -123,3 +123,34 @@ def test_a_diverged_replayed_run_counts_toward_the_budget_as_a_studys_would():
     trial = study.trials[0]
     assert trial.state.name == "FAIL" and len(trial.intermediate_values) == 4
     assert counts_toward_budget(trial)  # what the stop rule and the budget count
+
+
+def test_the_benchmarks_fast_wilcoxon_gives_scipys_p_values_and_is_undone():
+    """benchmarks/replay.py runs Optuna's WilcoxonPruner with SciPy's exact test told that its
+    statistic is vectorized: every p-value must be SciPy's own (the pruner's decisions follow
+    from them), on the small samples with ties and zeros that take the slow path."""
+    import scipy.stats
+
+    from benchmarks.replay import vectorized_wilcoxon
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for _ in range(40):
+        d = np.round(rng.normal(0.0, 1.0, int(rng.integers(2, 9))), 1)  # ties
+        d[rng.random(len(d)) < 0.2] = 0.0  # zeros
+        cases.append((d, ("two-sided", "less", "greater")[int(rng.integers(3))]))
+
+    def p_values() -> list[float]:
+        return [
+            float(scipy.stats.wilcoxon(d, alternative=a, zero_method="zsplit").pvalue)
+            for d, a in cases
+        ]
+
+    original = scipy.stats.permutation_test
+    slow = p_values()
+    with vectorized_wilcoxon():
+        assert scipy.stats.permutation_test is not original
+        fast = p_values()
+    assert scipy.stats.permutation_test is original
+    assert fast == slow
+    assert 0.0 < min(slow) < 0.2 and max(slow) == 1.0  # the cases span the test's range
