@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.algorithms import DEFAULT_PRUNER
+from hpsearch.algorithms import MEDIAN_PRUNER
 from hpsearch.algorithms import MULTI_OBJECTIVE_PRUNERS
 from hpsearch.algorithms import PRUNERS
 from hpsearch.algorithms import SAMPLERS
@@ -170,7 +171,8 @@ class _StudyReader(ParamsReader):
         warm_start = self.warm_start(study["warm_start"], name) if "warm_start" in study else None
         objectives = self.objectives(study.get("objectives", [ACCURACY]))
         sampler = self.algorithm(study.get("sampler", "tpe"), "[study].sampler", SAMPLERS)
-        pruner = self.algorithm(study.get("pruner", DEFAULT_PRUNER), "[study].pruner", PRUNERS)
+        default = DEFAULT_PRUNER if len(objectives) == 1 else MEDIAN_PRUNER
+        pruner = self.algorithm(study.get("pruner", default), "[study].pruner", PRUNERS)
         if len(objectives) > 1 and pruner.type not in MULTI_OBJECTIVE_PRUNERS:
             self.fail(
                 "[study].pruner",

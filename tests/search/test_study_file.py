@@ -302,8 +302,11 @@ def test_defaults_fill_what_the_file_leaves_out(write_study):
     text = TINY.replace("seed = 0\n", "").replace('pruner = "none"\n', "")
     spec = load_study_file(write_study(text))
     assert spec.seed == 0
-    assert spec.pruner.type == "median"
+    assert spec.pruner.type == "wilcoxon"
     assert spec.data.preprocess == "standardize"
+    # A multi-objective study cannot be judged by the Wilcoxon test: it keeps the median.
+    costly = text.replace("[study]\n", '[study]\nobjectives = ["val_accuracy", "train_seconds"]\n')
+    assert load_study_file(write_study(costly)).pruner.type == "median"
 
 
 SHIPPED = sorted((ROOT / "studies").rglob("*.toml"))
