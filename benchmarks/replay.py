@@ -343,7 +343,11 @@ def study(task: str, name: str, seed: int) -> tuple[list[tuple[int, float]], flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="20 seeds (default 50)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="20 seeds (default 50), without Optuna's Wilcoxon pruner (the default's twin)",
+    )
     parser.add_argument("--seeds", type=int, help="seeds per strategy and task (default 50)")
     parser.add_argument("--html", help="write the anytime curves (plotly) to this file")
     parser.add_argument(
@@ -357,6 +361,8 @@ def main() -> None:
     tasks = recorded_tasks()
     names = [s.name for s in strategies(1)]
     names = [*names[:-1], *(["DEHB"] if dehb_installed() else []), names[-1]]
+    if args.quick:  # the default decides as Optuna's Wilcoxon pruner: the full run shows both
+        args.skip.append("TPE + Wilcoxon")
     unknown = [n for n in args.skip if n not in names]
     if unknown:
         parser.error(f"--skip {unknown[0]!r}: allowed: {', '.join(names[:-1])}")

@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hpsearch.algorithms import DEFAULT_PRUNER  # noqa: E402
+from hpsearch.algorithms import MEDIAN_PRUNER  # noqa: E402
 from hpsearch.records import finished_count  # noqa: E402
 from hpsearch.runner import run_study  # noqa: E402
 from hpsearch.spec import AlgorithmSpec  # noqa: E402
@@ -42,7 +42,7 @@ from hpsearch.spec import StudySpec  # noqa: E402
 from hpsearch.storage import StorageURL  # noqa: E402
 from hpsearch.study_file import load_study_file  # noqa: E402
 
-MEDIAN = AlgorithmSpec("median", {k: v for k, v in DEFAULT_PRUNER.items() if k != "type"})
+MEDIAN = AlgorithmSpec("median", {k: v for k, v in MEDIAN_PRUNER.items() if k != "type"})
 VARIANTS = {
     "tpe+median": (AlgorithmSpec("tpe"), MEDIAN),
     "tpe+none": (AlgorithmSpec("tpe"), AlgorithmSpec("none")),

@@ -1,6 +1,6 @@
 """The stop rule on recorded learning curves: python benchmarks/stop_rule_replay.py [--seeds 50]
 
-On every task's table (benchmarks/curves/), hpsearch's default strategy (TPE + median pruner)
+On every task's table (benchmarks/curves/), hpsearch's default strategy (TPE + Wilcoxon pruner)
 runs for the whole budget (benchmarks/replay.py's: 30 full trials' worth of epochs) on the
 replay, seed by seed. hpsearch's own stop rule (search/stopping.py `decide`, as a study with
 `[study] stop = { patience = P, min_delta = "noise" }` applies it) is then asked where it would
@@ -59,7 +59,7 @@ def main() -> None:
     tasks = recorded_tasks()
     start = time.perf_counter()
     done = fan_out(stops, [(t, s) for t in tasks for s in range(seeds)])
-    print(f'stop rule min_delta = "noise" on TPE + median, {seeds} seeds a task')
+    print(f'stop rule min_delta = "noise" on the default (TPE + Wilcoxon), {seeds} seeds a task')
     print(f"  {'task':<18} {'patience':>8} {'stopped':>8} {'within 1 SE':>12} {'saved':>7}")
     for task in tasks:
         se = load_table(task).standard_error()

@@ -1,7 +1,7 @@
 """The warm start on recorded learning curves: python benchmarks/warm_start_replay.py [--seeds 50]
 
 On every task's table (benchmarks/curves/), per seed: a source study (hpsearch's default, TPE
-+ median pruner, the whole budget of benchmarks/replay.py) runs on the replay; then a new study
++ Wilcoxon pruner, the whole budget of benchmarks/replay.py) runs on the replay; then a new study
 with another seed runs twice, cold and warm-started from the source's complete trials by
 hpsearch's own warm start (search/warm.py `add`, as `[study] warm_start` does). Printed per
 task: the trials each needs until one of its own ends within one standard error (binomial, of
@@ -79,7 +79,7 @@ def main() -> None:
     tasks = recorded_tasks()
     start = time.perf_counter()
     done = fan_out(warm_and_cold, [(t, s) for t in tasks for s in range(seeds)])
-    print(f"warm start on TPE + median, {seeds} seeds a task: trials to the source's best")
+    print(f"warm start on the default (TPE + Wilcoxon), {seeds} seeds: trials to the source's")
     print(f"  {'task':<18} {'cold':>6} {'warm':>6} {'warm / cold':>12}")
     ratios = []
     for task in tasks:

@@ -1,7 +1,7 @@
 """hpsearch's own pruners: stop a trial whose learning curve is unlikely to end above the best.
 
-`WilcoxonPruner` (the default since 0.3) is Optuna's WilcoxonPruner, judged on learning curves:
-its decisions are Optuna's, two things aside (see the class).
+`WilcoxonPruner` (the default since 0.3) makes the decisions of Optuna's WilcoxonPruner on
+learning curves, faster, and judging against the best trial that has a curve (see the class).
 
 `CurvePruner` predicts where a running trial's validation accuracy will end from where the
 study's complete trials went after the same epoch: at epoch e, each complete trial j gained
