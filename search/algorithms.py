@@ -80,7 +80,7 @@ PRUNERS: dict[str, Algorithm] = {
 MULTI_OBJECTIVE_PRUNERS = ("median", "percentile", "successive_halving", "none")
 
 # Used when a study file has no `pruner`: a trial is pruned when its learning curve is, epoch
-# by epoch, significantly below the best trial's (p < 0.1), from its third epoch on. On the
+# by epoch, significantly below the best trial's (p < 0.1: four epochs below at the least). On the
 # recorded curves of six tasks it came within one standard error of each task's best in
 # 0.66-0.90x the epochs of the median pruner below, and fewer than any other strategy measured
 # on five of them (docs/benchmarks.md).
