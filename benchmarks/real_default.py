@@ -46,7 +46,7 @@ def real(name: str, strategy: str, seed: int, folder: Path) -> dict:
     if STRATEGIES[strategy] is not None:
         doc["study"]["pruner"] = STRATEGIES[strategy]
     doc["study"]["seed"] = seed
-    doc["study"]["name"] = f"{name}-{len(list(folder.iterdir()))}"
+    doc["study"]["name"] = f"{name}-{strategy.split()[0]}-{seed}"
     storage = f"sqlite:///{folder / (doc['study']['name'] + '.db')}"
     start = time.perf_counter()
     study = hp.run(doc, storage=storage, progress=False)

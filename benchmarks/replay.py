@@ -75,6 +75,13 @@ def strategies(epochs: int) -> list[Strategy]:
     ]
 
 
+def default_label() -> str:
+    """The default strategy, named as the benchmarks print it: "TPE + wilcoxon"."""
+    from hpsearch.algorithms import DEFAULT_PRUNER
+
+    return f"TPE + {DEFAULT_PRUNER['type']}"
+
+
 def default_pruner() -> object:
     """The pruner a study file without `pruner` gets (search/algorithms.py)."""
     from hpsearch.algorithms import DEFAULT_PRUNER

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/, run from a checkout
 
 from benchmarks.replay import BUDGET  # noqa: E402
+from benchmarks.replay import default_label  # noqa: E402
 from benchmarks.replay import default_study  # noqa: E402
 from benchmarks.replay import fan_out  # noqa: E402
 from benchmarks.replay import load_table  # noqa: E402
@@ -59,7 +60,7 @@ def main() -> None:
     tasks = recorded_tasks()
     start = time.perf_counter()
     done = fan_out(stops, [(t, s) for t in tasks for s in range(seeds)])
-    print(f'stop rule min_delta = "noise" on the default (TPE + Wilcoxon), {seeds} seeds a task')
+    print(f'stop rule min_delta = "noise" on {default_label()}, {seeds} seeds a task')
     print(f"  {'task':<18} {'patience':>8} {'stopped':>8} {'within 1 SE':>12} {'saved':>7}")
     for task in tasks:
         se = load_table(task).standard_error()

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/, run from a checkout
 
 from benchmarks.curves.record import TASKS  # noqa: E402
+from benchmarks.replay import default_label  # noqa: E402
 from benchmarks.replay import default_study  # noqa: E402
 from benchmarks.replay import fan_out  # noqa: E402
 from benchmarks.replay import load_table  # noqa: E402
@@ -79,7 +80,7 @@ def main() -> None:
     tasks = recorded_tasks()
     start = time.perf_counter()
     done = fan_out(warm_and_cold, [(t, s) for t in tasks for s in range(seeds)])
-    print(f"warm start on the default (TPE + Wilcoxon), {seeds} seeds: trials to the source's")
+    print(f"warm start on {default_label()}, {seeds} seeds: trials to the source's best")
     print(f"  {'task':<18} {'cold':>6} {'warm':>6} {'warm / cold':>12}")
     ratios = []
     for task in tasks:
