@@ -69,6 +69,11 @@ def _splits(data: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if not isinstance(pair, tuple | list) or len(pair) != 2:
             raise UsageError(f"{key}: got {type(pair).__name__}; allowed: a pair (X, y)")
         X, y = np.asarray(pair[0]), np.asarray(pair[1])
+        if np.iscomplexobj(X):
+            raise UsageError(
+                f"{key}: X holds complex numbers ({X.dtype}); allowed: real numbers (take "
+                ".real, .imag or np.abs yourself)"
+            )
         if X.ndim not in (2, 4) or not np.issubdtype(X.dtype, np.number):
             raise UsageError(
                 f"{key}: X has shape {X.shape} and dtype {X.dtype}; allowed: numbers of shape "
@@ -80,11 +85,33 @@ def _splits(data: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             )
         if len(X) == 0:
             raise UsageError(f"{key}: no rows; each split needs at least one")
+        _check_labels(key, y)
         out[name] = (X, y)
     shapes = {name: X.shape[1:] for name, (X, _) in out.items()}
     if len(set(shapes.values())) > 1:
         raise UsageError(f"data: the splits' rows differ in shape ({shapes}); they must match")
     return out
+
+
+def _check_labels(key: str, y: np.ndarray) -> None:
+    """Labels are integers or strings: whole numbers in a float array are taken as integers;
+    NaN, fractions and complex numbers are refused (NaN would become a class of its own)."""
+    allowed = "allowed: integers (whole numbers in a float array too) or strings"
+    if y.dtype.kind == "c":
+        raise UsageError(f"{key}: y holds complex numbers; {allowed}")
+    if y.dtype.kind != "f":
+        return
+    if not np.all(np.isfinite(y)):
+        bad = float(y[~np.isfinite(y)][0])
+        raise UsageError(
+            f"{key}: y holds {bad!r} at row {int(np.argmin(np.isfinite(y)))}; {allowed}"
+        )
+    fractional = y != np.round(y)
+    if np.any(fractional):
+        row = int(np.argmax(fractional))
+        raise UsageError(
+            f"{key}: y holds {float(y[row])!r} at row {row}, not a whole number; {allowed}"
+        )
 
 
 def record(data: Any) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -102,6 +129,15 @@ def record(data: Any) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.nd
         raise UsageError(
             "data: the labels mix types; allowed: all integers, or all strings"
         ) from None
+    trained = set(np.unique(splits["train"][1]).tolist())
+    for name, (_, y) in splits.items():
+        unseen = [label for label in np.unique(y).tolist() if label not in trained]
+        if unseen:
+            raise UsageError(
+                f"data[{name!r}]: the label {unseen[0]!r} has no row in the training split; "
+                "every class needs training rows (or leave val and test out, and hpsearch "
+                "splits the rows it is given)"
+            )
     mapped = {n: (X, np.searchsorted(labels, y).astype(np.int64)) for n, (X, y) in splits.items()}
     return {
         "sha256": digest.hexdigest(),

@@ -102,6 +102,22 @@ BAD = [
     ("lengths", lambda X, y: (X, y[:-1]), "data: y has shape (1796,) for 1797 rows of X"),
     ("shape", lambda X, y: (X[:, :, None], y), "data: X has shape (1797, 64, 1)"),
     ("keys", lambda X, y: {"training": (X, y)}, "data: got the keys ['training']"),
+    (
+        "nan-label",
+        lambda X, y: (X, np.where(np.arange(len(y)) == 5, np.nan, y.astype(float))),
+        "data: y holds nan at row 5; allowed: integers",
+    ),
+    (
+        "fractional-label",
+        lambda X, y: (X, np.where(np.arange(len(y)) == 3, 0.5, y.astype(float))),
+        "data: y holds 0.5 at row 3, not a whole number",
+    ),
+    ("complex-X", lambda X, y: (X + 1j, y), "data: X holds complex numbers (complex64)"),
+    (
+        "class-not-in-train",
+        lambda X, y: {"train": (X[y != 9], y[y != 9]), "val": (X, y)},
+        "data['val']: the label 9 has no row in the training split",
+    ),
 ]
 
 
@@ -112,6 +128,12 @@ def test_bad_arrays_are_one_line_and_create_nothing(digits, db_url, case):
         hpsearch.run(STUDY, storage=db_url, data=change(*digits), progress=False)
     assert words in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
     assert "mine" not in optuna.get_all_study_names(db_url)
+
+
+def test_whole_numbers_in_a_float_array_are_labels(digits, db_url):
+    X, y = digits
+    study = hpsearch.run(STUDY, storage=db_url, data=(X, y.astype(float)), progress=False)
+    assert study.user_attrs[ARRAYS_ATTR]["labels"] == [float(c) for c in range(10)]
 
 
 def test_arrays_and_a_dataset_both_given_are_refused(digits, db_url):
