@@ -16,6 +16,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import Any
 
 from hpsearch.errors import UsageError
 
@@ -276,6 +277,29 @@ def _is_creation_race(error: Exception) -> bool:
     )
 
 
+def _transactions_begin_before_reads(engine: Any) -> None:
+    """Make SQLite transactions whole for the processes that run trials.
+
+    Python's sqlite3 begins a transaction only at the first write, so the read a write depends
+    on runs outside it: Optuna takes a WAITING trial (an [[enqueue]] table, a re-queued one) by
+    reading its state and then setting it RUNNING, and two workers could both read WAITING and
+    both run it. SQLAlchemy's recipe for pysqlite: the driver begins nothing itself and every
+    transaction starts with BEGIN IMMEDIATE, which takes the write lock first (the others
+    wait, up to the 60 s lock timeout), so no two of them ever interleave.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before the hooks are closed, not reused
+
+
 def open_storage(
     target: StorageURL, *, create: bool = True, heartbeat: bool = False, log=None
 ) -> optuna.storages.BaseStorage:
@@ -320,6 +344,8 @@ def open_storage(
             raise UsageError(f"{target.origin}: {e}".replace("\n", " ")) from None
     if not heartbeat:
         return rdb
+    if backend == "sqlite":
+        _transactions_begin_before_reads(rdb.engine)
     from hpsearch.retrying import RetryingStorage
 
     return RetryingStorage(rdb, log=log or (lambda message: None), shown=target.shown)
