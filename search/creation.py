@@ -78,6 +78,7 @@ def create_or_resume(
 
         warm = add(study, spec, warm)
         storage.set_study_user_attr(study_id, WARM_ATTR, warm.to_dict())
+        internals.delete_study_user_attr(storage, study_id, WARM_PENDING_ATTR)
     for entry in spec.enqueue:  # tried first, in this order, with exactly these values
         study.enqueue_trial(dict(entry))
     # optuna-dashboard, the optuna CLI and Optuna's figures then say "val_accuracy", not
@@ -213,6 +214,16 @@ def read_warm_start(
         raise UsageError(f"{key}: got {source!r}, this study itself; give another study")
     warm, origin = read_source(source, storage, target.shown, key)
     return warm.compared_with(origin, spec)
+
+
+def refuse_cut_short_warm_start(name: str, attrs: dict[str, Any], shown: str) -> None:
+    """A worker joining by name never trains on a warm start cut short: `run` redoes it."""
+    if WARM_PENDING_ATTR in attrs and WARM_ATTR not in attrs:
+        raise UsageError(
+            f"study {name!r} in {shown}: its warm start from {attrs[WARM_PENDING_ATTR]} was cut "
+            "short (or is still being added); `hpsearch run STUDY.toml` redoes it whole, then "
+            "start the workers"
+        )
 
 
 def drop_interrupted_warm_start(

@@ -12,6 +12,28 @@ class UsageError(Exception):
     """
 
 
+class TrainingEnded(Exception):
+    """A command's training (confirm, retrain) ended its process: one line naming how and
+    where (the user's file and method); the CLI exits with 1, having written nothing."""
+
+
+def _sqlite_file(url: str | None):
+    """The file of an SQLite URL, else None."""
+    if not url:
+        return None
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL: nothing to tell
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database)
+
+
 _READ_ONLY = ("readonly database", "read-only", "unable to open database file")
 
 
@@ -27,7 +49,16 @@ def read_only_problem(error: BaseException) -> str | None:
     return None
 
 
-def read_only_error(shown: str, problem: str) -> UsageError:
+def read_only_error(shown: str, problem: str, url: str | None = None) -> UsageError:
+    """The line for a refused write; `url`, when given, tells a deleted SQLite file apart (its
+    writes are refused as read-only too)."""
+    path = _sqlite_file(url)
+    if path is not None and not path.exists():
+        return UsageError(
+            f"storage: {shown}: the database file was deleted or moved while hpsearch had it "
+            f"open ({problem}); nothing more could be written to it. Put it back and run the "
+            "same command again to resume, or run again to start a new database there"
+        )
     return UsageError(
         f"storage: cannot write to {shown} ({problem}): the database file or its folder is "
         "read-only (SQLite writes a journal beside the file); make both writable, or copy "

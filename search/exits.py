@@ -42,6 +42,7 @@ def guarded(command: Callable[[], int], *, debug: bool, storage: str | None = No
 
 
 def _unexpected(e: Exception, debug: bool, storage: str | None) -> int:
+    from hpsearch.errors import TrainingEnded
     from hpsearch.errors import read_only_error
     from hpsearch.errors import read_only_problem
     from hpsearch.models.usercode import UserCodeError
@@ -50,9 +51,13 @@ def _unexpected(e: Exception, debug: bool, storage: str | None) -> int:
     if isinstance(e, UserCodeError):  # the user's model failed outside a trial (retrain)
         print(f"your code: {e}", file=sys.stderr)
         return 2
+    if isinstance(e, TrainingEnded):  # its training process ended (confirm, retrain)
+        print(str(e), file=sys.stderr)
+        return 1
     problem = read_only_problem(e)
     if problem is not None:  # a write refused by a read-only database file or folder
-        print(read_only_error(resolve_url(storage).shown, problem), file=sys.stderr)
+        target = resolve_url(storage)
+        print(read_only_error(target.shown, problem, target.url), file=sys.stderr)
         return 2
     if not debug:
         print(

@@ -26,7 +26,7 @@ def read_json(path: Path, key: str, allowed: str) -> Any:
     """The parsed file; UsageError `key: path: what went wrong; allowed` otherwise.
 
     NaN, Infinity and numbers too large for a float are refused: no result hpsearch stores
-    can be one of them.
+    can be one of them. So is an object with a key twice (which one counts is ambiguous).
     """
     where = f"{key}: {path}" if key else str(path)
     try:
@@ -47,7 +47,10 @@ def read_json(path: Path, key: str, allowed: str) -> Any:
         if len(raw) > MAX_BYTES:
             raise UsageError(f"{where}: over {MAX_BYTES:,} bytes; {allowed}")
         doc = json.loads(
-            raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+            raw.decode("utf-8"),
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
         )
     except UsageError:
         raise
@@ -60,6 +63,17 @@ def read_json(path: Path, key: str, allowed: str) -> Any:
     except ValueError as e:  # JSONDecodeError, NaN/Infinity, an integer of thousands of digits
         message = str(e).splitlines()[0]
         raise UsageError(f"{where}: not a JSON file ({message}); {allowed}") from None
+    return doc
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: JSON parsers disagree on which of two equal
+    keys wins (Python's keeps the last), so an export holding both is refused."""
+    doc = dict(pairs)
+    if len(doc) < len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the key {twice!r} appears twice in one object")
     return doc
 
 

@@ -63,6 +63,19 @@ def heartbeat_table() -> Any:
     return TrialHeartbeatModel
 
 
+def delete_study_user_attr(storage: Any, study: int, key: str) -> None:
+    """Remove a user attr of study id `study` (Optuna has no public call for it), through
+    `storage`: an RDB storage, or hpsearch's retrying wrapper around one."""
+    import sqlalchemy
+    from optuna.storages._rdb.models import StudyUserAttributeModel
+
+    rdb = getattr(storage, "backend", storage)
+    rdb = getattr(rdb, "_backend", rdb)  # the cache Optuna puts in front of it
+    table = StudyUserAttributeModel
+    with rdb.engine.begin() as conn:
+        conn.execute(sqlalchemy.delete(table).where(table.study_id == study, table.key == key))
+
+
 def stale_trial_ids(storage: Any, study: int) -> list[int]:
     """RUNNING trials of study id `study` whose heartbeat is older than the grace period, by
     the database server's clock (through `storage`: an RDB storage, or hpsearch's retrying

@@ -182,7 +182,8 @@ class _RetryingBase:
                 if not is_transient(e):
                     problem = read_only_problem(e)
                     if problem is not None:
-                        raise read_only_error(self._shown, problem) from None
+                        url = getattr(self.backend, "url", None)
+                        raise read_only_error(self._shown, problem, url) from None
                     raise
                 self._outage.failed(e, backoff, self._shown)
                 backoff = min(2 * backoff, MAX_BACKOFF_S)

@@ -112,7 +112,9 @@ def test_a_model_that_cannot_be_saved_ends_before_the_test_split_is_seen(
 
 
 @pytest.mark.parametrize("command", ["retrain", "warm-start"])
-@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "huge-integer", "deep-nesting", "nan"])
+@pytest.mark.parametrize(
+    "kind", ["dev-zero", "fifo", "huge-integer", "deep-nesting", "nan", "key-twice"]
+)
 def test_a_hostile_json_file_is_one_line_and_never_read_whole(
     write_study, db_url, tmp_path, capsys, command, kind
 ):
@@ -125,6 +127,8 @@ def test_a_hostile_json_file_is_one_line_and_never_read_whole(
         path.write_text('{"schema_version": 1, "configs": [' + "9" * 5000 + "]}")
     elif kind == "deep-nesting":
         path.write_text("[" * 100_000 + "]" * 100_000)
+    elif kind == "key-twice":
+        path.write_text('{"configs": [{"params": {"lr": 0.1, "lr": 0.2}, "val_accuracy": 0.5}]}')
     else:
         path.write_text('{"configs": [{"params": {}, "val_accuracy": NaN}]}')
     if command == "retrain":
@@ -134,6 +138,8 @@ def test_a_hostile_json_file_is_one_line_and_never_read_whole(
     assert main(argv) == 2
     line = _one_line(capsys.readouterr().err)
     assert str(path) in line
+    if kind == "key-twice":
+        assert "not a JSON file (the key 'lr' appears twice in one object)" in line
     if command == "warm-start":
         assert optuna.get_all_study_names(db_url) == []  # nothing created
 
@@ -181,6 +187,30 @@ def test_a_warm_start_cut_short_is_redone_whole(write_study, db_url, tmp_path, c
     trials = optuna.load_study(study_name="warm", storage=db_url).trials
     assert sum(WARM_ATTR in t.user_attrs for t in trials) == 30
     assert sum(WARM_ATTR not in t.user_attrs for t in trials) == 2
+
+
+@pytest.mark.slow
+def test_a_whole_warm_start_leaves_no_mark_and_a_worker_never_trains_on_a_cut_short_one(
+    write_study, db_url, tmp_path, capsys
+):
+    from hpsearch import optuna_internals as internals
+
+    source = tmp_path / "many.json"
+    source.write_text(json.dumps(_configs(5)))
+    study_file = write_study(WARM)
+    assert main(["run", str(study_file), "--storage", db_url, "--warm-start", str(source)]) == 0
+    study = optuna.load_study(study_name="warm", storage=db_url)
+    assert WARM_PENDING_ATTR not in study.user_attrs and WARM_ATTR in study.user_attrs
+    # What a kill during the adding leaves: marked pending, not marked done.
+    study.set_user_attr(WARM_PENDING_ATTR, f"export {source}")
+    internals.delete_study_user_attr(study._storage, study._study_id, WARM_ATTR)
+    before = len(study.trials)
+    capsys.readouterr()
+    assert main(["worker", "warm", "--storage", db_url, "--n-trials", "9"]) == 2
+    line = _one_line(capsys.readouterr().err)
+    assert f"its warm start from export {source} was cut short" in line
+    assert "`hpsearch run STUDY.toml` redoes it whole" in line
+    assert len(optuna.load_study(study_name="warm", storage=db_url).trials) == before
 
 
 @pytest.mark.slow
@@ -244,3 +274,19 @@ def test_the_warm_start_of_a_missing_json_file_still_says_no_such_file(
     assert main(["run", str(study), "--storage", db_url, "--warm-start", "nothere.json"]) == 2
     assert "nothere.json: no such file" in _one_line(capsys.readouterr().err)
     assert Path("nothere.json").exists() is False
+
+
+@pytest.mark.slow
+def test_the_time_a_run_reports_covers_its_warm_start(write_study, db_url, tmp_path, capsys):
+    import re
+
+    source = tmp_path / "many.json"
+    source.write_text(json.dumps(_configs(300)))
+    study_file = write_study(WARM.replace("n_trials = 2", "n_trials = 1"))
+    started = time.monotonic()
+    assert main(["run", str(study_file), "--storage", db_url, "--warm-start", str(source)]) == 0
+    took = time.monotonic() - started
+    said = float(re.search(r"this run took ([\d.]+) s", capsys.readouterr().out).group(1))
+    # Adding 300 copies is most of the command: the time said is the whole of it (a ratio of
+    # two clocks read around the same work, not a timing).
+    assert said >= 0.8 * took, (said, took)

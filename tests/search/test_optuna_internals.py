@@ -90,3 +90,16 @@ def test_stale_trial_ids_finds_a_trial_whose_heartbeat_is_old(study):
         )
     stale = internals.stale_trial_ids(storage, internals.study_id(study))
     assert stale == [internals.trial_id(old)]
+
+
+def test_a_study_user_attr_is_deleted_and_the_others_kept(study, tmp_path):
+    study.set_user_attr("gone", 1)
+    study.set_user_attr("kept", 2)
+    internals.delete_study_user_attr(
+        internals.storage_of(study), internals.study_id(study), "gone"
+    )
+    assert study.user_attrs == {"kept": 2}
+    # Also through the cache Optuna puts in front of a URL's storage.
+    plain = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'h.db'}")
+    internals.delete_study_user_attr(plain._storage, plain._study_id, "kept")
+    assert optuna.load_study(study_name="s", storage=plain._storage).user_attrs == {}
