@@ -22,7 +22,13 @@ hpsearch's split (54,000 training, 6,000 validation, the 10,000 test images).
    the call boundary that redirects prints and turns what the class raises into the trial's
    failure, and the checks of what predict and the scores return), epoch by epoch in
    alternation with the guarded adapter: the guards' cost is the ratio of the two.
-2. Search. scikit-learn's SGDClassifier over one space (loss, penalty, alpha, eta0): hpsearch
+2. Supervision. Since 0.4 a worker trains in a training process of its own
+   (search/trial_process.py), which reports each epoch over a pipe and waits for the worker's
+   answer. The same class and epochs trained through that process (jobs.train_model, every
+   epoch answered) against the epoch loop called in this process; minimum of 5 interleaved
+   runs each. Then what a trial pays beside its epochs: the round trip of a job that does
+   nothing (median of 200), and starting a fresh process after one died (median of 20).
+3. Search. scikit-learn's SGDClassifier over one space (loss, penalty, alpha, eta0): hpsearch
    (TPE, median pruner, `--trials` trials of 10 epochs, scored on the validation split) against
    scikit-learn's GridSearchCV and HalvingRandomSearchCV over the same space on the same
    training rows (3-fold CV, max_iter 10), each ending with its best configuration's test
@@ -147,6 +153,64 @@ def overhead(data, epochs: int) -> None:
         print(f"hpsearch's loop, {kind}: {loop:.2f}x the bare loop with the same measurements")
 
 
+def _nothing(state, channel) -> None:
+    return None
+
+
+def supervision(data, epochs: int) -> None:
+    from hpsearch import jobs
+    from hpsearch.trial_process import Trainer
+
+    params = {**PARAMS, "epochs": epochs}
+
+    def inside() -> float:
+        model = resolve(HINGE).build(params, seed=0)
+        start = time.perf_counter()
+        train(
+            model,
+            data.X_train,
+            data.y_train,
+            data.X_val,
+            data.y_val,
+            classes=data.classes,
+            on_epoch=lambda epoch, history: None,
+        )
+        return time.perf_counter() - start
+
+    with Trainer({"data": data}) as trainer:
+
+        def supervised() -> float:
+            start = time.perf_counter()
+            trainer.call(jobs.train_model, HINGE, params, 0, on_epoch=lambda report: "go")
+            return time.perf_counter() - start
+
+        best = {"inside": float("inf"), "supervised": float("inf")}
+        for round_ in range(5):
+            order = [("inside", inside), ("supervised", supervised)]
+            for name, run in order if round_ % 2 else order[::-1]:
+                best[name] = min(best[name], run())
+        trips = []
+        for _ in range(200):
+            start = time.perf_counter()
+            trainer.call(_nothing)
+            trips.append(time.perf_counter() - start)
+        restarts = []
+        for _ in range(20):
+            trainer.kill()
+            start = time.perf_counter()
+            trainer.call(_nothing)
+            restarts.append(time.perf_counter() - start)
+    ratio = best["supervised"] / best["inside"]
+    print(
+        f"\nsupervised epoch loop: {best['supervised'] / epochs:.3f} s/epoch against "
+        f"{best['inside'] / epochs:.3f} in this process: {ratio:.3f}x"
+    )
+    print(
+        f"a job's round trip {1000 * float(np.median(trips)):.2f} ms; a fresh training "
+        f"process {1000 * float(np.median(restarts)):.1f} ms"
+    )
+
+
 def guard_cost(data, epochs: int) -> None:
     """The user-code guards' cost: two identical models, one through the guarded adapter and
     one through Unguarded, trained epoch by epoch in alternation (which goes first alternates
@@ -257,6 +321,7 @@ def main() -> None:
     sizes = f"{len(data.y_train)} train, {len(data.y_val)} val, {len(data.y_test)} test"
     print(f"# Fashion-MNIST: {sizes}\n")
     overhead(data, args.epochs)
+    supervision(data, args.epochs)
     guard_cost(data, max(args.epochs, 40))
     if not args.skip_search:
         search(data, args.trials)

@@ -58,6 +58,15 @@ def register(cls: type) -> str:
     return name
 
 
+def importable_elsewhere(kind: str) -> bool:
+    """Whether another interpreter finds the class of `kind` by its name: not one defined in
+    a function, a notebook or a script run as __main__ and known only to this process."""
+    cls = _REGISTERED.get(kind)
+    if cls is None:
+        return True
+    return cls.__module__ != "__main__" and "<locals>" not in cls.__qualname__
+
+
 class CustomModelError(ValueError):
     """The user's class cannot be used; the message is one line naming the file or module."""
 

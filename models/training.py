@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from hpsearch.models import whereabouts
+
 if TYPE_CHECKING:
     from hpsearch.models.protocol import Classifier
 
@@ -108,6 +110,7 @@ def train(
     patience = model.patience
     best_weights = None
     for epoch in range(model.epochs):
+        whereabouts.set_epoch(epoch)
         with guard():
             model.partial_fit(X, y, classes=classes)
             own = model.epoch_metrics() if hasattr(model, "epoch_metrics") else None

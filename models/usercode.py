@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from hpsearch.models import whereabouts
+
 # Files of hpsearch itself (its modules, and its models, wherever the package maps them): a
 # frame in them is never "the user's line".
 _OURS = tuple(
@@ -105,6 +107,7 @@ def _signals_are_ours() -> bool:
 def calling(what: str, path: Path | None = None) -> Iterator[None]:
     """Run the user's code: its stdout goes to stderr, whatever it raises becomes a
     UserCodeError naming `what` (e.g. "HingeLinear.partial_fit") and the user's line."""
+    before = whereabouts.enter(what or "importing it")
     try:
         with contextlib.redirect_stdout(sys.stderr):
             yield
@@ -116,6 +119,8 @@ def calling(what: str, path: Path | None = None) -> Iterator[None]:
         raise UserCodeError(describe(e, path, what)) from e
     except BaseException as e:  # noqa: B036 (sys.exit() and GeneratorExit are the user's too)
         raise UserCodeError(describe(e, path, what)) from e
+    finally:
+        whereabouts.leave(before)
 
 
 def _shown(value: Any) -> str:

@@ -178,7 +178,7 @@ def run(
     )
     if outcome.signal is not None:
         raise KeyboardInterrupt
-    if outcome.exit_code:
+    if outcome.lost and outcome.finished < outcome.budget:
         raise UsageError(
             f"{len(outcome.lost)} workers stopped early; the study has {outcome.finished} of "
             f"{outcome.budget} trials; run again to finish it"

@@ -12,7 +12,7 @@ import numpy as np
 from hpsearch.arrays import ARRAYS_ATTR
 from hpsearch.arrays import for_stored
 from hpsearch.errors import UsageError
-from hpsearch.fitting import fit
+from hpsearch.fitting import fitted
 from hpsearch.fitting import short
 from hpsearch.objective import derive_seed
 from hpsearch.records import CONFIRM_ATTR
@@ -73,8 +73,9 @@ def confirm_results(
         accuracies = []
         for i, seed in enumerate(seeds):
             label = f"trial {trial.number} seed {i + 1}/{repeats}"
-            history = fit(spec.model.kind, params, seed, data, label, progress)[1]
-            accuracies.append(short(history.kept_val_accuracy))
+            fit = (spec.model.kind, params, seed, data, label, progress)
+            with fitted(*fit) as (_, history):
+                accuracies.append(short(history.kept_val_accuracy))
         results.append(ConfirmResult(trial.number, accuracy(trial), params, seeds, accuracies))
     results.sort(key=lambda r: -r.mean)
     return results

@@ -1,5 +1,6 @@
 """Training one configuration exactly as a trial would, outside a study: for `confirm` and
-`retrain`, with a progress bar over epochs."""
+`retrain`, in a training process of its own (search/trial_process.py), with a progress bar
+over epochs."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
 
-from hpsearch.models import Classifier
-from hpsearch.models import resolve
 from hpsearch.models.threads import THREADS_ENV
-from hpsearch.models.training import History
-from hpsearch.models.training import train
 
 if TYPE_CHECKING:
     from hpsearch.models.data import Dataset
+    from hpsearch.models.training import History
+    from hpsearch.trial_process import Trainer
 
 
 def short(x: float) -> float:
@@ -41,7 +40,8 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
             os.environ[THREADS_ENV] = before
 
 
-def fit(
+@contextmanager
+def fitted(
     kind: str,
     params: dict[str, Any],
     seed: int,
@@ -49,35 +49,40 @@ def fit(
     label: str,
     progress: bool,
     threads: int | None = None,
-) -> tuple[Classifier, History]:
+) -> Iterator[tuple[Trainer, History]]:
     """Train one configuration exactly as a trial would, with a progress bar over epochs;
-    Torch models on `threads` CPU threads when given (the trial's: their sums depend on it)."""
+    Torch models on `threads` CPU threads when given (the trial's: their sums depend on it).
+
+    Yields the training process, whose model is the one trained
+    (search/jobs.py: save, evaluate, get_weights), and the history. A training process that
+    ends raises TrainingEnded: one line naming how and where.
+    """
     from tqdm import tqdm
 
-    model = resolve(kind, params).build(params, seed)
-    images = model.wants_images
-    bar = tqdm(
-        total=model.epochs,
-        desc=label,
-        unit="epoch",
-        file=sys.stderr,
-        disable=not progress,
-        leave=False,
-    )
+    from hpsearch import jobs
+    from hpsearch.errors import TrainingEnded
+    from hpsearch.models import is_user_code
+    from hpsearch.models.custom import importable_elsewhere
+    from hpsearch.trial_process import ProcessEnded
+    from hpsearch.trial_process import Trainer
+    from hpsearch.trial_process import where
 
-    def progress(epoch: int, history: History) -> None:
-        bar.set_postfix_str(f"val acc {history.val_accuracy[-1]:.4f}", refresh=False)
+    bar = tqdm(desc=label, unit="epoch", file=sys.stderr, disable=not progress, leave=False)
+
+    def on_epoch(report: jobs.EpochReport) -> str:
+        bar.set_postfix_str(f"val acc {report.values['val_accuracy']:.4f}", refresh=False)
         bar.update(1)
+        return "go"
 
-    try:
-        with _torch_threads(threads):
-            history = train(
-                model,
-                *data.split("train", images),
-                *data.split("val", images),
-                classes=data.classes,
-                on_epoch=progress,
-            )
-    finally:
-        bar.close()
-    return model, history
+    with _torch_threads(threads), Trainer({"data": data}, importable_elsewhere(kind)) as trainer:
+        try:
+            try:
+                trained = trainer.call(jobs.train_model, kind, params, seed, on_epoch=on_epoch)
+            finally:
+                bar.close()
+            yield trainer, trained.history
+        except ProcessEnded as e:
+            who = "your code" if is_user_code(kind) else "training"
+            raise TrainingEnded(
+                f"{who} {e.how} in {where(e, kind)} ({label}); nothing was written"
+            ) from None

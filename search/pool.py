@@ -41,6 +41,7 @@ class WorkerTask:
     progress: bool  # tell failed trials on the terminal (the parent draws the bar)
     parent: int  # the pid of `run`: the worker stops cleanly once it is gone
     folder: str  # the folder `run` ran in: put last on the worker's sys.path
+    trial_timeout: float | None = None  # --trial-timeout, or the study file's
 
     def to_env(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -98,11 +99,19 @@ def _watch(
     lost: dict[int, int] = {}
 
     def forward(signum: int, frame: Any) -> None:
+        # The first asks each worker to stop after interrupting its trial; a second stops
+        # them at once, whatever the model's code does with signals (search/trial_process.py).
         if not received:
-            received.append(signum)
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
+            name = signal.Signals(signum).name
+            os.write(
+                2,
+                f"\nhpsearch: {name}: stopping the workers after their running trials; press "
+                "Ctrl-C again (or send a second SIGTERM) to stop at once\n".encode(),
+            )
+        received.append(signum)
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT if len(received) == 1 else signal.SIGTERM)
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -6,6 +6,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from hpsearch.records import DIVERGED_ATTR
+from hpsearch.records import ENDED_ATTRS
 from hpsearch.records import USER_ERROR_ATTR
 from hpsearch.records import accuracy
 from hpsearch.records import finished_count
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
 
 class Progress:
     """One tqdm bar over the study's finished trials (whoever ran them), with the best value,
-    and a line for each trial that failed by the user's code or by diverging.
+    and a line for each trial that failed by the user's code, by diverging, by a crash of its
+    training process or by running past trial_timeout.
 
     A worker process of `run --workers` tells its failures (the parent's terminal shows them)
     but draws no bar: the parent draws the study's one bar.
@@ -48,7 +50,7 @@ class Progress:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         attrs = trial.user_attrs
-        told = attrs.get(DIVERGED_ATTR) or attrs.get(USER_ERROR_ATTR)
+        told = any(attrs.get(name) for name in (DIVERGED_ATTR, USER_ERROR_ATTR, *ENDED_ATTRS))
         if trial.state.name == "FAIL" and told and self.failures:
             self.write(f"trial {trial.number} failed: {trial.user_attrs['fail_reason']}")
         self.refresh(study.get_trials(deepcopy=False))

@@ -71,14 +71,19 @@ FAIL_REASON_ATTR = "fail_reason"
 DIVERGED_ATTR = "diverged"
 SURPLUS_ATTR = "surplus"
 USER_ERROR_ATTR = "user_error"
+CRASHED_ATTR = "crashed"  # a built-in kind's training process died (a segfault, out of memory)
+TIMED_OUT_ATTR = "timed_out"  # the trial ran past [study].trial_timeout
+ENDED_ATTRS = (CRASHED_ATTR, TIMED_OUT_ATTR)
 WARM_ATTR = "warm_start"
 # Set on a new study before its warm start is added; complete once WARM_ATTR is set too.
 WARM_PENDING_ATTR = "hpsearch_warm_start_pending"
 # The first word of every fail_reason: stale and silent (its worker died; re-queued), storage
 # failure, surplus (started when the budget was full), interrupted (Ctrl-C, SIGTERM, the
 # parent of `run --workers` gone), diverged (a non-finite loss or exploding weights), your code
-# (the user's class or network raised, exited or returned an impossible value: its file, line
-# and message follow), error (a bug: the worker stops and says so).
+# (the user's class or network raised, exited, ended or crashed its process, or returned an
+# impossible value: its file, method or line and message follow), timeout (past
+# [study].trial_timeout), crashed (a built-in kind's training process died: a segfault, out of
+# memory), error (a bug: the worker stops and says so).
 FAIL_REASONS = (
     "stale",
     "silent",
@@ -87,6 +92,8 @@ FAIL_REASONS = (
     "interrupted",
     "diverged",
     "your code",
+    "timeout",
+    "crashed",
     "error",
 )
 # What a re-queued trial does not inherit from the attempt that died: it trains again.
@@ -94,6 +101,8 @@ ATTEMPT_ATTRS = (
     FAIL_REASON_ATTR,
     DIVERGED_ATTR,
     USER_ERROR_ATTR,
+    CRASHED_ATTR,
+    TIMED_OUT_ATTR,
     CURVES_ATTR,
     SECONDS_ATTR,
     CLASS_WEIGHTS_ATTR,
@@ -267,14 +276,16 @@ def counts_toward_budget(trial: FrozenTrial) -> bool:
     """Complete, pruned and diverged trials use up the budget; interrupted ones do not.
 
     A trial interrupted by Ctrl-C or SIGTERM failed through no fault of its parameters, so
-    re-running the study replaces it instead of counting it. Warm-start copies never count.
+    re-running the study replaces it instead of counting it; one that failed by its own
+    (diverged, the user's code failed, its process crashed, it ran past trial_timeout) would
+    fail again, so it counts. Warm-start copies never count.
     """
     state = trial.state.name
     if is_warm(trial):
         return False
-    failed_by_its_own = trial.user_attrs.get(DIVERGED_ATTR) or trial.user_attrs.get(
-        USER_ERROR_ATTR
-    )
+    attrs = trial.user_attrs
+    own = (DIVERGED_ATTR, USER_ERROR_ATTR, *ENDED_ATTRS)
+    failed_by_its_own = any(attrs.get(name) for name in own)
     return state in ("COMPLETE", "PRUNED") or (state == "FAIL" and bool(failed_by_its_own))
 
 

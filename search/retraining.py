@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hpsearch import jobs
 from hpsearch.arrays import HOW
 from hpsearch.arrays import check_same
 from hpsearch.arrays import materialize
@@ -17,7 +18,7 @@ from hpsearch.exports import check_configuration
 from hpsearch.exports import export_json
 from hpsearch.exports import read_export
 from hpsearch.exports import schema_problem
-from hpsearch.fitting import fit
+from hpsearch.fitting import fitted
 from hpsearch.fitting import short
 from hpsearch.models.threads import requested_threads
 from hpsearch.records import SCHEDULE_BEFORE
@@ -25,8 +26,6 @@ from hpsearch.records import locate_model_source
 from hpsearch.records import pin_params
 from hpsearch.runner import load_data
 from hpsearch.storage import mask_password
-from hpsearch.weight_files import save_model
-from hpsearch.weight_files import weights_file
 
 
 @dataclass(frozen=True)
@@ -96,21 +95,19 @@ def retrain_document(
     # $HPSEARCH_THREADS, when you set it, wins over the trial's count (the CLI says what that
     # may change); else the trial's, so that Torch's sums are the trial's to the last digit.
     threads = requested_threads() or config.get("threads")
-    model, history = fit(
-        doc["model_kind"], config["params"], config["seed"], data, label, progress, threads
-    )
-    seconds = time.perf_counter() - start
-    # The trained model is saved before the test split is seen: a model that cannot be saved
-    # ends here, with the test split still unseen, never after its one measurement.
-    weights = out / weights_file(model)
-    try:
-        save_model(model, weights)
-    except OSError as e:
-        raise UsageError(
-            f"{flag} {out}: cannot write the weights: {e.strerror}; choose a folder you can "
-            "write to with --out DIR (the test split was not evaluated)"
-        ) from None
-    test_loss, test_accuracy = model.evaluate(*data.split("test", model.wants_images))
+    fit = (doc["model_kind"], config["params"], config["seed"], data, label, progress, threads)
+    with fitted(*fit) as (trainer, history):
+        seconds = time.perf_counter() - start
+        # The trained model is saved before the test split is seen: a model that cannot be
+        # saved ends here, with the test split still unseen, never after its one measurement.
+        weights = out / trainer.call(jobs.weights_name)
+        problem = trainer.call(jobs.save, weights)
+        if problem is not None:
+            raise UsageError(
+                f"{flag} {out}: cannot write the weights: {problem}; choose a folder you can "
+                "write to with --out DIR (the test split was not evaluated)"
+            )
+        test_loss, test_accuracy = trainer.call(jobs.evaluate, "test")
     result = RetrainResult(
         study=doc["study"],
         trial_number=config["trial_number"],

@@ -23,17 +23,19 @@ from hpsearch.arrays import for_stored
 from hpsearch.creation import create_or_resume
 from hpsearch.creation import drop_interrupted_warm_start
 from hpsearch.creation import read_warm_start
+from hpsearch.creation import refuse_cut_short_warm_start
 from hpsearch.errors import UsageError
-from hpsearch.objective import Interrupts
 from hpsearch.objective import Objective
 from hpsearch.objective import derive_seed
 from hpsearch.progress import Progress
 from hpsearch.records import SOURCE_ATTR
+from hpsearch.records import complete_best_first
 from hpsearch.records import finished_count
 from hpsearch.records import locate_spec
 from hpsearch.storage import StorageURL
 from hpsearch.storage import check_writable
 from hpsearch.storage import open_storage
+from hpsearch.trial_child import Interrupts
 
 if TYPE_CHECKING:
     import optuna
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
     from hpsearch.spec import DataSpec
     from hpsearch.spec import StudySpec
     from hpsearch.warm import WarmStart
+
+
+NO_COMPLETE_TRIAL = 3  # the exit code of a run or worker after which no trial is complete
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,18 @@ class RunOutcome:
         return finished_count(self.study.get_trials(deepcopy=False))
 
     @property
+    def completed(self) -> int:
+        """This study's complete trials (warm-start copies left out)."""
+        return len(complete_best_first(self.study.get_trials(deepcopy=False)))
+
+    @property
     def exit_code(self) -> int:
         if self.signal is not None:
             return 128 + self.signal
         if self.lost and self.finished < self.budget:
             return 2 if all(code == 2 for code in self.lost) else 1
+        if self.completed == 0:
+            return NO_COMPLETE_TRIAL
         return 0
 
 
@@ -131,15 +143,21 @@ def _work(
     budget: int,
     timeout: float | None,
     progress: Progress,
+    hint: bool = True,
 ) -> int | None:
-    """Run this process's share of the trials; the signal number if interrupted."""
+    """Run this process's share of the trials, training in a process of its own
+    (search/trial_process.py); the signal number if interrupted. `hint`: a first Ctrl-C says
+    on stderr that a second one stops at once."""
+    from hpsearch.models.custom import importable_elsewhere
     from hpsearch.models.torch_training import TorchMissing
     from hpsearch.models.training import TrainingDiverged
     from hpsearch.models.usercode import UserCodeError
+    from hpsearch.trial_process import ProcessEnded
+    from hpsearch.trial_process import Trainer
     from hpsearch.worker import BudgetGuard
     from hpsearch.worker import run_trials
 
-    interrupts = Interrupts()
+    interrupts = Interrupts(hint=hint)
     guard = BudgetGuard(budget)
 
     def stop() -> bool:
@@ -147,14 +165,16 @@ def _work(
 
     internals.storage_of(study).set_handlers(log=progress.write, stop=stop)
     try:
-        with interrupts.installed():
+        spawnable = importable_elsewhere(spec.model.kind)
+        with interrupts.installed(), Trainer({"data": data}, spawnable) as trainer:
+            interrupts.trainer = trainer
             run_trials(
                 study,
-                Objective(spec, data, interrupts, guard),
+                Objective(spec, data, trainer, interrupts, guard),
                 guard,
                 timeout=timeout,
                 callbacks=[progress],
-                catch=(TrainingDiverged, UserCodeError),
+                catch=(TrainingDiverged, UserCodeError, ProcessEnded),
                 stop=stop,
                 log=progress.write,
                 converged=_convergence(study, spec, len(data.y_val)),
@@ -164,6 +184,8 @@ def _work(
     except KeyboardInterrupt:
         if interrupts.signal is None:  # Ctrl-C before the handler was installed
             interrupts.signal = 2
+    finally:
+        interrupts.trainer = None
     return interrupts.signal
 
 
@@ -191,6 +213,7 @@ def run_study(
     debug: bool = False,
     warm_start: str | None = None,
     arrays: dict[str, Any] | None = None,
+    trial_timeout: float | None = None,
 ) -> RunOutcome:
     """Run trials until the study has `n_trials` finished ones.
 
@@ -200,11 +223,12 @@ def run_study(
     `progress`: a progress bar on stderr, and a line for each trial the user's code failed.
     With `workers` > 1, worker processes run the trials (with `debug`, they show tracebacks).
     `warm_start` (`run --warm-start`) overrides [study].warm_start; it applies only to a study
-    this run creates.
+    this run creates. `trial_timeout` (`--trial-timeout`) overrides [study].trial_timeout.
     """
     # Over 60 lines for its docstring and the order of its steps, each of which matters.
     import optuna
 
+    start = time.monotonic()  # the time said at the end covers the whole command
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # hpsearch reports trials itself
     if n_trials is not None and n_trials < len(spec.enqueue):
         raise UsageError(
@@ -226,14 +250,22 @@ def run_study(
         return dataclasses.replace(outcome, nothing_to_run=True)
     check_writable(target)
     timeout = timeout if timeout is not None else spec.timeout
-    start = time.monotonic()
+    if trial_timeout is not None:
+        spec = dataclasses.replace(spec, trial_timeout=trial_timeout)
     lost: list[int] = []
     if workers > 1:
         from hpsearch.pool import WorkerTask
         from hpsearch.pool import run_workers
 
         task = WorkerTask(
-            study.study_name, budget, timeout, debug, progress, os.getpid(), os.getcwd()
+            study.study_name,
+            budget,
+            timeout,
+            debug,
+            progress,
+            os.getpid(),
+            os.getcwd(),
+            spec.trial_timeout,
         )
         signal_number, lost = run_workers(study, target, task, workers)
     else:
@@ -258,26 +290,34 @@ def join_study(
     timeout: float | None,
     bar: bool,
     failures: bool,
+    trial_timeout: float | None = None,
+    hint: bool = True,
 ) -> RunOutcome:
     """`hpsearch worker`, and each worker of `run --workers`: run trials of a stored study
     until its budget is finished. `bar`: a progress bar; `failures`: a line for each trial the
-    user's code failed."""
+    user's code failed; `trial_timeout` overrides the stored spec's; `hint`: a first Ctrl-C
+    says that a second one stops at once."""
     import optuna
 
     from hpsearch.records import load_study
 
+    start = time.monotonic()  # the time said at the end covers the whole command
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(target, create=False, heartbeat=True, log=_stderr)
     stored, spec = load_study(storage, name, target.shown)
+    refuse_cut_short_warm_start(name, stored.user_attrs, target.shown)
     spec = locate_spec(spec, stored.user_attrs.get(SOURCE_ATTR))
     spec = for_stored(spec, stored.user_attrs.get(ARRAYS_ATTR), None, spec.source)
+    if trial_timeout is not None:
+        spec = dataclasses.replace(spec, trial_timeout=trial_timeout)
     data = load_data(spec.data, spec.seed, spec.source)
     study = _sampler_study(spec, storage)
     budget = n_trials or spec.n_trials
-    start = time.monotonic()
     progress = Progress(study, budget, bar=bar, failures=failures)
     try:
-        signal_number = _work(study, spec, data, budget, timeout or spec.timeout, progress)
+        signal_number = _work(
+            study, spec, data, budget, timeout or spec.timeout, progress, hint=hint
+        )
     finally:
         progress.close()
     seconds = time.monotonic() - start

@@ -32,6 +32,8 @@ def main() -> int:
             timeout=task.timeout,
             bar=False,
             failures=task.progress,
+            trial_timeout=task.trial_timeout,
+            hint=False,  # the parent says it, once
         )
         return outcome.exit_code
 

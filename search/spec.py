@@ -124,6 +124,8 @@ class StudySpec:
     seed: int = 0
     # Stop starting new trials after this many seconds of one `hpsearch run`.
     timeout: float | None = None
+    # A trial past this many seconds is stopped (its training process killed) and fails.
+    trial_timeout: float | None = None
     # Stop before the budget once the search has converged; None: run the whole budget.
     stop: StopSpec | None = None
     # Before the first trial, copy the fitting finished trials of this study (same storage) or
@@ -152,6 +154,8 @@ class StudySpec:
         }
         if self.timeout is not None:
             study["timeout"] = self.timeout
+        if self.trial_timeout is not None:
+            study["trial_timeout"] = self.trial_timeout
         if self.stop is not None:
             study["stop"] = self.stop.to_dict()
         if self.warm_start is not None:

@@ -71,6 +71,7 @@ _STUDY_KEYS = (
     "direction",
     "seed",
     "timeout",
+    "trial_timeout",
     "stop",
     "warm_start",
     "objectives",
@@ -167,6 +168,9 @@ class _StudyReader(ParamsReader):
         timeout = study.get("timeout")
         if timeout is not None:
             self.check(timeout, Interval(0.0, None, low_open=True), "[study].timeout")
+        trial_timeout = study.get("trial_timeout")
+        if trial_timeout is not None:
+            self.check(trial_timeout, Interval(0.0, None, low_open=True), "[study].trial_timeout")
         stop = self.stop(study["stop"]) if "stop" in study else None
         warm_start = self.warm_start(study["warm_start"], name) if "warm_start" in study else None
         objectives = self.objectives(study.get("objectives", [ACCURACY]))
@@ -185,6 +189,7 @@ class _StudyReader(ParamsReader):
             direction=direction,
             seed=seed,
             timeout=float(timeout) if timeout is not None else None,
+            trial_timeout=float(trial_timeout) if trial_timeout is not None else None,
             stop=stop,
             warm_start=warm_start,
             objectives=objectives,

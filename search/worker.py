@@ -354,6 +354,9 @@ def run_trials(
             if converged is not None and converged(study.get_trials(deepcopy=False)):
                 return
             fail_stale_trials(study)
+            prepare = getattr(objective, "prepare", None)
+            if prepare is not None:  # the training process starts before the heartbeat
+                prepare()
             trial_id = run_one(study, objective, (*catch, Surplus), log)
             if callbacks:
                 trial = internals.storage_of(study).get_trial(trial_id)
@@ -390,6 +393,10 @@ def watch_parent(parent_pid: int, interval: float = 0.5) -> None:
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(interval)
+        # Twice: the second stops the running trial at once, whatever its code does with
+        # signals (search/trial_process.py); nobody is left to wait for it.
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(interval)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, daemon=True, name="watch-parent").start()

@@ -83,6 +83,12 @@ def add_budget_arguments(parser: argparse.ArgumentParser, n_trials_default: str)
         metavar="SECONDS",
         help="start no new trial after this many seconds",
     )
+    parser.add_argument(
+        "--trial-timeout",
+        type=positive_float,
+        metavar="SECONDS",
+        help="stop and fail a trial that runs longer than this (overrides [study].trial_timeout)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

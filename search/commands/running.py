@@ -81,6 +81,7 @@ class Run(Command):
             workers=args.workers,
             debug=args.debug,
             warm_start=warm_source(args.warm_start, "--warm-start"),
+            trial_timeout=args.trial_timeout,
         )
         return report_outcome(outcome)
 
@@ -114,7 +115,7 @@ def report_outcome(outcome: Any) -> int:
             f"{format_params(best.params)}"
         )
     if outcome.nothing_to_run:
-        return 0
+        return _say_why_not_zero(outcome, trials)
     if outcome.warm is not None:
         print(outcome.warm.describe())
     stopped = outcome.stopped
@@ -130,14 +131,36 @@ def report_outcome(outcome: Any) -> int:
             f"this run took {outcome.seconds:.1f} s; results are in {outcome.storage} (study "
             f"{name!r}); see `hpsearch show {name}` or `optuna-dashboard {outcome.storage}`"
         )
-    if outcome.exit_code and outcome.signal is None:
+    return _say_why_not_zero(outcome, trials)
+
+
+def _say_why_not_zero(outcome: Any, trials: list[Any]) -> int:
+    """The exit code; when it says no trial is complete or workers were lost, a last line on
+    stderr says why."""
+    from hpsearch.records import fail_reason
+    from hpsearch.runner import NO_COMPLETE_TRIAL
+
+    code, name = outcome.exit_code, outcome.study.study_name
+    if code == NO_COMPLETE_TRIAL:
+        failed = [
+            t
+            for t in trials
+            if t.state.name == "FAIL" and not fail_reason(t).startswith("surplus")
+        ]
+        why = f"; the first failure: {fail_reason(failed[0])}" if failed else ""
         print(
-            f"{len(outcome.lost)} workers stopped early (see above) and the others finished "
-            f"without them, with {outcome.finished} of {budget} trials; run the same command "
-            "again to finish the study",
+            f"no trial of study {name!r} is complete, so there is no best configuration "
+            f"(exit code {code}){why}",
             file=sys.stderr,
         )
-    return outcome.exit_code
+    elif code and outcome.signal is None:
+        print(
+            f"{len(outcome.lost)} workers stopped early (see above) and the others finished "
+            f"without them, with {outcome.finished} of {outcome.budget} trials; run the same "
+            "command again to finish the study",
+            file=sys.stderr,
+        )
+    return code
 
 
 class Worker(Command):
@@ -160,6 +183,7 @@ class Worker(Command):
             timeout=args.timeout,
             bar=not args.quiet,
             failures=not args.quiet,
+            trial_timeout=args.trial_timeout,
         )
         return report_outcome(outcome)
 

@@ -404,10 +404,12 @@ def test_every_assignment_study_runs_where_its_data_exists(
         assert shorter.read_text() != study.read_text()
         study = shorter
     db = f"sqlite:///{tmp_path / 'hpsearch.db'}"
-    assert main(["run", str(study), "--storage", db, "--quiet", "--n-trials", "1"]) == 0
+    code = main(["run", str(study), "--storage", db, "--quiet", "--n-trials", "1"])
     (trial,) = optuna.load_study(study_name=doc["study"]["name"], storage=db).trials
     if trial.user_attrs.get("diverged"):  # a001's grid goes up to a learning rate of 100
         assert trial.user_attrs["fail_reason"]  # says why, e.g. "weights exploded in epoch 0"
+        assert code == 3  # no complete trial: the run says so in its exit code
     else:
+        assert code == 0
         assert trial.state.name == "COMPLETE"
         assert len(trial.user_attrs["curves"]["val_accuracy"]) >= 1

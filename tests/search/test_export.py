@@ -329,7 +329,8 @@ def test_retrain_uses_the_threads_the_trial_trained_with(
     require_torch()
     import os
 
-    from hpsearch.fitting import fit
+    from hpsearch import jobs
+    from hpsearch.fitting import fitted
     from hpsearch.runner import load_data
     from hpsearch.study_file import load_study_file
 
@@ -358,11 +359,16 @@ def test_retrain_uses_the_threads_the_trial_trained_with(
     spec = load_study_file(path)
     data = load_data(spec.data, spec.seed, str(path))
     args = ("torch.cnn", config["params"], config["seed"], data, "check", False)
-    same, _ = fit(*args, threads=config["threads"])
-    assert all(np.array_equal(v, weights[k]) for k, v in same.get_weights().items())
+
+    def trained_weights(threads: int) -> dict:
+        with fitted(*args, threads=threads) as (trainer, _):
+            return trainer.call(jobs.get_weights)
+
+    same = trained_weights(config["threads"])
+    assert all(np.array_equal(v, weights[k]) for k, v in same.items())
     if cores // 2 != cores:  # on one core both counts are 1
-        other, _ = fit(*args, threads=cores)
-        assert not all(np.array_equal(v, weights[k]) for k, v in other.get_weights().items())
+        other = trained_weights(cores)
+        assert not all(np.array_equal(v, weights[k]) for k, v in other.items())
         # HPSEARCH_THREADS set by the user wins, and retrain says what it may change.
         monkeypatch.setenv("HPSEARCH_THREADS", str(cores))
         capsys.readouterr()
@@ -371,4 +377,4 @@ def test_retrain_uses_the_threads_the_trial_trained_with(
         assert f"trained on {cores} threads as HPSEARCH_THREADS asks" in said
         assert f"the trial trained on {cores // 2}" in said
         asked = dict(np.load(tmp_path / "r2" / retrained["weights"]))
-        assert all(np.array_equal(v, asked[k]) for k, v in other.get_weights().items())
+        assert all(np.array_equal(v, asked[k]) for k, v in other.items())

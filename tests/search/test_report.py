@@ -197,7 +197,7 @@ def test_a_figure_that_cannot_be_drawn_says_why(tmp_path, write_study, db_url):
     diverging = TINY.replace("low = 1e-3, high = 1e-1", "low = 1e37, high = 1e38")
     diverging = diverging.replace("[data]", '[data]\npreprocess = "none"')
     diverging = diverging.replace("n_trials = 6", "n_trials = 2")
-    assert main(["run", str(write_study(diverging)), "--storage", db_url, "--quiet"]) == 0
+    assert main(["run", str(write_study(diverging)), "--storage", db_url, "--quiet"]) == 3
     study, spec, _ = _load(db_url)
     notes = {s.id: s.note for s in study_sections(study, spec) if s.figure is None}
     assert notes["tiny-history"].startswith("not drawn")

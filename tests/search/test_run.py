@@ -147,7 +147,8 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(write_stu
     text = TINY.replace("low = 1e-3, high = 1e-1", "low = 1e37, high = 1e38").replace(
         "[data]", '[data]\npreprocess = "none"'
     )
-    assert main(["run", str(write_study(text)), "--storage", db_url, "--quiet"]) == 0
+    # No trial is complete: exit 3, so that a script stops here.
+    assert main(["run", str(write_study(text)), "--storage", db_url, "--quiet"]) == 3
     trials = _load(db_url).trials
     assert len(trials) == 6  # diverged trials use up the budget instead of looping forever
     assert all(t.state.name == "FAIL" for t in trials)
