@@ -268,14 +268,22 @@ def write_html(results: dict, targets: dict, path: Path, *, plotlyjs: str | bool
 
 
 def fan_out(fn: Callable, keys: list[tuple]) -> dict[tuple, object]:
-    """`fn(*key)` for every key, one process per core. Every study is seeded, so the results
-    are those of running them one after another."""
+    """`fn(*key)` for every key, one process per core, with a progress bar on stderr (studies
+    done, and the time left at the pace so far). Every study is seeded, so the results are
+    those of running them one after another."""
     import os
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import as_completed
+
+    from tqdm import tqdm
 
     with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
-        futures = {key: pool.submit(fn, *key) for key in keys}
-        return {key: f.result() for key, f in futures.items()}
+        futures = {pool.submit(fn, *key): key for key in keys}
+        with tqdm(total=len(keys), desc="studies", unit="study", file=sys.stderr) as bar:
+            for future in as_completed(futures):
+                future.result()  # a failed study stops the benchmark here, with its error
+                bar.update(1)
+        return {key: future.result() for future, key in futures.items()}
 
 
 def recorded_tasks() -> list[str]:

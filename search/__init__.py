@@ -10,9 +10,6 @@ In the repository the package's modules live in `search/` and its models in `mod
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version
-
 from hpsearch.api import confirm
 from hpsearch.api import export
 from hpsearch.api import figures
@@ -21,11 +18,7 @@ from hpsearch.api import report
 from hpsearch.api import retrain
 from hpsearch.api import run
 from hpsearch.errors import UsageError
-
-try:
-    __version__ = version("hpsearch")
-except PackageNotFoundError:  # running from a checkout that was never installed
-    __version__ = "0+unknown"
+from hpsearch.version import VERSION as __version__
 
 __all__ = [
     "UsageError",

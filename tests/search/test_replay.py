@@ -154,3 +154,14 @@ def test_the_benchmarks_fast_wilcoxon_gives_scipys_p_values_and_is_undone():
     assert scipy.stats.permutation_test is original
     assert fast == slow
     assert 0.0 < min(slow) < 0.2 and max(slow) == 1.0  # the cases span the test's range
+
+
+def test_the_benchmarks_fan_out_shows_its_progress_on_stderr(capsys):
+    import math
+
+    from benchmarks.replay import fan_out
+
+    keys = [(float(n),) for n in range(6)]
+    assert fan_out(math.sqrt, keys) == {k: math.sqrt(k[0]) for k in keys}
+    err = capsys.readouterr().err
+    assert "studies: 100%" in err and "6/6" in err
