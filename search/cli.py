@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from hpsearch import __version__
 from hpsearch.commands import Command
 from hpsearch.commands.results import Confirm
 from hpsearch.commands.results import Dashboard
@@ -20,11 +19,13 @@ from hpsearch.commands.results import Export
 from hpsearch.commands.results import Report
 from hpsearch.commands.results import Retrain
 from hpsearch.commands.results import Show
+from hpsearch.commands.running import Init
 from hpsearch.commands.running import Run
 from hpsearch.commands.running import Studies
 from hpsearch.commands.running import Validate
 from hpsearch.commands.running import Worker
 from hpsearch.exits import guarded
+from hpsearch.version import VERSION as __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 _COMMANDS: dict[str, type[Command]] = {
+    "init": Init,
     "run": Run,
     "worker": Worker,
     "validate": Validate,
@@ -53,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hpsearch",
         description="Hyperparameter search for small image "
         "classifiers: a study file, one command, one database.",
+        epilog="Start here: `hpsearch init` writes quickstart.toml into this folder (digits, "
+        "offline, under a minute); `hpsearch run quickstart.toml` runs it; `hpsearch show "
+        "quickstart` shows the best trial. `hpsearch init --list` lists the other shipped "
+        "studies.",
     )
     parser.add_argument("--version", action="version", version=f"hpsearch {__version__}")
+    # The commands' flags are also taken before the command (`hpsearch --storage URL studies`).
+    parser.add_argument("--debug", dest="debug_first", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--storage", dest="storage_first", metavar="URL", help=argparse.SUPPRESS)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     with_storage = argparse.ArgumentParser(add_help=False)
@@ -79,6 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.error(f"choose a command: {', '.join(_COMMANDS)}")
+    if args.storage_first is not None:
+        if not hasattr(args, "storage"):
+            parser.error(f"--storage: `hpsearch {args.command}` reads no database")
+        if args.storage is None:  # given after the command too: that one wins
+            args.storage = args.storage_first
+    args.debug = args.debug or args.debug_first
     storage = getattr(args, "storage", None)
     return guarded(lambda: args.handler.run(args), debug=args.debug, storage=storage)
 
