@@ -87,6 +87,11 @@ def is_user_code(kind: str) -> bool:
     return is_custom(kind) or kind == NETWORK
 
 
+def may_use_torch(kind: str) -> bool:
+    """Whether training `kind` may run Torch: its Torch kinds, and a user's code (which may)."""
+    return is_user_code(kind) or kind not in MODELS or MODELS[kind].needs_torch()
+
+
 def resolve(kind: str, fixed: dict[str, Any] | None = None) -> KindEntry:
     """The entry of a built-in kind, of a user's class (`module:Class`, `/path/file.py:Class`),
     or of `torch.network` with the function that `fixed["network"]` names.
@@ -116,5 +121,6 @@ __all__ = [
     "KindEntry",
     "ModelEntry",
     "is_user_code",
+    "may_use_torch",
     "resolve",
 ]

@@ -14,12 +14,15 @@ from hpsearch.arrays import for_stored
 from hpsearch.errors import UsageError
 from hpsearch.fitting import fitted
 from hpsearch.fitting import short
+from hpsearch.models.threads import requested_threads
 from hpsearch.objective import derive_seed
 from hpsearch.records import CONFIRM_ATTR
 from hpsearch.records import SOURCE_ATTR
+from hpsearch.records import THREADS_ATTR
 from hpsearch.records import accuracy
 from hpsearch.records import complete_best_first
 from hpsearch.records import locate_spec
+from hpsearch.records import study_threads
 from hpsearch.runner import load_data
 
 if TYPE_CHECKING:
@@ -69,11 +72,17 @@ def confirm_results(
     results = []
     for trial in complete_best_first(study.get_trials(deepcopy=False))[:top]:
         params = {**spec.model.fixed, **trial.params}
+        # The trial's thread count (the study's), unless $HPSEARCH_THREADS says otherwise.
+        threads = (
+            requested_threads()
+            or trial.user_attrs.get(THREADS_ATTR)
+            or study_threads(study.user_attrs)
+        )
         seeds = [derive_seed(spec.seed, trial.number, 1 + r) for r in range(repeats)]
         accuracies = []
         for i, seed in enumerate(seeds):
             label = f"trial {trial.number} seed {i + 1}/{repeats}"
-            fit = (spec.model.kind, params, seed, data, label, progress)
+            fit = (spec.model.kind, params, seed, data, label, progress, threads)
             with fitted(*fit) as (_, history):
                 accuracies.append(short(history.kept_val_accuracy))
         results.append(ConfirmResult(trial.number, accuracy(trial), params, seeds, accuracies))

@@ -66,6 +66,7 @@ def create_or_resume(
     pinned = pin_schedule_every(spec, SCHEDULE_DEFAULT)  # what a new study stores
     study_id = _create(pinned, storage, warm, n_val, arrays)
     spec = pinned if study_id is not None else _check_resume(spec, storage, target, arrays)
+    decide_threads(storage, storage.get_study_id_from_name(spec.name))
     n_existing = storage.get_n_trials(storage.get_study_id_from_name(spec.name))
     sampler = make_sampler(spec, seed=derive_seed(spec.seed, n_existing))
     study = optuna.load_study(
@@ -101,7 +102,7 @@ def _create(
     from optuna.exceptions import DuplicatedStudyError
     from optuna.study import StudyDirection
 
-    from hpsearch import __version__
+    from hpsearch.version import VERSION as __version__
 
     if spec.name in optuna.get_all_study_names(storage=storage):
         return None
@@ -214,6 +215,22 @@ def read_warm_start(
         raise UsageError(f"{key}: got {source!r}, this study itself; give another study")
     warm, origin = read_source(source, storage, target.shown, key)
     return warm.compared_with(origin, spec)
+
+
+def decide_threads(storage: Any, study_id: int) -> int:
+    """The study's thread count: stored when it is created (or first resumed, for a study of
+    an older hpsearch), by a rule that reads no load: $HPSEARCH_THREADS, else every core of
+    this machine. Every later run and worker, on any machine, trains with it."""
+    from hpsearch.models.threads import training_threads
+    from hpsearch.records import STUDY_THREADS_ATTR
+    from hpsearch.records import study_threads
+
+    stored = study_threads(storage.get_study_user_attrs(study_id))
+    if stored is not None:
+        return stored
+    threads = training_threads()
+    storage.set_study_user_attr(study_id, STUDY_THREADS_ATTR, threads)
+    return threads
 
 
 def refuse_cut_short_warm_start(name: str, attrs: dict[str, Any], shown: str) -> None:

@@ -4,14 +4,11 @@ over epochs."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
-
-from hpsearch.models.threads import THREADS_ENV
 
 if TYPE_CHECKING:
     from hpsearch.models.data import Dataset
@@ -24,23 +21,6 @@ def short(x: float) -> float:
 
 
 @contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Torch trains on `threads` CPU threads inside (None: as configured)."""
-    if threads is None:
-        yield
-        return
-    before = os.environ.get(THREADS_ENV)
-    os.environ[THREADS_ENV] = str(threads)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[THREADS_ENV]
-        else:
-            os.environ[THREADS_ENV] = before
-
-
-@contextmanager
 def fitted(
     kind: str,
     params: dict[str, Any],
@@ -50,8 +30,8 @@ def fitted(
     progress: bool,
     threads: int | None = None,
 ) -> Iterator[tuple[Trainer, History]]:
-    """Train one configuration exactly as a trial would, with a progress bar over epochs;
-    Torch models on `threads` CPU threads when given (the trial's: their sums depend on it).
+    """Train one configuration exactly as a trial would, with a progress bar over epochs, on
+    `threads` CPU threads (the trial's: the sums of BLAS and Torch depend on the count).
 
     Yields the training process, whose model is the one trained
     (search/jobs.py: save, evaluate, get_weights), and the history. A training process that
@@ -62,7 +42,6 @@ def fitted(
     from hpsearch import jobs
     from hpsearch.errors import TrainingEnded
     from hpsearch.models import is_user_code
-    from hpsearch.models.custom import importable_elsewhere
     from hpsearch.trial_process import ProcessEnded
     from hpsearch.trial_process import Trainer
     from hpsearch.trial_process import where
@@ -74,7 +53,8 @@ def fitted(
         bar.update(1)
         return "go"
 
-    with _torch_threads(threads), Trainer({"data": data}, importable_elsewhere(kind)) as trainer:
+    state = {"data": data, "threads": threads}
+    with Trainer(state, kind) as trainer:
         try:
             try:
                 trained = trainer.call(jobs.train_model, kind, params, seed, on_epoch=on_epoch)

@@ -24,7 +24,6 @@ from hpsearch import trial_process
 from hpsearch.algorithms import make_pruner
 from hpsearch.jobs import EpochReport
 from hpsearch.models import is_user_code
-from hpsearch.models.threads import training_threads
 from hpsearch.models.training import TrainingDiverged
 from hpsearch.models.usercode import UserCodeError
 from hpsearch.pareto import AccuracyView
@@ -79,14 +78,17 @@ class Objective:
         spec: StudySpec,
         data: Dataset,
         trainer: Trainer,
+        threads: int,
         interrupts: Interrupts | None = None,
         guard: BudgetGuard | None = None,
     ) -> None:
         self.spec = spec
         self.data = data
         self.trainer = trainer
+        self.threads = threads  # what the trainer's models train on (the study's count)
         self.interrupts = interrupts or Interrupts()
         self.guard = guard  # with it, a trial beyond the budget fails as surplus (worker.py)
+        self.ran = 0  # the trials this objective trained (surplus starts are not)
         # Optuna cannot prune a multi-objective study: hpsearch asks the pruner itself.
         self.pruner = make_pruner(spec) if spec.multi_objective else None
 
@@ -105,6 +107,7 @@ class Objective:
                 trial.set_user_attr(SURPLUS_ATTR, True)
                 trial.set_user_attr(FAIL_REASON_ATTR, str(e))
                 raise
+        self.ran += 1
         params = suggest(trial, spec.params)
         seed = self._seed(trial)
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
@@ -190,7 +193,8 @@ class Objective:
         else:
             seed = trial_seed(self.spec.seed, trial.number)
             trial.set_user_attr(SEED_ATTR, seed)
-        trial.set_user_attr(THREADS_ATTR, training_threads())
+        # (1 where the training process had to be forked after Torch ran in this one)
+        trial.set_user_attr(THREADS_ATTR, 1 if self.trainer.one_thread else self.threads)
         return seed
 
     @staticmethod

@@ -57,13 +57,20 @@ def run_workers(
     task: WorkerTask,
     workers: int,
 ) -> tuple[int | None, list[int]]:
-    """Start `workers` processes, each with cores / workers threads, and show one progress bar
-    for the study; Ctrl-C or SIGTERM is passed on to them once.
+    """Start `workers` processes, each with the study's threads / workers, and show one bar
+    for the study; each Ctrl-C or SIGTERM is passed on to them (the second stops them at once).
 
     A worker that stops early is reported (which one, and how) and the others go on.
     Returns the signal received, if any, and the exit codes of workers that stopped early.
     """
-    threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    from hpsearch.models.threads import requested_threads
+    from hpsearch.models.threads import training_threads
+    from hpsearch.records import study_threads
+
+    # The study's count (or $HPSEARCH_THREADS) shared out, so the workers fill the cores it
+    # was meant for without oversubscribing them.
+    total = requested_threads() or study_threads(study.user_attrs) or training_threads()
+    threads = str(max(1, total // workers))
     env = {
         **os.environ,
         "OMP_NUM_THREADS": threads,

@@ -60,6 +60,10 @@ CONFIRM_ATTR = "hpsearch_confirm"
 SOURCE_ATTR = "hpsearch_model_source"
 SEED_ATTR = "seed"
 THREADS_ATTR = "threads"
+# The study's thread count, decided once when it is created (HPSEARCH_THREADS, else the creating
+# machine's cores) and used by every run, worker, confirm and retrain: a count measured from
+# the moment's speed would make a study's numbers depend on the machine's load.
+STUDY_THREADS_ATTR = "hpsearch_threads"
 # Where the training loss and accuracy of the curves came from: "batches" (the model's own
 # figures over each epoch's batches) or "pass" (an evaluation of training rows after each epoch).
 TRAIN_METRICS_ATTR = "train_metrics"
@@ -339,6 +343,12 @@ def surplus_note(counts: Counter[str]) -> str:
         return ""
     starts = "start" if n == 1 else "starts"
     return f"; {n} surplus {starts}, not trained: the budget was already full"
+
+
+def study_threads(attrs: dict[str, Any]) -> int | None:
+    """The thread count stored with a study (None for one made before 0.4)."""
+    value = attrs.get(STUDY_THREADS_ATTR)
+    return int(value) if value else None
 
 
 def stored_spec(study: optuna.Study, storage_name: str) -> StudySpec:

@@ -25,6 +25,8 @@ from hpsearch.creation import drop_interrupted_warm_start
 from hpsearch.creation import read_warm_start
 from hpsearch.creation import refuse_cut_short_warm_start
 from hpsearch.errors import UsageError
+from hpsearch.models.threads import requested_threads
+from hpsearch.models.threads import training_threads
 from hpsearch.objective import Objective
 from hpsearch.objective import derive_seed
 from hpsearch.progress import Progress
@@ -32,6 +34,7 @@ from hpsearch.records import SOURCE_ATTR
 from hpsearch.records import complete_best_first
 from hpsearch.records import finished_count
 from hpsearch.records import locate_spec
+from hpsearch.records import study_threads
 from hpsearch.storage import StorageURL
 from hpsearch.storage import check_writable
 from hpsearch.storage import open_storage
@@ -62,6 +65,8 @@ class RunOutcome:
     lost: tuple[int, ...] = ()  # exit codes of `run --workers` workers that stopped early
     warm: WarmStart | None = None  # what a warm start added when this run created the study
     rule: Any = None  # the study's stopping rule (StopSpec), if it has one
+    ran: int = 0  # the trials this command's processes trained
+    why: str = ""  # why they stopped: budget, timeout, stop rule, signal, workers lost
 
     @property
     def stopped(self) -> dict[str, Any] | None:
@@ -144,11 +149,11 @@ def _work(
     timeout: float | None,
     progress: Progress,
     hint: bool = True,
-) -> int | None:
+) -> Ended:
     """Run this process's share of the trials, training in a process of its own
-    (search/trial_process.py); the signal number if interrupted. `hint`: a first Ctrl-C says
-    on stderr that a second one stops at once."""
-    from hpsearch.models.custom import importable_elsewhere
+    (search/trial_process.py) on the threads $HPSEARCH_THREADS or the study asks for (never
+    a count measured from the moment's speed); how it ended. `hint`: a first Ctrl-C says on
+    stderr that a second one stops at once."""
     from hpsearch.models.torch_training import TorchMissing
     from hpsearch.models.training import TrainingDiverged
     from hpsearch.models.usercode import UserCodeError
@@ -159,18 +164,22 @@ def _work(
 
     interrupts = Interrupts(hint=hint)
     guard = BudgetGuard(budget)
+    threads = requested_threads() or study_threads(study.user_attrs) or training_threads()
 
     def stop() -> bool:
         return interrupts.signal is not None
 
     internals.storage_of(study).set_handlers(log=progress.write, stop=stop)
+    why = "signal"
+    objective = None
     try:
-        spawnable = importable_elsewhere(spec.model.kind)
-        with interrupts.installed(), Trainer({"data": data}, spawnable) as trainer:
+        state = {"data": data, "threads": threads}
+        with interrupts.installed(), Trainer(state, spec.model.kind) as trainer:
             interrupts.trainer = trainer
-            run_trials(
+            objective = Objective(spec, data, trainer, threads, interrupts, guard)
+            why = run_trials(
                 study,
-                Objective(spec, data, trainer, interrupts, guard),
+                objective,
                 guard,
                 timeout=timeout,
                 callbacks=[progress],
@@ -186,7 +195,17 @@ def _work(
             interrupts.signal = 2
     finally:
         interrupts.trainer = None
-    return interrupts.signal
+    ran = objective.ran if objective is not None else 0
+    return Ended(interrupts.signal, "signal" if interrupts.signal else why, ran)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a process's share of the trials ended."""
+
+    signal: int | None  # the signal that interrupted it
+    why: str  # "budget", "timeout", "stop rule" or "signal" (worker.run_trials)
+    ran: int  # the trials it trained
 
 
 def _sampler_study(spec: StudySpec, storage: Any) -> optuna.Study:
@@ -267,15 +286,36 @@ def run_study(
             os.getcwd(),
             spec.trial_timeout,
         )
+        before = outcome.finished
         signal_number, lost = run_workers(study, target, task, workers)
+        ended = Ended(signal_number, _why(outcome, signal_number, timeout), 0)
+        ended = dataclasses.replace(ended, ran=outcome.finished - before)
     else:
         bar = Progress(study, budget, bar=progress, failures=progress)
         try:
-            signal_number = _work(study, spec, data, budget, timeout, bar)
+            ended = _work(study, spec, data, budget, timeout, bar)
         finally:
             bar.close()
     seconds = time.monotonic() - start
-    return dataclasses.replace(outcome, seconds=seconds, signal=signal_number, lost=tuple(lost))
+    return dataclasses.replace(
+        outcome,
+        seconds=seconds,
+        signal=ended.signal,
+        lost=tuple(lost),
+        ran=ended.ran,
+        why=ended.why,
+    )
+
+
+def _why(outcome: RunOutcome, signal_number: int | None, timeout: float | None) -> str:
+    """Why the workers of `run --workers` stopped, from the study they left."""
+    if signal_number is not None:
+        return "signal"
+    if outcome.finished >= outcome.budget:
+        return "budget"
+    if outcome.stopped is not None:
+        return "stop rule"
+    return "timeout" if timeout is not None else "workers lost"
 
 
 def _stderr(message: str) -> None:
@@ -315,10 +355,17 @@ def join_study(
     budget = n_trials or spec.n_trials
     progress = Progress(study, budget, bar=bar, failures=failures)
     try:
-        signal_number = _work(
-            study, spec, data, budget, timeout or spec.timeout, progress, hint=hint
-        )
+        ended = _work(study, spec, data, budget, timeout or spec.timeout, progress, hint=hint)
     finally:
         progress.close()
     seconds = time.monotonic() - start
-    return RunOutcome(study, budget, target.shown, seconds, signal=signal_number, rule=spec.stop)
+    return RunOutcome(
+        study,
+        budget,
+        target.shown,
+        seconds,
+        signal=ended.signal,
+        rule=spec.stop,
+        ran=ended.ran,
+        why=ended.why,
+    )

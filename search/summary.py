@@ -20,6 +20,7 @@ from hpsearch.records import last_update
 from hpsearch.records import own_trials
 from hpsearch.records import seconds
 from hpsearch.records import state_counts
+from hpsearch.records import study_threads
 from hpsearch.stopping import STOP_ATTR
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class StudyDetail:
     recommended_because: str | None  # why the first row of `front` is recommended
     train_seconds: float  # the sum over this study's trials
     wall_seconds: float  # from its first trial's start to its last trial's end
+    threads: int | None = None  # the thread count decided when the study was created
 
 
 def describe_study(study: optuna.Study, spec: StudySpec, top: int = 0) -> StudyDetail:
@@ -173,6 +175,7 @@ def describe_study(study: optuna.Study, spec: StudySpec, top: int = 0) -> StudyD
         ],
         recommended_because=chosen.reason(spec.costs) if chosen else None,
         train_seconds=sum(seconds(t) for t in own),
+        threads=study_threads(study.user_attrs),
         wall_seconds=(max(ends) - min(starts)).total_seconds() if starts and ends else 0.0,
     )
 

@@ -150,7 +150,7 @@ def _portable(error: BaseException) -> tuple[bytes | None, str, str, str]:
     return pickled, type(error).__name__, str(error), traceback.format_exc()
 
 
-def one_thread() -> None:
+def _one_thread() -> None:
     """In a process forked after Torch ran: one thread, the only count its OpenMP survives."""
     from hpsearch.models.threads import THREADS_ENV
 
@@ -179,7 +179,14 @@ def spawned() -> None:
         os._exit(70)
 
 
-def serve(conn: Connection, lifeline: int, page: Any, state: dict[str, Any], parent: int) -> None:
+def serve(
+    conn: Connection,
+    lifeline: int,
+    page: Any,
+    state: dict[str, Any],
+    parent: int,
+    one_thread: bool = False,
+) -> None:
     """The training process: answer jobs until told to exit or the worker is gone."""
     with contextlib.suppress(PermissionError):  # (a spawned one is already its group's leader)
         os.setpgid(0, 0)  # its own group: a Ctrl-C at the terminal reaches the worker only
@@ -195,6 +202,12 @@ def serve(conn: Connection, lifeline: int, page: Any, state: dict[str, Any], par
     sys.stdout = sys.stderr = stream
     whereabouts.attach(page)
     state["interrupts"] = interrupts
+    if state.get("threads"):  # the study's count: the models read it, never measure one
+        from hpsearch.models.threads import THREADS_ENV
+
+        os.environ[THREADS_ENV] = str(state["threads"])
+    if one_thread:
+        _one_thread()
     channel = Channel(conn)
     while True:
         try:

@@ -91,14 +91,20 @@ class Trainer:
     """The training process of one worker, started on first use and after it dies.
 
     `state`: what its jobs find (the dataset, the model last trained), inherited by the fork
-    (or sent to a fresh interpreter, see `start`). `spawnable`: False when the model can only
-    be found in this process (a class defined in a notebook, a function or __main__).
+    (or sent to a fresh interpreter, see `start`). `kind`: the model kind it trains, which
+    decides how it starts (None: any).
     Use as a context manager: on leaving, the process and anything it started are ended.
     """
 
-    def __init__(self, state: dict[str, Any], spawnable: bool = True) -> None:
+    def __init__(self, state: dict[str, Any], kind: str | None = None) -> None:
+        from hpsearch.models import may_use_torch
+        from hpsearch.models.custom import importable_elsewhere
+
         self.state = state
-        self.spawnable = spawnable
+        # False when the model can only be found in this process (a class defined in a
+        # notebook, a function or __main__).
+        self.spawnable = kind is None or importable_elsewhere(kind)
+        self.torch = kind is None or may_use_torch(kind)
         self.page_fd = os.memfd_create("hpsearch-whereabouts")
         os.ftruncate(self.page_fd, whereabouts.SIZE)
         self.page = mmap.mmap(self.page_fd, whereabouts.SIZE)
@@ -107,6 +113,7 @@ class Trainer:
         self.pidfd: int | None = None
         self.lifeline: int | None = None
         self.busy = False  # a job is running
+        self.one_thread = False  # forked after Torch ran here: it trains on one thread
         self.timeout: float | None = None  # the running job's limit in seconds
         self.stop_asked: float | None = None  # when a first signal asked the job to stop
         self.at_once = False  # a second signal: kill the job now
@@ -130,14 +137,16 @@ class Trainer:
         whereabouts.clear(self.page)
         # Torch's OpenMP threads do not survive a fork: a process forked after Torch has run
         # in this one hangs at its first parallel loop. hpsearch's own commands never run
-        # Torch in the worker; a program that uses hpsearch from Python may have. Then the
-        # training process is a fresh interpreter, sent the state (the dataset) through the
-        # pipe, or, for a class it could not import by name, a fork that trains on one thread.
-        torch_here = "torch" in sys.modules
-        if torch_here and self.spawnable:
+        # Torch in the worker; a program that uses hpsearch from Python may have. Then a
+        # model that may use Torch trains in a fresh interpreter, sent the state (the dataset)
+        # through the pipe, or, for a class it could not import by name, in a fork that trains
+        # on one thread. The NumPy kinds never touch Torch: they are forked.
+        torch_risk = self.torch and "torch" in sys.modules
+        self.one_thread = torch_risk and not self.spawnable
+        if torch_risk and self.spawnable:
             self._spawn()
         else:
-            self._fork(one_thread=torch_here)
+            self._fork(one_thread=self.one_thread)
         try:
             self.pidfd = os.pidfd_open(self.pid)
         except (AttributeError, OSError):  # not Linux 5.3+: watched by waitpid instead
@@ -155,9 +164,7 @@ class Trainer:
             try:
                 ours.close()
                 os.close(life_write)
-                if one_thread:
-                    trial_child.one_thread()
-                trial_child.serve(theirs, life_read, self.page, self.state, parent)
+                trial_child.serve(theirs, life_read, self.page, self.state, parent, one_thread)
             finally:
                 os._exit(70)
         theirs.close()

@@ -305,8 +305,9 @@ def run_trials(
     stop: Callable[[], bool],
     log: Callable[[str], None],
     converged: Callable[[list[optuna.trial.FrozenTrial]], bool] | None = None,
-) -> None:
-    """Run trials until the study has `guard.budget` finished trials, or has converged.
+) -> str:
+    """Run trials until the study has `guard.budget` finished trials, or has converged; why it
+    stopped: "budget", "timeout", "stop rule" or "signal".
 
     Args:
         study: The study, on a RetryingStorage with heartbeat (search/storage.py).
@@ -338,11 +339,13 @@ def run_trials(
 
     while not stop():
         if out_of_time():
-            return
+            return "timeout"
         trials = study.get_trials(deepcopy=False)
         done = finished_count(trials)
-        if done >= guard.budget or (converged is not None and converged(trials)):
-            return
+        if done >= guard.budget:
+            return "budget"
+        if converged is not None and converged(trials):
+            return "stop rule"
         running = sum(t.state == TrialState.RUNNING for t in trials)
         waiting = sum(t.state == TrialState.WAITING for t in trials)
         if waiting == 0 and done + running >= guard.budget:
@@ -352,7 +355,7 @@ def run_trials(
             if stop() or out_of_time():
                 break
             if converged is not None and converged(study.get_trials(deepcopy=False)):
-                return
+                return "stop rule"
             fail_stale_trials(study)
             prepare = getattr(objective, "prepare", None)
             if prepare is not None:  # the training process starts before the heartbeat
@@ -364,6 +367,7 @@ def run_trials(
                     callback(study, trial)
             if guard.last_place:
                 break
+    return "signal"
 
 
 def _watch_the_running(

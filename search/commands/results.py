@@ -70,6 +70,11 @@ def _print_summary(detail: StudyDetail) -> None:
         f"{states['PRUNED']} pruned, {states['FAIL']} failed, {states['RUNNING']} running"
         f"{surplus_note(Counter(states))})"
     )
+    if detail.threads:
+        print(
+            f"trains on {detail.threads} CPU threads, decided when the study was created "
+            "($HPSEARCH_THREADS overrides; run --workers K shares them out)"
+        )
     if detail.stopped:
         print(f"stopped after {detail.stopped['after']} trials: {detail.stopped['reason']}")
     if detail.warm:

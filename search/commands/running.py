@@ -15,6 +15,34 @@ from hpsearch.commands import positive_int
 from hpsearch.commands import print_json
 
 
+class Init(Command):
+    """Write a study to start from into this folder (quickstart.toml, or a shipped example)."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "example",
+            nargs="?",
+            default="quickstart",
+            help="which shipped study (default quickstart: digits, offline, under a minute)",
+        )
+        parser.add_argument(
+            "--list", action="store_true", help="list the shipped studies and exit"
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from hpsearch.examples import examples
+        from hpsearch.examples import init
+
+        if args.list:
+            for example in examples().values():
+                print(example.describe())
+            return 0
+        written = init(args.example, Path.cwd())
+        names = ", ".join(p.name for p in written)
+        print(f"wrote {names}; now: hpsearch run {written[0].name}")
+        return 0
+
+
 class Validate(Command):
     """Check a study file without running it; exit 0 when it is valid."""
 
@@ -86,8 +114,8 @@ class Run(Command):
         return report_outcome(outcome)
 
 
-def report_outcome(outcome: Any) -> int:
-    """The lines that end `run` and `worker`, and their exit code."""
+def report_outcome(outcome: Any, worker: bool = False) -> int:
+    """The lines that end `run` and `worker` (`worker`), and their exit code."""
     from hpsearch.records import accuracy
     from hpsearch.records import complete_best_first
     from hpsearch.records import state_counts
@@ -121,17 +149,30 @@ def report_outcome(outcome: Any) -> int:
     stopped = outcome.stopped
     if stopped is not None and outcome.finished < budget:
         print(f"stopped after {outcome.finished} of {budget} trials: {stopped['reason']}")
+    who = "this worker" if worker else "this run"
+    trained = f"{outcome.ran} trial{'s' if outcome.ran != 1 else ''}"
     if outcome.signal is not None:
         print(
-            f"interrupted after {outcome.seconds:.1f} s; the running trial was marked failed, "
-            "finished trials are kept; run the same command again to resume"
+            f"interrupted after {outcome.seconds:.1f} s and {trained} trained by {who}; the "
+            "running trial was marked failed, finished trials are kept; run the same command "
+            "again to resume"
         )
     else:
         print(
-            f"this run took {outcome.seconds:.1f} s; results are in {outcome.storage} (study "
-            f"{name!r}); see `hpsearch show {name}` or `optuna-dashboard {outcome.storage}`"
+            f"{who} took {outcome.seconds:.1f} s and trained {trained}; it stopped because "
+            f"{_WHY.get(outcome.why, outcome.why).format(budget=budget)}; results are in "
+            f"{outcome.storage} (study {name!r}); see `hpsearch show {name}` or "
+            f"`optuna-dashboard {outcome.storage}`"
         )
     return _say_why_not_zero(outcome, trials)
+
+
+_WHY = {
+    "budget": "the study has its {budget} finished trials",
+    "timeout": "its --timeout ([study].timeout) was up",
+    "stop rule": "the stop rule decided the search has converged",
+    "workers lost": "its workers stopped early (see above)",
+}
 
 
 def _say_why_not_zero(outcome: Any, trials: list[Any]) -> int:
@@ -185,7 +226,7 @@ class Worker(Command):
             failures=not args.quiet,
             trial_timeout=args.trial_timeout,
         )
-        return report_outcome(outcome)
+        return report_outcome(outcome, worker=True)
 
 
 class Studies(Command):

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -167,8 +168,10 @@ ENDS = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("behaviour", list(ENDS))
+@pytest.mark.parametrize(
+    ("behaviour", "workers"),
+    [(b, 1) for b in ENDS] + [("os-exit-0", 2), ("segfault", 2)],  # (every end, each way)
+)
 def test_code_that_ends_its_process_fails_only_its_trial(tmp_path, behaviour, workers):
     folder = _folder(tmp_path, behaviour)
     done = _run(
@@ -455,3 +458,56 @@ def test_a_database_deleted_mid_run_is_named_as_deleted(write_study, tmp_path):
     line = err.strip().splitlines()[-1]
     assert line.startswith(f"storage: {url}: the database file was deleted or moved"), line
     assert "read-only" not in line
+
+
+AFTER_TORCH = """
+import sys
+import torch
+
+x = torch.randn(2000, 2000)
+(x + x).sum()  # Torch's OpenMP threads now run in this process: a fork of it would hang
+
+import hpsearch
+
+doc = {
+    "study": {"name": "after-torch", "n_trials": 2, "seed": 0, "pruner": "none"},
+    "data": {"dataset": "digits"},
+    "model": {"kind": sys.argv[2], "fixed": {"epochs": 2}},
+    "params": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+}
+if sys.argv[2] == "local":
+    class Local:  # known only to this process: trained in a fork, on one thread
+        def __init__(self, learning_rate=0.1, epochs=2):
+            pass
+
+        def partial_fit(self, X, y, classes=None):
+            self.classes = classes
+            (torch.randn(500, 500) * 2).sum()  # its own Torch, in the fork
+
+        def predict(self, X):
+            return self.classes[[i % len(self.classes) for i in range(len(X))]]
+
+    doc["model"]["kind"] = Local
+study = hpsearch.run(doc, storage=sys.argv[1], progress=False)
+trials = study.trials
+print(sorted({t.state.name for t in trials}), sorted({t.user_attrs["threads"] for t in trials}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["torch.logistic", "local"])
+def test_a_program_that_ran_torch_trains_without_hanging(tmp_path, kind):
+    """A program that ran Torch before calling hpsearch: a Torch kind trains in a fresh
+    interpreter, a class known only to that program in a fork on one thread."""
+    require_torch()
+    script = tmp_path / "after_torch.py"
+    script.write_text(AFTER_TORCH)
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    done = subprocess.run(
+        [sys.executable, str(script), url, kind], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    states, threads = done.stdout.strip().splitlines()[-1].split("] [")
+    assert states == "['COMPLETE'"
+    if kind == "local":
+        assert threads == "1]"
