@@ -25,10 +25,10 @@ if TYPE_CHECKING:
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
 h1 { margin-bottom: 0.2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; display: block; overflow-x: auto; }
 td, th { border: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; }
 .caption { color: #555; margin: 0.2rem 0 0.4rem; } .note { color: #a33; font-style: italic; }
-.figure { margin-bottom: 1.5rem; }
+.figure { margin-bottom: 1.5rem; overflow-x: auto; }
 """
 
 

@@ -27,6 +27,8 @@ from hpsearch.storage import open_storage
 from hpsearch.summary import describe_study
 from tests.conftest import TINY
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # A study every figure can be drawn for: 14 trials, pruning on, several optimizers.
 REPORTED = (
     TINY.replace("n_trials = 6", "n_trials = 14").replace(
@@ -236,3 +238,41 @@ def test_intermediate_values_data_and_figure(reported):
         state = trace.name.split(" ")[0].upper()
         drawn = [y for y in trace.y if y is not None]
         assert drawn == [v for run in groups[state] for v in run]
+
+
+@pytest.mark.slow
+def test_a_comparison_report_of_wide_studies_fits_a_1280_pixel_window(tmp_path):
+    """Optuna's slice plot is 300 px a parameter: a study searching eleven parameters drew
+    one 3,333 px wide, and the page scrolled sideways. Figures and tables now scroll inside
+    their own box; the page is as wide as the window."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    names = ["wide-one", "wide-two"]
+    for name in names:
+        text = (ROOT / "studies" / "digits_mlp.toml").read_text()
+        path = tmp_path / f"{name}.toml"
+        path.write_text(re.sub(r'(?m)^name = ".*"$', f'name = "{name}"', text))
+        assert main(["run", str(path), "--storage", url, "--quiet", "--n-trials", "2"]) == 0
+    page = tmp_path / "report.html"
+    assert main(["report", *names, "--storage", url, "-o", str(page)]) == 0
+    measured = tmp_path / "measured.html"
+    measured.write_text(
+        page.read_text()
+        + "<script>window.addEventListener('load', () => setTimeout(() => document.body"
+        ".setAttribute('data-scroll-width', document.documentElement.scrollWidth), 3000));"
+        "</script>"
+    )
+    done = subprocess.run(
+        [
+            _chromium(),
+            *CHROMIUM_FLAGS,
+            "--window-size=1280,900",
+            f"--user-data-dir={tmp_path / 'p'}",
+            "--dump-dom",
+            measured.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    width = int(re.search(r'data-scroll-width="(\d+)"', done.stdout).group(1))
+    assert width <= 1280, width
