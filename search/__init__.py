@@ -10,15 +10,21 @@ In the repository the package's modules live in `search/` and its models in `mod
 
 from __future__ import annotations
 
-from hpsearch.api import confirm
-from hpsearch.api import export
-from hpsearch.api import figures
-from hpsearch.api import load
-from hpsearch.api import report
-from hpsearch.api import retrain
-from hpsearch.api import run
-from hpsearch.errors import UsageError
-from hpsearch.version import VERSION as __version__
+import warnings
+
+# Optuna imports tqdm.auto, which in a notebook without ipywidgets warns at import that
+# "IProgress" is missing; hpsearch's bars are text bars on stderr and need no widgets.
+warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
+
+from hpsearch.api import confirm  # noqa: E402
+from hpsearch.api import export  # noqa: E402
+from hpsearch.api import figures  # noqa: E402
+from hpsearch.api import load  # noqa: E402
+from hpsearch.api import report  # noqa: E402
+from hpsearch.api import retrain  # noqa: E402
+from hpsearch.api import run  # noqa: E402
+from hpsearch.errors import UsageError  # noqa: E402
+from hpsearch.version import VERSION as __version__  # noqa: E402
 
 __all__ = [
     "UsageError",

@@ -27,6 +27,8 @@ def test_the_tutorial_notebook_runs(tmp_path):
     client.execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    said = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "IProgress" not in said and "Warning" not in said, said
     text = "\n".join(
         o.get("text", "") or str(o.get("data", {}).get("text/plain", "")) for o in outputs
     )
