@@ -18,7 +18,7 @@ from hpsearch.records import CURVES
 
 if TYPE_CHECKING:
     from hpsearch.models.training import History
-    from hpsearch.trial_process import Channel
+    from hpsearch.trial_child import Channel
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,14 @@ that process does, the worker sees it:
   the worker's stdout stays whole;
 - it leaves threads behind: it ends with os._exit, which ends them too.
 
-The process is forked, not spawned: it starts in milliseconds with the worker's modules and
-its dataset already loaded (memory shared until written), and a class defined in a notebook
-or a script trains as it would in the worker. The fork happens between trials, when the
-worker's own threads hold no locks the training process could need.
+The process is forked: it starts in milliseconds with the worker's modules and its dataset
+already loaded (memory shared until written), and a class defined in a notebook or a script
+trains as it would in the worker. The fork happens between trials, when the worker's own
+threads hold no locks the training process could need. One exception: where Torch has run in
+the worker's process (a program using hpsearch from Python), a fork would hang at Torch's
+first parallel loop, so a model that may use Torch starts in a fresh interpreter instead
+(`python -P -c ...`, search/trial_child.py: spawned), sent the dataset through the pipe. The
+process's own side lives in search/trial_child.py.
 """
 
 from __future__ import annotations
