@@ -68,6 +68,22 @@ class BudgetGuard:
         self.budget = budget
         self.last_place = False
 
+    def taken(self, study: optuna.Study) -> bool:
+        """Before a trial row is created: whether the budget is already finished or in flight
+        (with no WAITING trial, which the next ask would take instead of a new row). One read
+        through Optuna's cache of the study's trials, which the sampler reads at every ask
+        anyway. Without it each worker but one made a surplus row at the end of every study:
+        a worker's stretch of trials looked at the study only between stretches."""
+        from optuna.trial import TrialState
+
+        trials = study.get_trials(deepcopy=False)
+        if len(trials) < self.budget:  # fewer rows than the budget: nothing can be surplus
+            return False
+        if any(t.state == TrialState.WAITING for t in trials):
+            return False
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        return finished_count(trials) + running >= self.budget
+
     def check(self, trial: optuna.Trial) -> None:
         from optuna.trial import TrialState
 
@@ -357,6 +373,8 @@ def run_trials(
             if converged is not None and converged(study.get_trials(deepcopy=False)):
                 return "stop rule"
             fail_stale_trials(study)
+            if guard.taken(study):  # look again above: wait for the running, or end
+                break
             prepare = getattr(objective, "prepare", None)
             if prepare is not None:  # the training process starts before the heartbeat
                 prepare()

@@ -16,6 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from hpsearch.records import fail_reason
 from tests.conftest import TINY
 from tests.search.faults import HPSEARCH
 from tests.search.faults import SLOW
@@ -59,6 +60,24 @@ def _run_with_lock(url: str, name: str, text: str, write_study, hold_lock) -> No
     assert all(
         t.user_attrs["fail_reason"].startswith("surplus") for t in trials if t.state.name == "FAIL"
     )
+
+
+def test_eight_workers_end_a_study_without_a_surplus_row_each(write_study, tmp_path):
+    """A worker sees a full budget before it creates a trial row: only a true race (two
+    workers asking in the same few milliseconds) leaves a surplus row, not each worker but one
+    at every study's end, as before (issue 32)."""
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    path = write_study(FAST.replace(f"n_trials = {N_LOCKED}", "n_trials = 24"))
+    done = subprocess.run(
+        [HPSEARCH, "run", str(path), "--workers", "8", "--storage", url, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    trials = check_exact(url, "tiny", 24)
+    surplus = [t.number for t in trials if fail_reason(t).startswith("surplus")]
+    assert len(surplus) <= 2, surplus  # was 7 (one per worker but the last)
 
 
 def test_four_workers_on_sqlite_with_the_write_lock_held(write_study, tmp_path):
