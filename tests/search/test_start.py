@@ -98,3 +98,13 @@ def test_the_last_line_says_how_many_trials_this_process_trained_and_why_it_stop
     assert (
         "and trained 0 trials; it stopped because its --timeout ([study].timeout) was up" in last
     )
+
+
+def test_the_readmes_example_study_is_named_apart_and_outputs_are_ignored():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```toml", 1)[1].split("```", 1)[0]
+    name = tomllib.loads(block)["study"]["name"]
+    shipped = {tomllib.loads(e.study.read_text())["study"]["name"] for e in examples().values()}
+    assert name not in shipped  # both in ./hpsearch.db, they would collide
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert {"report.html", "best.json", "retrained/"} <= set(ignored)
