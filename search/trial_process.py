@@ -39,6 +39,7 @@ import pickle
 import select
 import signal
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -109,8 +110,7 @@ class Trainer:
         # notebook, a function or __main__).
         self.spawnable = kind is None or importable_elsewhere(kind)
         self.torch = kind is None or may_use_torch(kind)
-        self.page_fd = os.memfd_create("hpsearch-whereabouts")
-        os.ftruncate(self.page_fd, whereabouts.SIZE)
+        self.page_fd = _page_file()
         self.page = mmap.mmap(self.page_fd, whereabouts.SIZE)
         self.pid: int | None = None
         self.conn: Connection | None = None
@@ -314,6 +314,18 @@ class Trainer:
                 with contextlib.suppress(OSError):
                     close()
         self.pid = self.conn = self.pidfd = self.lifeline = None
+
+
+def _page_file() -> int:
+    """A file for the page the training process reports its whereabouts in: in memory where
+    the system can (Linux's memfd), else an unlinked temporary file (macOS)."""
+    try:
+        fd = os.memfd_create("hpsearch-whereabouts")
+    except (AttributeError, OSError):
+        fd, path = tempfile.mkstemp(prefix="hpsearch-whereabouts-")
+        os.unlink(path)
+    os.ftruncate(fd, whereabouts.SIZE)
+    return fd
 
 
 def _kill_group(pid: int) -> None:

@@ -416,6 +416,17 @@ def test_the_training_process_reports_where_it_was_when_it_died():
         assert trainer.pid != first
 
 
+def test_where_it_died_is_read_without_linux_memfd_too(monkeypatch):
+    """Where the system has no memfd (macOS), the page is an unlinked temporary file."""
+    from hpsearch import trial_process
+
+    monkeypatch.delattr(os, "memfd_create")
+    with trial_process.Trainer({}) as trainer:
+        with pytest.raises(trial_process.ProcessEnded) as ended:
+            trainer.call(_dies, 4)
+    assert ended.value.place.what == "Mine.partial_fit" and ended.value.place.epoch == 7
+
+
 def _answer(state, channel, x):
     return x + 1
 
