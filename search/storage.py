@@ -205,6 +205,29 @@ def _sqlite_tables(path: Path, mode: str) -> set[str]:
         conn.close()
 
 
+def _one_connection(rdb: Any, target: StorageURL, backend: str) -> None:
+    """A process that runs trials (or watches them: the parent of `run --workers`) holds one
+    connection: its threads (the trial loop, the heartbeat) take turns on it, each for one
+    short transaction, so a default PostgreSQL (max_connections = 100) holds about 90 workers.
+    Optuna's own set-up needs two at once (its schema check opens one inside another), so the
+    storage is made with the default pool and then given an engine of one connection, whose
+    turns wait however long the database takes (a heartbeat that gave up would let its trial
+    look dead)."""
+    import sqlalchemy
+    from sqlalchemy import orm
+
+    engine = sqlalchemy.create_engine(
+        target.url,
+        connect_args=_connect_args(backend),
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=24 * 3600.0,
+    )
+    rdb.engine.dispose()
+    rdb.engine = engine
+    rdb.scoped_session = orm.scoped_session(orm.sessionmaker(bind=engine))
+
+
 def _connect_args(backend: str) -> dict[str, object]:
     if backend == "sqlite":
         return {"timeout": float(os.environ.get(SQLITE_LOCK_ENV) or SQLITE_LOCK_TIMEOUT_S)}
@@ -344,6 +367,7 @@ def open_storage(
             raise UsageError(f"{target.origin}: {e}".replace("\n", " ")) from None
     if not heartbeat:
         return rdb
+    _one_connection(rdb, target, backend)
     if backend == "sqlite":
         _transactions_begin_before_reads(rdb.engine)
     from hpsearch.retrying import RetryingStorage

@@ -233,3 +233,48 @@ def test_an_unreachable_postgresql_is_a_one_line_error(capsys):
     assert main(["studies", "--storage", "postgresql://postgres@127.0.0.1:1/test"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "cannot open" in err
+
+
+def test_each_worker_holds_one_postgresql_connection(write_study, pg_url):
+    """A worker's threads (the trial loop, the heartbeat) take turns on one connection, and
+    the parent of `run --workers` watches on one: 4 workers hold 5, where they held 10."""
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    path = write_study(
+        FAST.replace(f"n_trials = {N_LOCKED}", "n_trials = 40").replace(
+            "epochs = 1", "epochs = 20"
+        )
+    )
+    proc = subprocess.Popen(
+        [HPSEARCH, "run", str(path), "--workers", "4", "--storage", pg_url, "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    database = make_url(pg_url).database
+    watcher = sqlalchemy.create_engine(pg_url, poolclass=sqlalchemy.pool.NullPool)
+    count = sqlalchemy.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"
+    )
+    complete = sqlalchemy.text("SELECT count(*) FROM trials WHERE state = 'COMPLETE'")
+    peak, samples = 0, 0
+    try:
+        while proc.poll() is None:  # sampled while the run lasts (it ends by itself)
+            with watcher.connect() as conn:
+                connections = conn.execute(count, {"d": database}).scalar()
+                try:  # once the workers are at work (their start-up opens and closes more)
+                    working = conn.execute(complete).scalar() >= 8
+                except sqlalchemy.exc.ProgrammingError:  # no trials table yet
+                    working = False
+            if working:
+                peak, samples = max(peak, connections), samples + 1
+            time.sleep(0.1)
+        out, err = proc.communicate(timeout=600)
+    finally:
+        proc.kill()
+        watcher.dispose()
+    assert proc.returncode == 0, err
+    assert samples >= 10  # sampled while the workers worked
+    assert 4 <= peak <= 5, peak  # the 4 workers were seen, each on one connection
+    check_exact(pg_url, "tiny", 40)
