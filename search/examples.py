@@ -62,8 +62,8 @@ def init(name: str, folder: Path) -> list[Path]:
     """Copy example `name` (with the files of its code) into `folder`; the files written.
 
     Raises:
-        UsageError: no such example, or a file of that name is already there (never
-            overwritten).
+        UsageError: no such example, a file of that name is already there (never
+            overwritten), or the folder cannot be written.
     """
     shipped = examples()
     if name not in shipped:
@@ -84,5 +84,10 @@ def init(name: str, folder: Path) -> list[Path]:
             "another folder, or move the file away"
         )
     for source, target in zip(sources, targets, strict=True):
-        target.write_bytes(source.read_bytes())
+        try:
+            target.write_bytes(source.read_bytes())
+        except OSError as e:
+            raise UsageError(
+                f"init: cannot write {target}: {e.strerror}; run it in a folder you can write to"
+            ) from None
     return targets

@@ -49,6 +49,18 @@ def test_init_of_an_example_with_a_class_copies_the_class_and_it_validates(
     assert doc["model"]["kind"] == "hinge_linear.py:HingeLinear"
 
 
+def test_init_that_cannot_write_is_one_line(tmp_path, monkeypatch, capsys):
+    # A name that leads nowhere writable (a link into a missing folder): what a read-only
+    # folder does for a user who is not root.
+    (tmp_path / "quickstart.toml").symlink_to(tmp_path / "missing" / "x.toml")
+    monkeypatch.chdir(tmp_path)
+    assert main(["init"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith(f"init: cannot write {tmp_path / 'quickstart.toml'}: ")
+    assert err.endswith("run it in a folder you can write to")
+
+
 def test_init_lists_and_names_a_close_example(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["init", "--list"]) == 0
