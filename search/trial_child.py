@@ -216,8 +216,9 @@ def serve(
             os._exit(0)
         if job is None:
             os._exit(0)
+        # A signal recorded since the last job is kept: the worker forwards one only while a
+        # job of its runs, so one that lands as this job is picked up still stops it.
         function, args = job
-        interrupts.signal = None
         try:
             answer = ("result", function(state, channel, *args))
         except BaseException as e:  # noqa: B036 (whatever the job raised goes to the worker)

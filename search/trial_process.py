@@ -294,6 +294,7 @@ class Trainer:
     def close(self) -> None:
         """Ask the process to exit; kill it (and what it started) if it does not at once."""
         if self.page_fd is not None:
+            self.page.close()
             os.close(self.page_fd)
             self.page_fd = None
         if self.pid is None:

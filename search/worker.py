@@ -373,11 +373,11 @@ def run_trials(
             if converged is not None and converged(study.get_trials(deepcopy=False)):
                 return "stop rule"
             fail_stale_trials(study)
-            if guard.taken(study):  # look again above: wait for the running, or end
-                break
             prepare = getattr(objective, "prepare", None)
             if prepare is not None:  # the training process starts before the heartbeat
                 prepare()
+            if guard.taken(study):  # look again above: wait for the running, or end
+                break
             trial_id = run_one(study, objective, (*catch, Surplus), log)
             if callbacks:
                 trial = internals.storage_of(study).get_trial(trial_id)
