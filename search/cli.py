@@ -20,6 +20,7 @@ from hpsearch.commands.results import Report
 from hpsearch.commands.results import Retrain
 from hpsearch.commands.results import Show
 from hpsearch.commands.running import Init
+from hpsearch.commands.running import Proxy
 from hpsearch.commands.running import Run
 from hpsearch.commands.running import Studies
 from hpsearch.commands.running import Validate
@@ -47,6 +48,7 @@ _COMMANDS: dict[str, type[Command]] = {
     "retrain": Retrain,
     "confirm": Confirm,
     "dashboard": Dashboard,
+    "proxy": Proxy,
 }
 
 

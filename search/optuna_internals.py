@@ -63,6 +63,28 @@ def heartbeat_table() -> Any:
     return TrialHeartbeatModel
 
 
+def grpc_proxy_server(storage: Any, host: str, port: int, threads: int) -> Any:
+    """A gRPC server (not started) serving `storage` with Optuna's proxy service, as
+    `optuna.storages.run_grpc_proxy_server` builds it, but refusing a port another server
+    holds (gRPC's default SO_REUSEPORT would let two proxies share one port unseen).
+
+    Raises:
+        RuntimeError: gRPC cannot bind host:port.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=threads), options=[("grpc.so_reuseport", 0)]
+    )
+    api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
+    server.add_insecure_port(f"{host}:{port}")
+    return server
+
+
 def delete_study_user_attr(storage: Any, study: int, key: str) -> None:
     """Remove a user attr of study id `study` (Optuna has no public call for it), through
     `storage`: an RDB storage, or hpsearch's retrying wrapper around one."""
@@ -71,6 +93,8 @@ def delete_study_user_attr(storage: Any, study: int, key: str) -> None:
 
     rdb = getattr(storage, "backend", storage)
     rdb = getattr(rdb, "_backend", rdb)  # the cache Optuna puts in front of it
+    if not hasattr(rdb, "engine"):
+        return  # a client of `hpsearch proxy`, which has no call for it
     table = StudyUserAttributeModel
     with rdb.engine.begin() as conn:
         conn.execute(sqlalchemy.delete(table).where(table.study_id == study, table.key == key))

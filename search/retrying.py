@@ -38,6 +38,11 @@ from hpsearch.optuna_internals import trial_table
 
 BaseHeartbeat = heartbeat_base()
 
+# Through `hpsearch proxy` a heartbeat is this system attr, which the proxy turns into the
+# database's heartbeat row instead of storing it (search/proxy.py): Optuna's gRPC protocol has
+# no heartbeat call.
+PROXY_HEARTBEAT_KEY = "hpsearch:heartbeat"
+
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 MAX_OUTAGE_S = 600.0  # give up after the storage has failed for this long in a row
@@ -64,6 +69,8 @@ def is_transient(error: BaseException) -> bool:
     if read_only_problem(error) is not None:
         return False
     # PendingRollbackError: a query retried inside a session whose connection just died.
+    if _proxy_unreachable(error):
+        return True
     lost = (
         sqlalchemy.exc.OperationalError,
         sqlalchemy.exc.InterfaceError,
@@ -76,6 +83,20 @@ def is_transient(error: BaseException) -> bool:
             return True
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
             return True
+        seen = seen.__cause__
+    return False
+
+
+def _proxy_unreachable(error: BaseException) -> bool:
+    """A gRPC call that failed because `hpsearch proxy` is down or restarting."""
+    import sys
+
+    grpc = sys.modules.get("grpc")  # loaded only by a client of the proxy
+    seen: BaseException | None = error
+    while grpc is not None and seen is not None:
+        if isinstance(seen, grpc.RpcError) and callable(getattr(seen, "code", None)):
+            code = seen.code()
+            return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
         seen = seen.__cause__
     return False
 
@@ -126,9 +147,14 @@ class _RetryingBase:
         log: Callable[[str], None],
         shown: str = "the database",
         stop: Callable[[], bool] = lambda: False,
+        heartbeat_s: int | None = None,
     ) -> None:
         self.backend = backend
-        self._inner = cached_storage(backend)
+        self._heartbeat_s = heartbeat_s  # a proxy's client's, which beats through attrs
+        # A client of `hpsearch proxy` caches the study's trials itself; the proxy recovers
+        # dead workers' trials, as it alone reaches the database (search/proxy.py).
+        self.proxied = not isinstance(backend, optuna.storages.RDBStorage)
+        self._inner = backend if self.proxied else cached_storage(backend)
         self._shown = shown
         self._outage = _Outage(log, stop)
 
@@ -150,6 +176,12 @@ class _RetryingBase:
         from datetime import datetime
 
         from optuna.trial import TrialState
+
+        if self.proxied:  # the proxy's database sets it under a row lock (SELECT FOR UPDATE)
+            try:
+                return self._inner.set_trial_state_values(trial_id, TrialState.FAIL)
+            except UpdateFinishedTrialError:
+                return False
 
         TrialModel = trial_table()
 
@@ -196,10 +228,20 @@ class _RetryingBase:
     def record_heartbeat(self, trial_id: int) -> None:
         """One heartbeat; a failed one is skipped (the next comes one interval later)."""
         try:
-            self._inner.record_heartbeat(trial_id)
+            if self.proxied:
+                self._inner.set_trial_system_attr(trial_id, PROXY_HEARTBEAT_KEY, True)
+            else:
+                self._inner.record_heartbeat(trial_id)
+        except UpdateFinishedTrialError:
+            pass  # told finished by another worker (a recovery) between two beats
         except Exception as e:
             if not is_transient(e):
                 raise
+
+    def get_heartbeat_interval(self) -> int | None:
+        if self.proxied:
+            return self._heartbeat_s
+        return self._inner.get_heartbeat_interval()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -217,7 +259,7 @@ _METHODS = {
     name
     for base in (BaseStorage, BaseHeartbeat)
     for name, value in vars(base).items()
-    if callable(value) and not name.startswith("__") and name != "record_heartbeat"
+    if callable(value) and not name.startswith("__") and name not in vars(_RetryingBase)
 }
 RetryingStorage = abc.ABCMeta(
     "RetryingStorage",

@@ -293,7 +293,7 @@ def run_study(
     else:
         bar = Progress(study, budget, bar=progress, failures=progress)
         try:
-            ended = _work(study, spec, data, budget, timeout, bar)
+            ended = _work(study, spec, data, budget, _left(timeout, start), bar)
         finally:
             bar.close()
     seconds = time.monotonic() - start
@@ -320,6 +320,11 @@ def _why(outcome: RunOutcome, signal_number: int | None, timeout: float | None) 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _left(timeout: float | None, start: float) -> float | None:
+    """What is left of a --timeout counted from the command's start (loading included)."""
+    return None if timeout is None else max(0.0, timeout - (time.monotonic() - start))
 
 
 def join_study(
@@ -355,7 +360,8 @@ def join_study(
     budget = n_trials or spec.n_trials
     progress = Progress(study, budget, bar=bar, failures=failures)
     try:
-        ended = _work(study, spec, data, budget, timeout or spec.timeout, progress, hint=hint)
+        left = _left(timeout or spec.timeout, start)
+        ended = _work(study, spec, data, budget, left, progress, hint=hint)
     finally:
         progress.close()
     seconds = time.monotonic() - start

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from hpsearch.errors import UsageError
+from hpsearch.grpc_client import is_proxy
+from hpsearch.grpc_client import open_proxy
+from hpsearch.grpc_client import proxy_address
 
 if TYPE_CHECKING:
     import optuna
@@ -96,7 +99,10 @@ def resolve_url(flag: str | None) -> StorageURL:
     return StorageURL(DEFAULT_URL, "storage")
 
 
-ALLOWED_URLS = "allowed: sqlite:///path/to/file.db or postgresql://user@host/dbname"
+ALLOWED_URLS = (
+    "allowed: sqlite:///path/to/file.db, postgresql://user@host/dbname or grpc://host:port "
+    "(an `hpsearch proxy`)"
+)
 
 
 def _check_url(target: StorageURL, *, create: bool) -> None:
@@ -104,6 +110,9 @@ def _check_url(target: StorageURL, *, create: bool) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    if is_proxy(target.url):
+        proxy_address(target)
+        return
     try:
         parsed = make_url(target.url)
     except ArgumentError:
@@ -131,6 +140,8 @@ def check_writable(target: StorageURL) -> None:
 
     from hpsearch.errors import read_only_error
 
+    if is_proxy(target.url):
+        return  # the proxy's database: the proxy checked it as it started
     parsed = make_url(target.url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
         return
@@ -205,21 +216,21 @@ def _sqlite_tables(path: Path, mode: str) -> set[str]:
         conn.close()
 
 
-def _one_connection(rdb: Any, target: StorageURL, backend: str) -> None:
+def _pool_of(rdb: Any, target: StorageURL, backend: str, connections: int) -> None:
     """A process that runs trials (or watches them: the parent of `run --workers`) holds one
     connection: its threads (the trial loop, the heartbeat) take turns on it, each for one
     short transaction, so a default PostgreSQL (max_connections = 100) holds about 90 workers.
     Optuna's own set-up needs two at once (its schema check opens one inside another), so the
     storage is made with the default pool and then given an engine of one connection, whose
     turns wait however long the database takes (a heartbeat that gave up would let its trial
-    look dead)."""
+    look dead). The proxy (search/proxy.py) asks for one per thread that serves its workers."""
     import sqlalchemy
     from sqlalchemy import orm
 
     engine = sqlalchemy.create_engine(
         target.url,
         connect_args=_connect_args(backend),
-        pool_size=1,
+        pool_size=connections,
         max_overflow=0,
         pool_timeout=24 * 3600.0,
     )
@@ -324,14 +335,20 @@ def _transactions_begin_before_reads(engine: Any) -> None:
 
 
 def open_storage(
-    target: StorageURL, *, create: bool = True, heartbeat: bool = False, log=None
+    target: StorageURL,
+    *,
+    create: bool = True,
+    heartbeat: bool = False,
+    log=None,
+    connections: int = 1,
 ) -> optuna.storages.BaseStorage:
     """Open (and with `create`, initialise) the study database.
 
     With `heartbeat` (for processes that run trials), each running trial's worker writes a
     heartbeat, so a dead worker's trial can be failed and retried with the same parameters and
     seed, and every storage call is retried through outages (search/retrying.py), its root
-    cause given to `log`.
+    cause given to `log`; it holds `connections` connections (one for a worker).
+    `grpc://HOST:PORT` opens a client of `hpsearch proxy` (search/proxy.py) instead.
 
     Raises:
         UsageError: the URL cannot be parsed or reached, names a database that is not an Optuna
@@ -339,6 +356,8 @@ def open_storage(
             installed, or has an old schema.
     """
     _check_url(target, create=create)
+    if is_proxy(target.url):
+        return open_proxy(target, heartbeat_s=heartbeat_interval() if heartbeat else None, log=log)
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -367,7 +386,7 @@ def open_storage(
             raise UsageError(f"{target.origin}: {e}".replace("\n", " ")) from None
     if not heartbeat:
         return rdb
-    _one_connection(rdb, target, backend)
+    _pool_of(rdb, target, backend, connections)
     if backend == "sqlite":
         _transactions_begin_before_reads(rdb.engine)
     from hpsearch.retrying import RetryingStorage

@@ -157,7 +157,7 @@ def fail_stale_trials(study: optuna.Study) -> None:
     """
     storage = internals.storage_of(study)
     interval = storage.get_heartbeat_interval()
-    if interval is None:
+    if interval is None or storage.proxied:  # `hpsearch proxy` recovers (search/proxy.py)
         return
     grace = storage.backend.grace_period or 2 * interval
     for stale in internals.stale_trial_ids(storage, internals.study_id(study)):
@@ -191,7 +191,7 @@ class SilentTrials:
         TrialHeartbeatModel = internals.heartbeat_table()
         storage = internals.storage_of(study)
         interval = storage.get_heartbeat_interval()
-        if interval is None:
+        if interval is None or storage.proxied:  # `hpsearch proxy` recovers them
             return []
         limit = 3 * (storage.backend.grace_period or 2 * interval)
         trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

@@ -158,11 +158,18 @@ def report_outcome(outcome: Any, worker: bool = False) -> int:
             "again to resume"
         )
     else:
+        from hpsearch.grpc_client import is_proxy
+
+        dashboard = (  # optuna-dashboard's own command takes no proxy
+            f"hpsearch dashboard --storage {outcome.storage}"
+            if is_proxy(outcome.storage)
+            else f"optuna-dashboard {outcome.storage}"
+        )
         print(
             f"{who} took {outcome.seconds:.1f} s and trained {trained}; it stopped because "
             f"{_WHY.get(outcome.why, outcome.why).format(budget=budget)}; results are in "
             f"{outcome.storage} (study {name!r}); see `hpsearch show {name}` or "
-            f"`optuna-dashboard {outcome.storage}`"
+            f"`{dashboard}`"
         )
     return _say_why_not_zero(outcome, trials)
 
@@ -227,6 +234,64 @@ class Worker(Command):
             trial_timeout=args.trial_timeout,
         )
         return report_outcome(outcome, worker=True)
+
+
+class Proxy(Command):
+    """Serve a database to many workers through Optuna's gRPC proxy (workers: --storage grpc://HOST:PORT)."""
+
+    storage = True
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        from hpsearch.commands import port
+        from hpsearch.proxy import DEFAULT_PORT
+        from hpsearch.proxy import DEFAULT_THREADS
+
+        parser.add_argument(
+            "--host",
+            default="127.0.0.1",
+            help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)",
+        )
+        parser.add_argument(
+            "--port", type=port, default=DEFAULT_PORT, metavar="P", help="port (default 13000)"
+        )
+        parser.add_argument(
+            "--threads",
+            type=positive_int,
+            default=DEFAULT_THREADS,
+            metavar="N",
+            help="requests served at once, and database connections held (default 8)",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        import signal
+
+        from hpsearch.proxy import serve
+        from hpsearch.storage import resolve_url
+
+        def interrupted(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupted)
+        target = resolve_url(args.storage)
+
+        def ready() -> None:
+            print(
+                f"hpsearch proxy for {target.shown} at grpc://{args.host}:{args.port} "
+                f"({args.threads} connections); workers: --storage grpc://{args.host}:"
+                f"{args.port}; Ctrl-C stops it",
+                flush=True,
+            )
+
+        def log(message: str) -> None:
+            print(message, file=sys.stderr, flush=True)
+
+        try:
+            serve(
+                target, host=args.host, port=args.port, threads=args.threads, log=log, ready=ready
+            )
+        except KeyboardInterrupt:
+            print("proxy stopped", file=sys.stderr, flush=True)
+        return 0
 
 
 class Studies(Command):

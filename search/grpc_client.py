@@ -1,0 +1,80 @@
+"""A client of `hpsearch proxy` (search/proxy.py): storage URLs of the form grpc://HOST:PORT.
+
+Through the proxy, workers hold no database connection; Optuna's gRPC client caches the
+study's trials, and the proxy recovers dead workers' trials."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import TYPE_CHECKING
+from typing import Any
+
+from hpsearch.errors import UsageError
+
+if TYPE_CHECKING:
+    from hpsearch.storage import StorageURL
+
+GRPC_SCHEME = "grpc://"
+
+
+def is_proxy(url: str) -> bool:
+    """Whether a storage URL names Optuna's gRPC storage proxy (`hpsearch proxy`)."""
+    return url.startswith(GRPC_SCHEME)
+
+
+def proxy_address(target: StorageURL) -> tuple[str, int]:
+    """`grpc://HOST:PORT` -> (HOST, PORT), or one line saying what is allowed."""
+    from urllib.parse import urlsplit
+
+    problem = f"{target.origin}: cannot read {target.shown!r} as grpc://HOST:PORT"
+    try:
+        parts = urlsplit(target.url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise UsageError(f"{problem}; the port must be a number from 1 to 65535") from None
+    if not host or port is None or parts.path not in ("", "/") or parts.query:
+        raise UsageError(f"{problem} (for example grpc://127.0.0.1:13000)")
+    return host, port
+
+
+def open_proxy(target: StorageURL, *, heartbeat_s: int | None, log=None) -> Any:
+    """A client of `hpsearch proxy` at grpc://HOST:PORT, once it answers; with `heartbeat_s`
+    (for processes that run trials) wrapped to retry through outages and beat that often."""
+    try:
+        import grpc  # noqa: F401
+        from optuna.storages import GrpcStorageProxy
+    except ImportError:
+        raise UsageError(
+            f"{target.origin}: {target.shown} needs the Python package 'grpcio', which is "
+            "not installed; pip install 'hpsearch[grpc]'"
+        ) from None
+    host, port = proxy_address(target)
+    wait = float(os.environ.get(PROXY_CONNECT_ENV) or PROXY_CONNECT_TIMEOUT_S)
+    with warnings.catch_warnings():  # Optuna calls the proxy experimental
+        warnings.simplefilter("ignore")
+        proxy = GrpcStorageProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=wait)
+    except ConnectionError:
+        proxy.close()
+        raise UsageError(
+            f"{target.origin}: nothing answers at {host}:{port} after {wait:.0f} s; start the "
+            f"proxy there with `hpsearch proxy --storage postgresql://... --host {host} "
+            f"--port {port}`"
+        ) from None
+    if heartbeat_s is None:
+        return proxy
+    from hpsearch.retrying import RetryingStorage
+
+    return RetryingStorage(
+        proxy,
+        log=log or (lambda message: None),
+        shown=target.shown,
+        heartbeat_s=heartbeat_s,
+    )
+
+
+# How long a client waits for `hpsearch proxy` to answer before saying so.
+PROXY_CONNECT_TIMEOUT_S = 10
+PROXY_CONNECT_ENV = "HPSEARCH_PROXY_CONNECT_TIMEOUT"
