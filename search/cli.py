@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from hpsearch.commands import Command
+from hpsearch.commands.cluster import Cancel
 from hpsearch.commands.results import Confirm
 from hpsearch.commands.results import Dashboard
 from hpsearch.commands.results import Export
@@ -49,6 +50,7 @@ _COMMANDS: dict[str, type[Command]] = {
     "confirm": Confirm,
     "dashboard": Dashboard,
     "proxy": Proxy,
+    "cancel": Cancel,
 }
 
 

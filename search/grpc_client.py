@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from hpsearch.storage import StorageURL
 
 GRPC_SCHEME = "grpc://"
+# `hpsearch proxy`'s defaults (here, where the command line reads them without importing
+# the proxy's storage code).
+DEFAULT_PORT = 13000
+DEFAULT_THREADS = 8
 
 
 def is_proxy(url: str) -> bool:

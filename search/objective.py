@@ -112,12 +112,13 @@ class Objective:
         seed = self._seed(trial)
         curves: dict[str, list[float]] = {name: [] for name in CURVES}
         pruned_at: list[str] = []
+        at_end: dict[str, Any] = {}  # written with the curves, in one transaction
 
         def on_epoch(report: EpochReport) -> str:
             if report.epoch == 0:
-                trial.set_user_attr(TRAIN_METRICS_ATTR, report.train_metrics)
+                at_end[TRAIN_METRICS_ATTR] = report.train_metrics
                 if report.threads is not None:  # what a Torch model chose
-                    trial.set_user_attr(THREADS_ATTR, report.threads)
+                    at_end[THREADS_ATTR] = report.threads
             # The rounded numbers are the truth everywhere: curves, reports and the value.
             for name in CURVES:
                 curves[name].append(_short(report.values[name]))
@@ -164,7 +165,7 @@ class Objective:
             trial.set_user_attr(FAIL_REASON_ATTR, "interrupted")
             raise
         finally:
-            self._record(trial, curves, time.perf_counter() - start)
+            self._record(trial, curves, time.perf_counter() - start, at_end)
 
     def _ended(self, trial: optuna.Trial, ended: ProcessEnded) -> None:
         """The training process ended or ran past trial_timeout: the trial fails, counts
@@ -188,13 +189,13 @@ class Objective:
         """The trial's seed, stored with it (and the threads it trains on). A trial retried
         after its worker died inherits the dead trial's user attrs, seed included: it is the
         same trial again, with the same parameters and seed."""
+        # (1 thread where the training process had to be forked after Torch ran in this one)
+        attrs = {THREADS_ATTR: 1 if self.trainer.one_thread else self.threads}
         if SEED_ATTR in trial.user_attrs:
             seed = trial.user_attrs[SEED_ATTR]
         else:
-            seed = trial_seed(self.spec.seed, trial.number)
-            trial.set_user_attr(SEED_ATTR, seed)
-        # (1 where the training process had to be forked after Torch ran in this one)
-        trial.set_user_attr(THREADS_ATTR, 1 if self.trainer.one_thread else self.threads)
+            seed = attrs[SEED_ATTR] = trial_seed(self.spec.seed, trial.number)
+        set_user_attrs(trial, attrs)
         return seed
 
     @staticmethod
@@ -243,6 +244,18 @@ class Objective:
         )
 
     @staticmethod
-    def _record(trial: optuna.Trial, curves: dict[str, Any], seconds: float) -> None:
-        trial.set_user_attr(CURVES_ATTR, curves)
-        trial.set_user_attr(SECONDS_ATTR, round(seconds, 4))
+    def _record(
+        trial: optuna.Trial, curves: dict[str, Any], seconds: float, more: dict[str, Any]
+    ) -> None:
+        set_user_attrs(trial, {**more, CURVES_ATTR: curves, SECONDS_ATTR: round(seconds, 4)})
+
+
+def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """Several user attrs of a running trial in one transaction: a trial's cost in database
+    round trips must not grow with what it records (issue 32)."""
+    storage = internals.storage_of(trial.study)
+    if not hasattr(storage, "set_trial_user_attrs"):  # a storage without hpsearch's wrapper
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    storage.set_trial_user_attrs(internals.trial_id(trial), attrs)

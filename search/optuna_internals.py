@@ -100,6 +100,17 @@ def delete_study_user_attr(storage: Any, study: int, key: str) -> None:
         conn.execute(sqlalchemy.delete(table).where(table.study_id == study, table.key == key))
 
 
+def set_trial_user_attrs(rdb: optuna.storages.RDBStorage, trial: int, attrs: dict) -> None:
+    """Several user attrs of trial id `trial` in one transaction (Optuna's public call commits
+    one at a time), checked as Optuna checks one: the trial must still be running."""
+    from optuna.storages._rdb.models import TrialUserAttributeModel
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(rdb.scoped_session, True) as session:
+        for key, value in attrs.items():
+            rdb._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial, key, value)
+
+
 def stale_trial_ids(storage: Any, study: int) -> list[int]:
     """RUNNING trials of study id `study` whose heartbeat is older than the grace period, by
     the database server's clock (through `storage`: an RDB storage, or hpsearch's retrying

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from hpsearch.records import DIVERGED_ATTR
@@ -14,6 +15,9 @@ from hpsearch.records import own_trials
 
 if TYPE_CHECKING:
     import optuna
+
+
+READ_EVERY_S = 1.0
 
 
 class Progress:
@@ -29,6 +33,8 @@ class Progress:
         from tqdm import tqdm
 
         self.failures = failures
+        self.study = study
+        self.read_at = time.monotonic()
         trials = study.get_trials(deepcopy=False)
         self.bar = tqdm(
             total=total,
@@ -53,10 +59,16 @@ class Progress:
         told = any(attrs.get(name) for name in (DIVERGED_ATTR, USER_ERROR_ATTR, *ENDED_ATTRS))
         if trial.state.name == "FAIL" and told and self.failures:
             self.write(f"trial {trial.number} failed: {trial.user_attrs['fail_reason']}")
-        self.refresh(study.get_trials(deepcopy=False))
+        # The study's trials (every worker's) are read at most once a second, and only for a
+        # bar that is drawn: a read per trial is a query per trial on a shared database.
+        if not self.bar.disable and time.monotonic() - self.read_at >= READ_EVERY_S:
+            self.read_at = time.monotonic()
+            self.refresh(study.get_trials(deepcopy=False))
 
     def write(self, message: str) -> None:
         self.bar.write(message, file=sys.stderr)
 
     def close(self) -> None:
+        if not self.bar.disable:
+            self.refresh(self.study.get_trials(deepcopy=False))
         self.bar.close()

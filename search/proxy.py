@@ -31,9 +31,6 @@ from hpsearch import optuna_internals as internals
 from hpsearch.retrying import PROXY_HEARTBEAT_KEY
 from hpsearch.storage import StorageURL
 
-DEFAULT_PORT = 13000
-DEFAULT_THREADS = 8
-
 
 class _Served:
     """The storage the proxy serves: the database's, with heartbeats made rows again."""

@@ -34,6 +34,8 @@ from hpsearch.errors import read_only_error
 from hpsearch.errors import read_only_problem
 from hpsearch.optuna_internals import cached_storage
 from hpsearch.optuna_internals import heartbeat_base
+from hpsearch.optuna_internals import set_trial_user_attrs
+from hpsearch.optuna_internals import trial_id as id_of
 from hpsearch.optuna_internals import trial_table
 
 BaseHeartbeat = heartbeat_base()
@@ -46,6 +48,13 @@ PROXY_HEARTBEAT_KEY = "hpsearch:heartbeat"
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
 MAX_OUTAGE_S = 600.0  # give up after the storage has failed for this long in a row
+# A read of a study's trials is reused for this long, until this process changes a trial's
+# state: within one trial the loop, Optuna's ask and the sampler read them four times in a few
+# milliseconds, and a pruner once an epoch.
+REUSE_S = 0.5
+# The writes after which the next read is fresh: a trial's state changed. A trial this process
+# creates is added to the last read (create_new_trial).
+_STATE_WRITES = ("set_trial_state_values", "_fail_if_running")
 
 
 class StorageUnavailable(UsageError):
@@ -157,6 +166,8 @@ class _RetryingBase:
         self._inner = backend if self.proxied else cached_storage(backend)
         self._shown = shown
         self._outage = _Outage(log, stop)
+        self._recent: tuple[int, float, list[Any]] | None = None
+        self._created: Any = None  # the trial this process just created, as read back
 
     def set_handlers(self, *, log: Callable[[str], None], stop: Callable[[], bool]) -> None:
         """Where messages go (a progress bar's write) and when a retry should give up waiting."""
@@ -196,10 +207,65 @@ class _RetryingBase:
         with self.backend.engine.begin() as conn:
             return conn.execute(update).rowcount == 1
 
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Several user attrs in one transaction (one call each through the proxy)."""
+        self._call("_set_trial_user_attrs", trial_id, attrs)
+
+    def _set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        if self.proxied:
+            for key, value in attrs.items():
+                self._inner.set_trial_user_attr(trial_id, key, value)
+        else:
+            set_trial_user_attrs(self.backend, trial_id, attrs)
+
+    def get_all_trials(
+        self, study_id: int, deepcopy: bool = True, states: Any = None
+    ) -> list[optuna.trial.FrozenTrial]:
+        """The study's trials, read again only when this process has changed a trial's
+        state since, or the last read is REUSE_S old: what other workers changed meanwhile
+        shows at the next read. The check that keeps the budget exact reads `fresh_trials`."""
+        import copy
+
+        recent, now = self._recent, time.monotonic()
+        if recent is not None and recent[0] == study_id and now - recent[1] < REUSE_S:
+            trials = recent[2]
+        else:
+            trials = self.fresh_trials(study_id)
+        if states is not None:
+            trials = [t for t in trials if t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
+        """A new trial, read back once: added to the last read of the study's trials, and
+        handed to the get_trial that Optuna's ask makes next."""
+        trial_id = self._call("create_new_trial", study_id, template_trial)
+        trial = self._call("get_trial", trial_id)
+        recent = self._recent
+        if recent is not None and recent[0] == study_id:
+            self._recent = (study_id, recent[1], [*recent[2], trial])
+        self._created = trial
+        return trial_id
+
+    def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
+        created, self._created = self._created, None
+        if created is not None and id_of(created) == trial_id:
+            return created
+        return self._call("get_trial", trial_id)
+
+    def fresh_trials(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
+        """The study's trials as the database holds them now (not deep-copied)."""
+        now = time.monotonic()
+        trials = self._call("get_all_trials", study_id, deepcopy=False)
+        self._recent = (study_id, now, trials)
+        return trials
+
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in _STATE_WRITES:
+            self._recent = None
         backoff = FIRST_BACKOFF_S
         attempt = 0
-        target = self if name == "_fail_if_running" else self._inner
+        own = name in ("_fail_if_running", "_set_trial_user_attrs")
+        target = self if own else self._inner
         while True:
             try:
                 result = getattr(target, name)(*args, **kwargs)

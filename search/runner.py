@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +69,7 @@ class RunOutcome:
     rule: Any = None  # the study's stopping rule (StopSpec), if it has one
     ran: int = 0  # the trials this command's processes trained
     why: str = ""  # why they stopped: budget, timeout, stop rule, signal, workers lost
+    detached: bool = False  # run --on CLUSTER --detach: the workers were placed, not followed
 
     @property
     def stopped(self) -> dict[str, Any] | None:
@@ -141,6 +144,14 @@ def _convergence(
     return converged
 
 
+def _deliver_when(interrupted: threading.Event, interrupts: Any) -> None:
+    def deliver() -> None:
+        interrupted.wait()
+        interrupts.deliver(signal.SIGTERM)
+
+    threading.Thread(target=deliver, daemon=True, name="hpsearch-interrupt").start()
+
+
 def _work(
     study: optuna.Study,
     spec: StudySpec,
@@ -149,6 +160,7 @@ def _work(
     timeout: float | None,
     progress: Progress,
     hint: bool = True,
+    interrupted: threading.Event | None = None,
 ) -> Ended:
     """Run this process's share of the trials, training in a process of its own
     (search/trial_process.py) on the threads $HPSEARCH_THREADS or the study asks for (never
@@ -163,6 +175,8 @@ def _work(
     from hpsearch.worker import run_trials
 
     interrupts = Interrupts(hint=hint)
+    if interrupted is not None:  # a Dask task's stop: as SIGTERM
+        _deliver_when(interrupted, interrupts)
     guard = BudgetGuard(budget)
     threads = requested_threads() or study_threads(study.user_attrs) or training_threads()
 
@@ -233,8 +247,12 @@ def run_study(
     warm_start: str | None = None,
     arrays: dict[str, Any] | None = None,
     trial_timeout: float | None = None,
+    on: Any = None,
 ) -> RunOutcome:
     """Run trials until the study has `n_trials` finished ones.
+
+    `on`: a launcher (search/launchers.py) that places the `workers` on a cluster; this
+    process then follows the study (or, with the launcher's `detach`, returns at once).
 
     `arrays`: the fingerprint record of arrays given in Python (search/arrays.py), stored with
     a new study and checked against a stored one.
@@ -257,6 +275,8 @@ def run_study(
     # The data first: a bad data file must not leave a study behind; and with several workers
     # the prepared cache is written once, here, before they memory-map it.
     data = load_data(spec.data, spec.seed, spec.source)
+    if on is not None:
+        on.check(target)
     storage = open_storage(target, create=True, heartbeat=True, log=_stderr)
     drop_interrupted_warm_start(spec, storage, target, _stderr)
     warm = read_warm_start(spec, storage, target, warm_start)
@@ -272,7 +292,15 @@ def run_study(
     if trial_timeout is not None:
         spec = dataclasses.replace(spec, trial_timeout=trial_timeout)
     lost: list[int] = []
-    if workers > 1:
+    if on is not None:
+        signal_number, lost, before = _on_cluster(
+            on, study, target, budget, timeout, spec, workers, progress
+        )
+        if on.detach:
+            return dataclasses.replace(outcome, detached=True)
+        ended = Ended(signal_number, _why(outcome, signal_number, timeout), 0)
+        ended = dataclasses.replace(ended, ran=outcome.finished - before)
+    elif workers > 1:
         from hpsearch.pool import WorkerTask
         from hpsearch.pool import run_workers
 
@@ -307,6 +335,37 @@ def run_study(
     )
 
 
+def _on_cluster(
+    on: Any,
+    study: optuna.Study,
+    target: StorageURL,
+    budget: int,
+    timeout: float | None,
+    spec: StudySpec,
+    workers: int,
+    progress: bool,
+) -> tuple[int | None, list[int], int]:
+    """Place the workers with launcher `on`, then follow the study (unless detached)."""
+    from hpsearch.pool import WorkerTask
+
+    task = WorkerTask(
+        study.study_name,
+        budget,
+        timeout,
+        debug=False,
+        progress=progress,
+        parent=os.getpid(),
+        folder=os.getcwd(),
+        trial_timeout=spec.trial_timeout,
+    )
+    before = finished_count(study.get_trials(deepcopy=False))
+    print(on.start(study, target, task, workers), file=sys.stderr, flush=True)
+    if on.detach:
+        return None, [], before
+    signal_number, lost = on.follow(study, task)
+    return signal_number, lost, before
+
+
 def _why(outcome: RunOutcome, signal_number: int | None, timeout: float | None) -> str:
     """Why the workers of `run --workers` stopped, from the study they left."""
     if signal_number is not None:
@@ -337,9 +396,11 @@ def join_study(
     failures: bool,
     trial_timeout: float | None = None,
     hint: bool = True,
+    interrupted: threading.Event | None = None,
 ) -> RunOutcome:
     """`hpsearch worker`, and each worker of `run --workers`: run trials of a stored study
-    until its budget is finished. `bar`: a progress bar; `failures`: a line for each trial the
+    until its budget is finished (`interrupted`: set by another thread, it stops them as a
+    SIGTERM would). `bar`: a progress bar; `failures`: a line for each trial the
     user's code failed; `trial_timeout` overrides the stored spec's; `hint`: a first Ctrl-C
     says that a second one stops at once."""
     import optuna
@@ -361,7 +422,7 @@ def join_study(
     progress = Progress(study, budget, bar=bar, failures=failures)
     try:
         left = _left(timeout or spec.timeout, start)
-        ended = _work(study, spec, data, budget, left, progress, hint=hint)
+        ended = _work(study, spec, data, budget, left, progress, hint, interrupted)
     finally:
         progress.close()
     seconds = time.monotonic() - start

@@ -64,7 +64,7 @@ def name_problem(name: object) -> str | None:
     )
 
 
-_SECTIONS = ("study", "data", "model", "params", "enqueue")
+_SECTIONS = ("study", "data", "model", "params", "enqueue", "slurm")  # [slurm]: search/slurm.py
 _STUDY_KEYS = (
     "name",
     "n_trials",

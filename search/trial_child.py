@@ -88,8 +88,15 @@ class Interrupts:
         if self.signal is not None:
             raise Interrupted
 
+    def deliver(self, signum: int) -> None:
+        """A signal that came another way (a Dask task's stop event), handled as one."""
+        self._handler(signum, None)
+
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # a Dask task: its stop comes through deliver()
+            return
         previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield

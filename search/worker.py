@@ -70,13 +70,12 @@ class BudgetGuard:
 
     def taken(self, study: optuna.Study) -> bool:
         """Before a trial row is created: whether the budget is already finished or in flight
-        (with no WAITING trial, which the next ask would take instead of a new row). One read
-        through Optuna's cache of the study's trials, which the sampler reads at every ask
-        anyway. Without it each worker but one made a surplus row at the end of every study:
-        a worker's stretch of trials looked at the study only between stretches."""
+        (with no WAITING trial, which the next ask would take instead of a new row): one read,
+        which the sampler then reuses (search/retrying.py). Without it each worker but one
+        made a surplus row at the end of every study."""
         from optuna.trial import TrialState
 
-        trials = study.get_trials(deepcopy=False)
+        trials = _fresh_trials(study)
         if len(trials) < self.budget:  # fewer rows than the budget: nothing can be surplus
             return False
         if any(t.state == TrialState.WAITING for t in trials):
@@ -94,7 +93,7 @@ class BudgetGuard:
             return
         in_flight = (TrialState.RUNNING, TrialState.WAITING)
         ahead = 0
-        for t in trial.study.get_trials(deepcopy=False):
+        for t in _fresh_trials(trial.study):
             if t.number < trial.number and (counts_toward_budget(t) or t.state in in_flight):
                 ahead += 1
         if ahead >= self.budget:
@@ -103,6 +102,15 @@ class BudgetGuard:
                 f"surplus: {ahead} trials ahead of it already fill the budget of {self.budget}"
             )
         self.last_place = ahead + 1 >= self.budget
+
+
+def _fresh_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials as stored now, not a read reused (search/retrying.py)."""
+    storage = internals.storage_of(study)
+    fresh = getattr(storage, "fresh_trials", None)
+    if fresh is None:
+        return study.get_trials(deepcopy=False)
+    return fresh(internals.study_id(study))
 
 
 def requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -134,8 +142,7 @@ def fail_dead_trial(study: optuna.Study, trial_id: int, reason: str) -> bool:
     """Fail a RUNNING trial whose worker is gone, with its reason, and re-queue it.
 
     Several workers may find the same dead trial at once: the first to set its state wins and
-    re-queues it; for the others the trial is already finished, which is not an error.
-    Returns whether this worker failed it.
+    re-queues it (the others get False, not an error).
     """
     from optuna.exceptions import UpdateFinishedTrialError
 
@@ -153,8 +160,7 @@ def fail_dead_trial(study: optuna.Study, trial_id: int, reason: str) -> bool:
 def fail_stale_trials(study: optuna.Study) -> None:
     """Fail RUNNING trials whose heartbeat is older than the grace period, and re-queue them.
 
-    The age is the database server's `now()` minus the server-written heartbeat: one clock.
-    """
+    The age is the database server's `now()` minus the server-written heartbeat: one clock."""
     storage = internals.storage_of(study)
     interval = storage.get_heartbeat_interval()
     if interval is None or storage.proxied:  # `hpsearch proxy` recovers (search/proxy.py)
@@ -261,8 +267,8 @@ def run_one(
     objective: Callable[[Any], float],
     catch: tuple[type[Exception], ...],
     log: Callable[[str], None],
-) -> int:
-    """Ask for a trial, train it under a heartbeat, tell its outcome; the trial's id.
+) -> optuna.trial.FrozenTrial:
+    """Ask for a trial, train it under a heartbeat, tell its outcome; the trial as stored.
 
     Exceptions in `catch` fail the trial (the objective has stored its reason). Any other
     exception, and KeyboardInterrupt, fails it too and is raised again once that is stored.
@@ -298,13 +304,17 @@ def run_one(
             f"trial {trial.number} was failed by another worker while this one could not "
             f"reach the database ({fail_reason(stored)}); it was re-queued"
         )
+    if isinstance(error, KeyboardInterrupt) and told.state == TrialState.FAIL:
+        # Ctrl-C, SIGTERM, a cancelled Slurm task: run again first, same parameters and seed.
+        with contextlib.suppress(Exception):
+            requeue(study, told)
     if error is not None:
         raise error
-    return internals.trial_id(trial)
+    return told
 
 
 def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
-    """Sleep in short steps, so a Ctrl-C (recorded, not raised) is acted on quickly."""
+    """Sleep in short steps, so a Ctrl-C (recorded, not raised) is acted on at once."""
     end = time.monotonic() + seconds
     while time.monotonic() < end and not stop():
         time.sleep(min(0.2, max(0.0, end - time.monotonic())))
@@ -345,6 +355,7 @@ def run_trials(
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
     start = time.monotonic()
     silent = SilentTrials()
+    recovery = _Every(internals.storage_of(study).get_heartbeat_interval())
 
     def time_left() -> float | None:
         return None if timeout is None else timeout - (time.monotonic() - start)
@@ -372,20 +383,35 @@ def run_trials(
                 break
             if converged is not None and converged(study.get_trials(deepcopy=False)):
                 return "stop rule"
-            fail_stale_trials(study)
+            if recovery.due():
+                fail_stale_trials(study)
             prepare = getattr(objective, "prepare", None)
             if prepare is not None:  # the training process starts before the heartbeat
                 prepare()
             if guard.taken(study):  # look again above: wait for the running, or end
                 break
-            trial_id = run_one(study, objective, (*catch, Surplus), log)
-            if callbacks:
-                trial = internals.storage_of(study).get_trial(trial_id)
-                for callback in callbacks:
-                    callback(study, trial)
+            trial = run_one(study, objective, (*catch, Surplus), log)
+            for callback in callbacks:
+                callback(study, trial)
             if guard.last_place:
                 break
     return "signal"
+
+
+class _Every:
+    """True at the first call, then once `seconds` have passed since the last True (dead
+    workers' trials are looked for once a heartbeat interval, not before every trial)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds or 0.0
+        self.last: float | None = None
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self.last is not None and now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
 
 
 def _watch_the_running(

@@ -37,6 +37,7 @@ class Show(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         from hpsearch.records import load_study
+        from hpsearch.slurm import JOBS_ATTR
         from hpsearch.storage import open_storage
         from hpsearch.storage import resolve_url
         from hpsearch.summary import describe_study
@@ -48,6 +49,10 @@ class Show(Command):
             print_json(detail)
             return 0
         _print_summary(detail)
+        if JOBS_ATTR in study.user_attrs:  # its workers as Slurm jobs: where they are
+            from hpsearch.slurm import summary
+
+            print(summary(study.study_name, study.user_attrs))
         if detail.best is None:
             print("no complete trial yet")
             return 0

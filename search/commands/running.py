@@ -88,6 +88,9 @@ class Run(Command):
             help="a new study starts from the finished trials of study SOURCE (same storage) "
             "or from an export file SOURCE.json; overrides [study].warm_start",
         )
+        from hpsearch.commands.cluster import add_cluster_arguments
+
+        add_cluster_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         import dataclasses
@@ -100,6 +103,12 @@ class Run(Command):
         spec = load_study_file(args.study_file)
         if args.seed is not None:
             spec = dataclasses.replace(spec, seed=args.seed)
+        from hpsearch.commands.cluster import dry_run
+        from hpsearch.commands.cluster import launcher_of
+
+        on = launcher_of(args)
+        if args.dry_run:
+            return dry_run(args, spec, on)
         outcome = run_study(
             spec,
             resolve_url(args.storage),
@@ -110,8 +119,19 @@ class Run(Command):
             debug=args.debug,
             warm_start=warm_source(args.warm_start, "--warm-start"),
             trial_timeout=args.trial_timeout,
+            on=on,
         )
         return report_outcome(outcome)
+
+
+def _detached(outcome: Any) -> int:
+    name = outcome.study.study_name
+    print(
+        f"study {name!r}: {outcome.finished} of {outcome.budget} trials finished; its workers "
+        f"are submitted: `hpsearch show {name}` follows them, `hpsearch cancel {name}` "
+        "cancels them"
+    )
+    return 0
 
 
 def report_outcome(outcome: Any, worker: bool = False) -> int:
@@ -126,6 +146,8 @@ def report_outcome(outcome: Any, worker: bool = False) -> int:
     trials = study.get_trials(deepcopy=False)
     counts = state_counts(trials)
     name = study.study_name
+    if outcome.detached:
+        return _detached(outcome)
     if outcome.nothing_to_run:
         print(
             f"study {name!r} already has {outcome.finished} finished trials (budget "
@@ -243,8 +265,8 @@ class Proxy(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         from hpsearch.commands import port
-        from hpsearch.proxy import DEFAULT_PORT
-        from hpsearch.proxy import DEFAULT_THREADS
+        from hpsearch.grpc_client import DEFAULT_PORT
+        from hpsearch.grpc_client import DEFAULT_THREADS
 
         parser.add_argument(
             "--host",

@@ -69,8 +69,10 @@ def test_a_signal_fails_the_running_trial_keeps_the_rest_and_a_rerun_resumes(
     assert "run the same command again to resume" in out
     study = optuna.load_study(study_name="tiny", storage=url)
     states = [t.state.name for t in study.trials]
-    assert states == ["COMPLETE", "FAIL"]
+    assert states == ["COMPLETE", "FAIL", "WAITING"]  # trial 1 again, first in line
     assert study.trials[1].user_attrs["fail_reason"] == "interrupted"
+    assert study.trials[2].params == study.trials[1].params
+    assert study.trials[2].user_attrs["seed"] == study.trials[1].user_attrs["seed"]
     assert finished_count(study.trials) == 1
 
     rerun = subprocess.run(
@@ -81,6 +83,7 @@ def test_a_signal_fails_the_running_trial_keeps_the_rest_and_a_rerun_resumes(
     )
     assert rerun.returncode == 0, rerun.stderr
     trials = optuna.load_study(study_name="tiny", storage=url).trials
-    assert finished_count(trials) == 3  # exactly the budget: the interrupted trial is replaced
+    assert finished_count(trials) == 3  # exactly the budget: the interrupted trial is rerun
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[2].system_attrs["failed_trial"] == 1
     assert not any(t.state.name == "RUNNING" for t in trials)

@@ -239,8 +239,14 @@ def test_two_ctrl_c_stop_a_run_whose_code_ignores_signals(tmp_path, workers):
     trials = _trials(folder)
     assert not [t.number for t in trials if t.state.name == "RUNNING"]
     looping = [t for t in trials if t.params.get("learning_rate", 0) > 0.01]
-    assert looping and all(t.state.name == "FAIL" for t in looping)
-    assert all(fail_reason(t) == "interrupted" for t in looping)
+    failed = [t for t in looping if t.state.name == "FAIL"]
+    assert failed and all(fail_reason(t) == "interrupted" for t in failed)
+    # Each interrupted trial waits to run again first, with the same parameters and seed.
+    again = [t for t in looping if t.state.name == "WAITING"]
+    assert len(again) == len(failed) == len(looping) / 2
+    for retry in again:
+        (was,) = [t for t in failed if t.number == retry.system_attrs["failed_trial"]]
+        assert retry.params == was.params and retry.user_attrs["seed"] == was.user_attrs["seed"]
 
 
 @pytest.mark.slow

@@ -1,0 +1,160 @@
+"""What a trial costs the shared database, counted by the real PostgreSQL server itself
+(pg_stat_database, pg_stat_user_tables): transactions per trial, and rows read per trial
+whatever else the database holds."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.search.faults import HPSEARCH
+
+pytestmark = pytest.mark.slow
+
+# A class whose epochs cost nothing: only the search's own database work is counted.
+SLEEPY = """
+import numpy as np
+
+
+class Sleepy:
+    def __init__(self, lr: float = 0.1):
+        self.lr = lr
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        pass
+
+    def predict(self, X):
+        return np.zeros(len(X), dtype=int)
+"""
+STUDY = """
+[study]
+name = "sleepy"
+n_trials = 21
+seed = 0
+sampler = "tpe"
+pruner = "none"
+
+[data]
+dataset = "digits"
+val_fraction = 0.2
+
+[model]
+kind = "sleepy.py:Sleepy"
+fixed = { epochs = 3 }
+
+[params]
+lr = { type = "float", low = 1e-3, high = 1e-1, log = true }
+"""
+EPOCHS, MEASURED = 3, 20
+
+
+def _stats(engine, query: str) -> tuple[int, ...]:
+    import sqlalchemy
+
+    with engine.connect() as conn:
+        return tuple(int(x) for x in conn.execute(sqlalchemy.text(query)).one())
+
+
+def _per_trial(pg_url: str, tmp_path, query: str, fill=None) -> list[float]:
+    """The server's counters per trial over MEASURED trials of one worker (after a first
+    trial that creates the study), with `fill` run on the database first."""
+    import sqlalchemy
+
+    (tmp_path / "sleepy.py").write_text(SLEEPY)
+    study = tmp_path / "sleepy.toml"
+    study.write_text(STUDY)
+
+    def run(n: int) -> None:
+        done = subprocess.run(
+            [HPSEARCH, "run", str(study), "--storage", pg_url, "--n-trials", str(n), "--quiet"],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+
+    run(1)
+    engine = sqlalchemy.create_engine(pg_url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        if fill is not None:
+            with engine.begin() as conn:
+                fill(conn)
+        time.sleep(0.6)  # PostgreSQL publishes a backend's counters at most twice a second
+        before = _stats(engine, query)
+        run(1 + MEASURED)
+        time.sleep(0.6)
+        after = _stats(engine, query)
+    finally:
+        engine.dispose()
+    return [(a - b) / MEASURED for a, b in zip(after, before, strict=True)]
+
+
+def test_a_trial_costs_a_bounded_number_of_transactions(pg_url, tmp_path):
+    """Per trial of 3 epochs: 25-27 committed transactions in 0.4; now one per epoch (its
+    validation accuracy) plus about 12: several attributes written in one transaction, the
+    study's trials read once a trial (not five times), dead workers looked for once a
+    heartbeat interval (not before every trial). Issue 32 asks for 8 + 1 per epoch: not yet
+    met (the rest: ask, parameter, seed, heartbeat, Optuna's tell with its two reads)."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(pg_url).database
+    (commits,) = _per_trial(
+        pg_url,
+        tmp_path,
+        f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database}'",
+    )
+    # (+ 0.05: the counting query itself; 0.4 measured 23.8 here)
+    assert commits <= 12 + EPOCHS + 0.05, commits
+
+
+def _other_study(n: int):
+    """n finished trials of another study, each with what hpsearch stores for a trial."""
+
+    def fill(conn) -> None:
+        import sqlalchemy
+
+        sql = f"""
+        INSERT INTO studies (study_name) VALUES ('other');
+        INSERT INTO study_directions (direction, study_id, objective)
+          SELECT 'MAXIMIZE', study_id, 0 FROM studies WHERE study_name = 'other';
+        INSERT INTO trials (number, study_id, state, datetime_start, datetime_complete)
+          SELECT g, (SELECT study_id FROM studies WHERE study_name = 'other'), 'COMPLETE',
+                 now(), now()
+          FROM generate_series(0, {n - 1}) g;
+        CREATE TEMP TABLE theirs AS SELECT trial_id FROM trials
+          WHERE study_id = (SELECT study_id FROM studies WHERE study_name = 'other');
+        INSERT INTO trial_values (trial_id, objective, value, value_type)
+          SELECT trial_id, 0, random(), 'FINITE' FROM theirs;
+        INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json)
+          SELECT trial_id, 'lr', random(), '{{"name": "FloatDistribution", "attributes":
+            {{"step": null, "low": 0.001, "high": 0.1, "log": true}}}}' FROM theirs;
+        INSERT INTO trial_user_attributes (trial_id, key, value_json)
+          SELECT trial_id, k, '"{"x" * 40}"' FROM theirs, unnest(ARRAY['a', 'b', 'c', 'd']) k;
+        INSERT INTO trial_intermediate_values
+            (trial_id, step, intermediate_value, intermediate_value_type)
+          SELECT trial_id, s, random(), 'FINITE' FROM theirs, generate_series(0, 2) s;
+        INSERT INTO trial_heartbeats (trial_id, heartbeat) SELECT trial_id, now() FROM theirs;
+        ANALYZE;
+        """
+        for statement in sql.split(";"):
+            if statement.strip():
+                conn.execute(sqlalchemy.text(statement))
+
+    return fill
+
+
+def test_rows_read_per_trial_do_not_grow_with_other_studies(tmp_path):
+    """The server's rows read (sequential scans and index fetches) per trial, beside 1,000
+    and beside 20,000 trials of another study: the same within 20 %."""
+    from tests.search.faults import new_postgres_database
+
+    rows = "SELECT sum(seq_tup_read), sum(coalesce(idx_tup_fetch, 0)) FROM pg_stat_user_tables"
+    read = []
+    for n in (1_000, 20_000):
+        for url in new_postgres_database():
+            folder = tmp_path / str(n)
+            folder.mkdir()
+            read.append(sum(_per_trial(url, folder, rows, fill=_other_study(n))))
+    small, large = read
+    assert 0 < small and large <= 1.2 * small, read
