@@ -130,6 +130,7 @@ def run(
     progress: bool = True,
     warm_start: str | Path | None = None,
     data: Any = None,
+    on: Any = None,
 ) -> optuna.Study:
     """Create or resume a study and run trials until it has `n_trials` finished ones.
 
@@ -145,6 +146,9 @@ def run(
         data: Arrays instead of [data].dataset: `(X, y)`, split as [data] says, or
             `{"train": (X, y), "val": (X, y), "test": (X, y)}` (test optional). X is (N, D)
             or images (N, C, H, W); labels are integers or strings (search/arrays.py).
+        on: Place the `workers` on a cluster: a `distributed.Client`, any Dask cluster
+            object (LocalCluster, dask-jobqueue's SLURMCluster or PBSCluster,
+            dask-kubernetes), "dask://HOST:PORT", or "slurm" (one sbatch job array).
 
     Raises:
         UsageError: bad input (the message is one line); KeyboardInterrupt after Ctrl-C (the
@@ -175,6 +179,7 @@ def run(
         workers=workers,
         warm_start=warm_source(warm_start, "warm_start"),
         arrays=arrays,
+        on=_launcher(on),
     )
     if outcome.signal is not None:
         raise KeyboardInterrupt
@@ -184,6 +189,23 @@ def run(
             f"{outcome.budget} trials; run again to finish it"
         )
     return _opened(outcome.study, outcome.storage)
+
+
+def _launcher(on: Any) -> Any:
+    if on is None:
+        return None
+    if on == "slurm":
+        from hpsearch.launchers import SlurmLauncher
+        from hpsearch.slurm import SlurmResources
+
+        return SlurmLauncher(SlurmResources())
+    if isinstance(on, str) and not on.startswith("dask://"):
+        raise UsageError(
+            f"on: got {on!r}; allowed: a Dask client or cluster, 'dask://HOST:PORT' or 'slurm'"
+        )
+    from hpsearch.launchers import DaskLauncher
+
+    return DaskLauncher(on)
 
 
 def load(name: str, *, storage: str | None = None) -> optuna.Study:

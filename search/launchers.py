@@ -111,8 +111,9 @@ class DaskLauncher(_Launcher):
             ) from None
         if isinstance(self.cluster, str):
             address = "tcp://" + self.cluster.removeprefix("dask://")
+            wait = os.environ.get("HPSEARCH_CLUSTER_CONNECT_TIMEOUT") or "10"
             try:
-                self.client = distributed.Client(address, timeout="10s")
+                self.client = distributed.Client(address, timeout=f"{wait}s")
             except OSError as e:
                 raise UsageError(
                     f"--on {self.cluster}: no Dask scheduler answers there ({e}); start one "
@@ -254,6 +255,7 @@ def follow(study: optuna.Study, task: WorkerTask, launcher: Any) -> tuple[int | 
             time.sleep(POLL_S if not received else 0.2)
             if received:
                 asked, left = time.monotonic(), launcher.live()
+        _until_ended(launcher)  # the workers see the budget done and end: wait for them
     except KeyboardInterrupt:
         pass
     finally:
@@ -261,3 +263,10 @@ def follow(study: optuna.Study, task: WorkerTask, launcher: Any) -> tuple[int | 
             signal.signal(s, h)
         progress.close()
     return (received[0] if received else None), lost
+
+
+def _until_ended(launcher: Any, seconds: float = 60.0) -> None:
+    """Wait (a bounded while) for the workers to end, so that none outlives the run."""
+    deadline = time.monotonic() + seconds
+    while launcher.live() and time.monotonic() < deadline:
+        time.sleep(0.5)

@@ -177,13 +177,13 @@ class Dask:
         import distributed
 
         with distributed.Client(self.address, timeout="10s") as client:
-            info = client.scheduler_info()["workers"]
-            return [w["pid"] for w in info.values()]
+            return list(client.run(os.getpid).values())
 
 
 @contextlib.contextmanager
-def dask_cluster(n_workers: int = 2) -> Iterator[Dask]:
-    """`dask scheduler` and `dask worker --nworkers 2 --nthreads 1` on 127.0.0.1."""
+def dask_cluster(n_workers: int = 2, env: dict[str, str] | None = None) -> Iterator[Dask]:
+    """`dask scheduler` and `dask worker --nworkers 2 --nthreads 1` on 127.0.0.1 (the
+    workers with `env` added to this environment)."""
     try:
         import distributed
     except ImportError:
@@ -198,12 +198,14 @@ def dask_cluster(n_workers: int = 2) -> Iterator[Dask]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    log = open(os.path.join(tempfile.gettempdir(), f"hpsearch-dask-{port}.log"), "w")  # noqa: SIM115
     workers = subprocess.Popen(
         [str(bin_dir / "dask"), "worker", address, "--nworkers", str(n_workers)]
         + ["--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     try:
 
