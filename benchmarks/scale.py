@@ -228,7 +228,10 @@ def measure(
         def sample() -> None:
             nonlocal peak
             while not stop.is_set():
-                peak = max(peak, db.connections())
+                try:
+                    peak = max(peak, db.connections())
+                except sqlalchemy.exc.OperationalError:  # the server is full: that is the peak
+                    peak = max(peak, -1)
                 time.sleep(0.25)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -304,7 +307,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="K = 64 on PostgreSQL only")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--per-worker", type=int, default=4, help="trials per worker")
+    parser.add_argument("--per-worker", type=int, default=10, help="trials per worker")
     parser.add_argument("--kill", action="store_true", help="SIGKILL a quarter mid-run")
     args = parser.parse_args()
     if args.quick:
