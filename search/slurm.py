@@ -122,11 +122,16 @@ def refuse_local_file(target: StorageURL, flag: str) -> None:
         )
 
 
-def _slurm(argv: list[str], stdin: str | None = None) -> str:
+def _slurm(argv: list[str], stdin: str | None = None, env: dict | None = None) -> str:
     """Run a Slurm command; its own message, in one line, if it fails."""
     try:
         done = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            env=env,
         )
     except FileNotFoundError:
         raise UsageError(f"--on slurm: no `{argv[0]}` on PATH") from None
@@ -137,7 +142,8 @@ def _slurm(argv: list[str], stdin: str | None = None) -> str:
         ) from None
     if done.returncode != 0:
         said = " ".join(done.stderr.split()) or f"exit code {done.returncode}"
-        raise UsageError(f"--on slurm: {argv[0]} refused: {said}")
+        what = "refused the job" if argv[0] == "sbatch" else "refused"
+        raise UsageError(f"--on slurm: {argv[0]} {what}: {said}")
     return done.stdout
 
 
@@ -146,26 +152,8 @@ def submit(script: str, target: StorageURL) -> str:
     from hpsearch.storage import ENV_VAR
 
     env = {**os.environ, ENV_VAR: target.url}
-    try:
-        done = subprocess.run(
-            ["sbatch", "--parsable", "--export=ALL"],
-            input=script,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=COMMAND_TIMEOUT_S,
-        )
-    except FileNotFoundError:
-        raise UsageError("--on slurm: no `sbatch` on PATH") from None
-    except subprocess.TimeoutExpired:
-        raise UsageError(
-            f"--on slurm: sbatch did not answer within {COMMAND_TIMEOUT_S} s; is slurmctld "
-            "up (`scontrol ping`)?"
-        ) from None
-    if done.returncode != 0:
-        said = " ".join(done.stderr.split()) or f"exit code {done.returncode}"
-        raise UsageError(f"--on slurm: sbatch refused the job: {said}")
-    return done.stdout.strip().split(";")[0]
+    out = _slurm(["sbatch", "--parsable", "--export=ALL"], stdin=script, env=env)
+    return out.strip().split(";")[0]
 
 
 def record(study: optuna.Study, job_id: str, workers: int) -> None:

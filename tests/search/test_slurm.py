@@ -39,6 +39,15 @@ def _run(slurm, *args: str, cwd, env=None) -> subprocess.CompletedProcess:
     )
 
 
+def _detached(slurm, path, pg_url: str, tmp_path) -> str:
+    """Two workers submitted with --detach; the job id."""
+    argv = [str(path), "--workers", "2", "--on", "slurm", "--detach", "--storage", pg_url]
+    started = _run(slurm, *argv, cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    assert "its workers are submitted" in started.stdout
+    return started.stderr.split("submitted Slurm job ")[1].split(":")[0]
+
+
 def test_four_slurm_tasks_finish_a_study_exactly(slurm, write_study, pg_url, tmp_path):
     path = write_study(TINY.replace("n_trials = 6", "n_trials = 12"))
     dry = _run(
@@ -92,21 +101,7 @@ def test_four_slurm_tasks_finish_a_study_exactly(slurm, write_study, pg_url, tmp
 def test_a_cancelled_task_requeues_its_trial_and_the_budget_stays_exact(
     slurm, write_study, pg_url, tmp_path
 ):
-    path = write_study(SLOWER)
-    started = _run(
-        slurm,
-        str(path),
-        "--workers",
-        "2",
-        "--on",
-        "slurm",
-        "--detach",
-        "--storage",
-        pg_url,
-        cwd=tmp_path,
-    )
-    assert started.returncode == 0, started.stderr
-    job = started.stderr.split("submitted Slurm job ")[1].split(":")[0]
+    job = _detached(slurm, write_study(SLOWER), pg_url, tmp_path)
     wait_until(lambda: training(pg_url, "tiny") == 2)  # both tasks inside a trial
     slurm.run("scancel", f"{job}_0")
     wait_until(lambda: not slurm.tasks(job), seconds=300)  # the other task finishes the budget
@@ -119,21 +114,7 @@ def test_a_cancelled_task_requeues_its_trial_and_the_budget_stays_exact(
 
 
 def test_cancelling_a_study_leaves_no_trial_running(slurm, write_study, pg_url, tmp_path):
-    path = write_study(SLOWER)
-    started = _run(
-        slurm,
-        str(path),
-        "--workers",
-        "2",
-        "--on",
-        "slurm",
-        "--detach",
-        "--storage",
-        pg_url,
-        cwd=tmp_path,
-    )
-    assert started.returncode == 0, started.stderr
-    job = started.stderr.split("submitted Slurm job ")[1].split(":")[0]
+    job = _detached(slurm, write_study(SLOWER), pg_url, tmp_path)
     wait_until(lambda: training(pg_url, "tiny") >= 1)
     cancelled = subprocess.run(
         [HPSEARCH, "cancel", "tiny", "--storage", pg_url],
