@@ -371,8 +371,18 @@ def main() -> None:
     parser.add_argument(
         "--skip", action="append", default=[], metavar="STRATEGY", help="leave a strategy out"
     )
+    parser.add_argument(
+        "--workers",
+        metavar="K,K,...",
+        help="replay K asynchronous workers instead (benchmarks/replay_workers.py), e.g. 1,8,32",
+    )
     args = parser.parse_args()
     n_seeds = args.seeds or (20 if args.quick else 50)
+    if args.workers:
+        from benchmarks.replay_workers import main as with_workers
+
+        with_workers([int(k) for k in args.workers.split(",")], args.seeds or 10)
+        return
     tasks = recorded_tasks()
     names = [s.name for s in strategies(1)]
     names = [*names[:-1], *(["DEHB"] if dehb_installed() else []), names[-1]]

@@ -155,6 +155,7 @@ def serve(
         )
     _check_port(host, port)  # before gRPC, whose refusal comes with a C-level log line
     storage = open_storage(target, create=True, heartbeat=True, log=log, connections=threads)
+    storage.reuse_reads = False  # every client's read is the database's now (the budget's)
     stop = stop or threading.Event()
     recovery = Recovery(storage, log)
     try:
@@ -180,5 +181,7 @@ def serve(
             if stop.wait(heartbeat_interval()):
                 return
     finally:
-        server.stop(grace=None)
+        # Calls in flight finish (new ones are refused, which workers retry) before the
+        # connections close: a call cut off mid-way reached its worker as an error.
+        server.stop(grace=5).wait()
         storage.backend.engine.dispose()

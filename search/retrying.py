@@ -105,7 +105,10 @@ def _proxy_unreachable(error: BaseException) -> bool:
     while grpc is not None and seen is not None:
         if isinstance(seen, grpc.RpcError) and callable(getattr(seen, "code", None)):
             code = seen.code()
-            return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            # CANCELLED: the proxy stopped while the call was in flight (hpsearch never
+            # cancels its own calls).
+            gone = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            return code in (*gone, grpc.StatusCode.CANCELLED)
         seen = seen.__cause__
     return False
 
@@ -168,6 +171,8 @@ class _RetryingBase:
         self._outage = _Outage(log, stop)
         self._recent: tuple[int, float, list[Any]] | None = None
         self._created: Any = None  # the trial this process just created, as read back
+        # Off for `hpsearch proxy`, whose many clients each need what the database holds now.
+        self.reuse_reads = True
 
     def set_handlers(self, *, log: Callable[[str], None], stop: Callable[[], bool]) -> None:
         """Where messages go (a progress bar's write) and when a retry should give up waiting."""
@@ -227,7 +232,8 @@ class _RetryingBase:
         import copy
 
         recent, now = self._recent, time.monotonic()
-        if recent is not None and recent[0] == study_id and now - recent[1] < REUSE_S:
+        fresh_enough = recent is not None and now - recent[1] < REUSE_S
+        if self.reuse_reads and fresh_enough and recent[0] == study_id:
             trials = recent[2]
         else:
             trials = self.fresh_trials(study_id)
@@ -239,6 +245,8 @@ class _RetryingBase:
         """A new trial, read back once: added to the last read of the study's trials, and
         handed to the get_trial that Optuna's ask makes next."""
         trial_id = self._call("create_new_trial", study_id, template_trial)
+        if not self.reuse_reads:
+            return trial_id
         trial = self._call("get_trial", trial_id)
         recent = self._recent
         if recent is not None and recent[0] == study_id:

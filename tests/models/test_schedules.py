@@ -178,7 +178,7 @@ def test_one_epoch_of_per_batch_onecycle_beats_a_constant_rate_where_per_epoch_c
     """The augmented CNN, one epoch on real Fashion-MNIST: a one-epoch one-cycle stepped per
     epoch runs the whole epoch at lr / 25; stepped per batch it warms up and anneals."""
     require_torch()
-    X, y, X_val, y_val = _fashion(6000, 2000)
+    X, y, X_val, y_val = _fashion(4000, 2000)
     recipe = {
         "channels": "16-32",
         "convs_per_block": 2,

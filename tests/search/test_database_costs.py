@@ -57,8 +57,8 @@ def _stats(engine, query: str) -> tuple[int, ...]:
         return tuple(int(x) for x in conn.execute(sqlalchemy.text(query)).one())
 
 
-def _per_trial(pg_url: str, tmp_path, query: str, fill=None) -> list[float]:
-    """The server's counters per trial over MEASURED trials of one worker (after a first
+def _per_trial(pg_url: str, tmp_path, query: str, fill=None, measured=MEASURED) -> list[float]:
+    """The server's counters per trial over `measured` trials of one worker (after a first
     trial that creates the study), with `fill` run on the database first."""
     import sqlalchemy
 
@@ -82,12 +82,12 @@ def _per_trial(pg_url: str, tmp_path, query: str, fill=None) -> list[float]:
                 fill(conn)
         time.sleep(0.6)  # PostgreSQL publishes a backend's counters at most twice a second
         before = _stats(engine, query)
-        run(1 + MEASURED)
+        run(1 + measured)
         time.sleep(0.6)
         after = _stats(engine, query)
     finally:
         engine.dispose()
-    return [(a - b) / MEASURED for a, b in zip(after, before, strict=True)]
+    return [(a - b) / measured for a, b in zip(after, before, strict=True)]
 
 
 def test_a_trial_costs_a_bounded_number_of_transactions(pg_url, tmp_path):
@@ -155,6 +155,6 @@ def test_rows_read_per_trial_do_not_grow_with_other_studies(tmp_path):
         for url in new_postgres_database():
             folder = tmp_path / str(n)
             folder.mkdir()
-            read.append(sum(_per_trial(url, folder, rows, fill=_other_study(n))))
+            read.append(sum(_per_trial(url, folder, rows, fill=_other_study(n), measured=10)))
     small, large = read
     assert 0 < small and large <= 1.2 * small, read

@@ -336,7 +336,7 @@ def test_retrain_uses_the_threads_the_trial_trained_with(
 
     text = (
         TINY.replace('kind = "numpy.softmax"', 'kind = "torch.cnn"')
-        .replace("n_trials = 6", "n_trials = 2")
+        .replace("n_trials = 6", "n_trials = 1")
         .replace(
             "fixed = { epochs = 3 }",
             'fixed = { epochs = 1, channels = "16-32", convs_per_block = 2, hidden = [32] }',

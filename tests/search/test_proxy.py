@@ -139,7 +139,7 @@ def test_a_study_runs_through_the_proxy_and_a_killed_workers_trial_is_recovered(
 def test_workers_wait_for_a_restarted_proxy_and_the_budget_stays_exact(write_study, pg_url):
     port = _free_port()
     served = _Proxy(pg_url, port)
-    path = write_study(SLOW)
+    path = write_study(SLOW.replace("n_trials = 8", "n_trials = 6"))
     run = subprocess.Popen(
         [HPSEARCH, "run", str(path), "--storage", served.url, "--workers", "2", "--quiet"],
         env={**os.environ, **FAST_BEATS},
@@ -158,7 +158,7 @@ def test_workers_wait_for_a_restarted_proxy_and_the_budget_stays_exact(write_stu
         run.kill()
         served.proc.kill()
     assert "storage reachable again" in err.text
-    check_exact(pg_url, "tiny", 8)
+    check_exact(pg_url, "tiny", 6)
 
 
 def test_proxy_mistakes_are_one_line(tmp_path, pg_url):

@@ -49,7 +49,7 @@ def _detached(slurm, path, pg_url: str, tmp_path) -> str:
 
 
 def test_four_slurm_tasks_finish_a_study_exactly(slurm, write_study, pg_url, tmp_path):
-    path = write_study(TINY.replace("n_trials = 6", "n_trials = 12"))
+    path = write_study(TINY.replace("n_trials = 6", "n_trials = 8"))
     dry = _run(
         slurm,
         str(path),
@@ -82,7 +82,7 @@ def test_four_slurm_tasks_finish_a_study_exactly(slurm, write_study, pg_url, tmp
     )
     assert done.returncode == 0, done.stderr
     assert "submitted Slurm job" in done.stderr
-    check_exact(pg_url, "tiny", 12)
+    check_exact(pg_url, "tiny", 8)
     study = optuna.load_study(study_name="tiny", storage=pg_url)
     (job,) = study.user_attrs["hpsearch_slurm_jobs"]
     assert job["workers"] == 4
