@@ -42,7 +42,13 @@ class _Launcher:
     where = "the cluster"
 
     def follow(self, study: optuna.Study, task: WorkerTask) -> tuple[int | None, list[int]]:
-        return follow(study, task, self)
+        try:
+            return follow(study, task, self)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let go of what the launcher opened (a Dask client it made itself)."""
 
 
 class SlurmLauncher(_Launcher):

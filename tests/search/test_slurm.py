@@ -28,15 +28,19 @@ def slurm():
         yield cluster
 
 
-def _run(slurm, *args: str, cwd, env=None) -> subprocess.CompletedProcess:
+def _hpsearch(slurm, *args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [HPSEARCH, "run", *args],
+        [HPSEARCH, *args],
         env={**slurm.env, **BEATS, **(env or {})},
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def _run(slurm, *args: str, cwd, env=None) -> subprocess.CompletedProcess:
+    return _hpsearch(slurm, "run", *args, cwd=cwd, env=env)
 
 
 def _detached(slurm, path, pg_url: str, tmp_path) -> str:
@@ -89,12 +93,7 @@ def test_four_slurm_tasks_finish_a_study_exactly(slurm, write_study, pg_url, tmp
     outputs = sorted(tmp_path.glob(f"hpsearch-tiny-{job['job']}_*.out"))
     assert len(outputs) == 4
     assert all("hpsearch worker for study tiny" in p.read_text() for p in outputs)
-    shown = subprocess.run(
-        [HPSEARCH, "show", "tiny", "--storage", pg_url],
-        env=slurm.env,
-        capture_output=True,
-        text=True,
-    )
+    shown = _hpsearch(slurm, "show", "tiny", "--storage", pg_url)
     assert f"Slurm jobs {job['job']}:" in shown.stdout, shown.stderr
 
 
@@ -116,12 +115,7 @@ def test_a_cancelled_task_requeues_its_trial_and_the_budget_stays_exact(
 def test_cancelling_a_study_leaves_no_trial_running(slurm, write_study, pg_url, tmp_path):
     job = _detached(slurm, write_study(SLOWER), pg_url, tmp_path)
     wait_until(lambda: training(pg_url, "tiny") >= 1)
-    cancelled = subprocess.run(
-        [HPSEARCH, "cancel", "tiny", "--storage", pg_url],
-        env=slurm.env,
-        capture_output=True,
-        text=True,
-    )
+    cancelled = _hpsearch(slurm, "cancel", "tiny", "--storage", pg_url)
     assert cancelled.returncode == 0, cancelled.stderr
     assert f"cancelled Slurm jobs {job}" in cancelled.stdout
     wait_until(lambda: not slurm.tasks(job), seconds=60)
