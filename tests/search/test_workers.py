@@ -147,10 +147,12 @@ def test_a_killed_workers_trial_is_retried_with_the_same_parameters_and_seed(
         return running and len(running[0].intermediate_values) >= 2
 
     _wait(mid_trial)
-    (victim,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-    complete_before = _states(url, "tiny")["COMPLETE"]
     first.send_signal(signal.SIGKILL)
     first.wait()
+    # The trial it was in when it died (read after the kill: one read before it could name a
+    # trial that finished in the moment between the read and the kill).
+    (victim,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    complete_before = _states(url, "tiny")["COMPLETE"]
     second = _worker(url, "tiny")
     assert second.wait(timeout=300) == 0, second.stderr.read()
     trials = check_exact(url, "tiny", 5)
