@@ -247,15 +247,18 @@ class Objective:
     def _record(
         trial: optuna.Trial, curves: dict[str, Any], seconds: float, more: dict[str, Any]
     ) -> None:
-        set_user_attrs(trial, {**more, CURVES_ATTR: curves, SECONDS_ATTR: round(seconds, 4)})
+        # (sent with the tell that follows, in its transaction)
+        attrs = {**more, CURVES_ATTR: curves, SECONDS_ATTR: round(seconds, 4)}
+        set_user_attrs(trial, attrs, send=False)
 
 
-def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+def set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any], send: bool = True) -> None:
     """Several user attrs of a running trial in one transaction: a trial's cost in database
-    round trips must not grow with what it records (issue 32)."""
+    round trips must not grow with what it records (issue 32). Not `send`: with the trial's
+    next transaction (search/own_trial.py)."""
     storage = internals.storage_of(trial.study)
     if not hasattr(storage, "set_trial_user_attrs"):  # a storage without hpsearch's wrapper
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         return
-    storage.set_trial_user_attrs(internals.trial_id(trial), attrs)
+    storage.set_trial_user_attrs(internals.trial_id(trial), attrs, send=send)

@@ -111,6 +111,59 @@ def set_trial_user_attrs(rdb: optuna.storages.RDBStorage, trial: int, attrs: dic
             rdb._set_trial_attr_without_commit(session, TrialUserAttributeModel, trial, key, value)
 
 
+def create_trial(rdb: optuna.storages.RDBStorage, study: int, template: Any = None) -> Any:
+    """A new trial of study id `study`, as Optuna creates it, returned whole: Optuna's public
+    call returns only its id, and reading it back costs a transaction."""
+    return rdb._create_new_trial(study, template)
+
+
+def write_trial(rdb: optuna.storages.RDBStorage, trial: int, writes: Any) -> None:
+    """`writes` (search/own_trial.py's Writes) to the running trial id `trial` in one
+    transaction, each checked as Optuna's own call checks it; with a finished `writes.state`
+    the trial row is locked first, as Optuna's set_trial_state_values locks it.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial is no longer running.
+    """
+    from datetime import datetime
+
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    telling = writes.state is not None
+    # A write retried after its commit was lost meets its own rows: ignored, as Optuna's
+    # single writes ignore it (a state change is recognised by the caller instead).
+    with _create_scoped_session(rdb.scoped_session, not telling) as session:
+        if telling:  # (each write below checks the trial's state itself)
+            row = models.TrialModel.find_or_raise_by_id(trial, session, for_update=True)
+            rdb.check_trial_is_updatable(trial, row.state)
+        for name, value, distribution, previous in writes.params:
+            rdb._set_trial_param_without_commit(
+                session, trial, name, value, distribution, previous
+            )
+        for model, attrs in (
+            (models.TrialUserAttributeModel, writes.user_attrs),
+            (models.TrialSystemAttributeModel, writes.system_attrs),
+        ):
+            for key, value in attrs.items():
+                rdb._set_trial_attr_without_commit(session, model, trial, key, value)
+        for step, value in writes.intermediate:
+            rdb._set_trial_intermediate_value_without_commit(session, trial, step, value)
+        if writes.heartbeat:
+            beat = models.TrialHeartbeatModel.where_trial_id(trial, session, True)
+            if beat is None:
+                session.add(models.TrialHeartbeatModel(trial_id=trial))
+            else:
+                beat.heartbeat = session.execute(sqlalchemy.func.now()).scalar_one()
+        if telling:
+            for objective, value in enumerate(writes.values or ()):
+                rdb._set_trial_value_without_commit(session, row, objective, value)
+            row.state = writes.state
+            if writes.state.is_finished():
+                row.datetime_complete = datetime.now()
+
+
 def stale_trial_ids(storage: Any, study: int) -> list[int]:
     """RUNNING trials of study id `study` whose heartbeat is older than the grace period, by
     the database server's clock (through `storage`: an RDB storage, or hpsearch's retrying

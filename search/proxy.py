@@ -155,7 +155,7 @@ def serve(
         )
     _check_port(host, port)  # before gRPC, whose refusal comes with a C-level log line
     storage = open_storage(target, create=True, heartbeat=True, log=log, connections=threads)
-    storage.reuse_reads = False  # every client's read is the database's now (the budget's)
+    storage.serve_many()  # every client's read is the database's now, every write committed
     stop = stop or threading.Event()
     recovery = Recovery(storage, log)
     try:

@@ -33,10 +33,12 @@ from hpsearch.errors import UsageError
 from hpsearch.errors import read_only_error
 from hpsearch.errors import read_only_problem
 from hpsearch.optuna_internals import cached_storage
+from hpsearch.optuna_internals import create_trial
 from hpsearch.optuna_internals import heartbeat_base
 from hpsearch.optuna_internals import set_trial_user_attrs
 from hpsearch.optuna_internals import trial_id as id_of
 from hpsearch.optuna_internals import trial_table
+from hpsearch.own_trial import OwnTrialCalls
 
 BaseHeartbeat = heartbeat_base()
 
@@ -149,7 +151,7 @@ class _Outage:
         self.log(f"storage reachable again after {lasted:.0f} s (worker {os.getpid()})")
 
 
-class _RetryingBase:
+class _RetryingBase(OwnTrialCalls):
     """The calls; the class below gets one delegating method per storage method."""
 
     def __init__(
@@ -170,9 +172,15 @@ class _RetryingBase:
         self._shown = shown
         self._outage = _Outage(log, stop)
         self._recent: tuple[int, float, list[Any]] | None = None
-        self._created: Any = None  # the trial this process just created, as read back
-        # Off for `hpsearch proxy`, whose many clients each need what the database holds now.
+        # Off for `hpsearch proxy` (serve_many), whose many clients each need what the
+        # database holds now and their every write committed.
         self.reuse_reads = True
+        self.batches = not self.proxied  # the running trial's writes (search/own_trial.py)
+        self._init_own()
+
+    def serve_many(self) -> None:
+        """For `hpsearch proxy`: no read reused, no write held back."""
+        self.reuse_reads = self.batches = False
 
     def set_handlers(self, *, log: Callable[[str], None], stop: Callable[[], bool]) -> None:
         """Where messages go (a progress bar's write) and when a retry should give up waiting."""
@@ -193,6 +201,8 @@ class _RetryingBase:
 
         from optuna.trial import TrialState
 
+        if self._own_of(trial_id) is not None:
+            self._own = None
         if self.proxied:  # the proxy's database sets it under a row lock (SELECT FOR UPDATE)
             try:
                 return self._inner.set_trial_state_values(trial_id, TrialState.FAIL)
@@ -212,9 +222,19 @@ class _RetryingBase:
         with self.backend.engine.begin() as conn:
             return conn.execute(update).rowcount == 1
 
-    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
-        """Several user attrs in one transaction (one call each through the proxy)."""
-        self._call("_set_trial_user_attrs", trial_id, attrs)
+    def set_trial_user_attrs(
+        self, trial_id: int, attrs: dict[str, Any], send: bool = True
+    ) -> None:
+        """Several user attrs in one transaction (one call each through the proxy); for this
+        worker's running trial, with everything else it waits to write, now or (not `send`)
+        with its next transaction."""
+        own = self._own_of(trial_id)
+        if own is None:
+            self._call("_set_trial_user_attrs", trial_id, attrs)
+            return
+        own.attrs(attrs)
+        if send:
+            self._send(own)
 
     def _set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         if self.proxied:
@@ -242,23 +262,25 @@ class _RetryingBase:
         return copy.deepcopy(trials) if deepcopy else trials
 
     def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
-        """A new trial, read back once: added to the last read of the study's trials, and
-        handed to the get_trial that Optuna's ask makes next."""
-        trial_id = self._call("create_new_trial", study_id, template_trial)
-        if not self.reuse_reads:
-            return trial_id
-        trial = self._call("get_trial", trial_id)
+        """A new trial, added to the last read of the study's trials and handed to the
+        get_trial that Optuna's ask makes next: created whole by a worker, which keeps it
+        (search/own_trial.py), read back once by a client of the proxy."""
+        if self.batches:
+            trial = self._call("_create_trial", study_id, template_trial)
+            self._adopt(trial, study_id)
+        else:
+            trial_id = self._call("create_new_trial", study_id, template_trial)
+            if not self.reuse_reads:
+                return trial_id
+            trial = self._call("get_trial", trial_id)
         recent = self._recent
         if recent is not None and recent[0] == study_id:
             self._recent = (study_id, recent[1], [*recent[2], trial])
-        self._created = trial
-        return trial_id
+        self._handed = None if self._own is not None else trial
+        return id_of(trial)
 
-    def get_trial(self, trial_id: int) -> optuna.trial.FrozenTrial:
-        created, self._created = self._created, None
-        if created is not None and id_of(created) == trial_id:
-            return created
-        return self._call("get_trial", trial_id)
+    def _create_trial(self, study_id: int, template_trial: Any) -> Any:
+        return create_trial(self.backend, study_id, template_trial)
 
     def fresh_trials(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
         """The study's trials as the database holds them now (not deep-copied)."""
@@ -272,7 +294,7 @@ class _RetryingBase:
             self._recent = None
         backoff = FIRST_BACKOFF_S
         attempt = 0
-        own = name in ("_fail_if_running", "_set_trial_user_attrs")
+        own = name in ("_fail_if_running", "_set_trial_user_attrs", "_write", "_create_trial")
         target = self if own else self._inner
         while True:
             try:
@@ -301,6 +323,9 @@ class _RetryingBase:
 
     def record_heartbeat(self, trial_id: int) -> None:
         """One heartbeat; a failed one is skipped (the next comes one interval later)."""
+        own = self._own_of(trial_id)
+        if own is not None and not own.beat_now():
+            return  # the first goes with the trial's first transaction
         try:
             if self.proxied:
                 self._inner.set_trial_system_attr(trial_id, PROXY_HEARTBEAT_KEY, True)
@@ -333,7 +358,9 @@ _METHODS = {
     name
     for base in (BaseStorage, BaseHeartbeat)
     for name, value in vars(base).items()
-    if callable(value) and not name.startswith("__") and name not in vars(_RetryingBase)
+    if callable(value)
+    and not name.startswith("__")
+    and not any(name in vars(cls) for cls in _RetryingBase.__mro__[:-1])
 }
 RetryingStorage = abc.ABCMeta(
     "RetryingStorage",

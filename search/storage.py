@@ -220,10 +220,11 @@ def _pool_of(rdb: Any, target: StorageURL, backend: str, connections: int) -> No
     """A process that runs trials (or watches them: the parent of `run --workers`) holds one
     connection: its threads (the trial loop, the heartbeat) take turns on it, each for one
     short transaction, so a default PostgreSQL (max_connections = 100) holds about 90 workers.
-    Optuna's own set-up needs two at once (its schema check opens one inside another), so the
-    storage is made with the default pool and then given an engine of one connection, whose
-    turns wait however long the database takes (a heartbeat that gave up would let its trial
-    look dead). The proxy (search/proxy.py) asks for one per thread that serves its workers."""
+    Its turns wait however long the database takes (a heartbeat that gave up would let its
+    trial look dead). The proxy (search/proxy.py) asks for one per thread that serves its
+    workers. Optuna's set-up of a new database needs two connections at once (one inside the
+    other), so the storage is made without a pool (a connection for each use, closed after
+    it) and then given this engine."""
     import sqlalchemy
     from sqlalchemy import orm
 
@@ -237,6 +238,29 @@ def _pool_of(rdb: Any, target: StorageURL, backend: str, connections: int) -> No
     rdb.engine.dispose()
     rdb.engine = engine
     rdb.scoped_session = orm.scoped_session(orm.sessionmaker(bind=engine))
+
+
+def _check_schema(rdb: Any, shown: str) -> None:
+    """Optuna's check that the tables are of its schema, made one connection at a time
+    (Optuna's own opens a second connection inside the first: with a pool of one, it would
+    wait for itself).
+
+    Raises:
+        RuntimeError: the tables are of another schema version; the message says what to do.
+    """
+    from importlib.metadata import version
+
+    current, head = rdb.get_current_version(), rdb.get_head_version()
+    if current == head:
+        return
+    if current in rdb.get_all_versions():
+        todo = f"run `optuna storage upgrade --storage {shown}` (back it up first)"
+    else:
+        todo = "it was written by a newer Optuna: upgrade Optuna (`pip install -U optuna`)"
+    raise RuntimeError(
+        f"{shown}: its tables are of Optuna schema {current}, Optuna {version('optuna')} reads "
+        f"{head}: {todo}"
+    )
 
 
 def _connect_args(backend: str) -> dict[str, object]:
@@ -334,6 +358,22 @@ def _transactions_begin_before_reads(engine: Any) -> None:
     engine.dispose()  # connections made before the hooks are closed, not reused
 
 
+def _settings(backend: str, heartbeat: bool) -> dict[str, Any]:
+    """Optuna's RDBStorage arguments: for a process that runs trials, its heartbeat, and no
+    pool until its one connection's (_pool_of)."""
+    if not heartbeat:
+        return {"engine_kwargs": {"connect_args": _connect_args(backend)}}
+    from sqlalchemy.pool import NullPool
+
+    interval = heartbeat_interval()
+    return {
+        "engine_kwargs": {"connect_args": _connect_args(backend), "poolclass": NullPool},
+        "skip_compatibility_check": True,  # checked after, one connection at a time
+        "heartbeat_interval": interval,
+        "grace_period": 3 * interval,
+    }
+
+
 def open_storage(
     target: StorageURL,
     *,
@@ -362,19 +402,14 @@ def open_storage(
     from sqlalchemy.exc import SQLAlchemyError
 
     backend = target.url.split(":", 1)[0].split("+", 1)[0]
-    crash_safety: dict[str, object] = {}
-    if heartbeat:
-        interval = heartbeat_interval()
-        crash_safety = {"heartbeat_interval": interval, "grace_period": 3 * interval}
+    settings = _settings(backend, heartbeat)
     for attempt in range(_OPEN_TRIES):
         try:
             with warnings.catch_warnings():  # Optuna calls the heartbeat settings experimental
                 warnings.simplefilter("ignore")
-                rdb = optuna.storages.RDBStorage(
-                    target.url,
-                    engine_kwargs={"connect_args": _connect_args(backend)},
-                    **crash_safety,
-                )
+                rdb = optuna.storages.RDBStorage(target.url, **settings)
+                if heartbeat:
+                    _check_schema(rdb, target.shown)
             break
         except (SQLAlchemyError, ImportError) as e:
             if isinstance(e, SQLAlchemyError) and _is_creation_race(e):

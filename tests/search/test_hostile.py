@@ -298,3 +298,23 @@ def test_a_closed_pipe_ends_quietly(write_study, tmp_path):
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 141
     assert err == ""
+
+
+def test_a_database_of_an_older_optuna_schema_is_one_line_and_untouched(write_study, tmp_path):
+    """A worker checks the schema itself, on its one connection (search/storage.py)."""
+    path = write_study(TINY.replace("n_trials = 6", "n_trials = 1"))
+    url = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+    assert main(["run", str(path), "--storage", url, "--quiet"]) == 0
+    rdb = optuna.storages.RDBStorage(url)
+    older = [v for v in rdb.get_all_versions() if v != rdb.get_head_version()][0]
+    with rdb.engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE alembic_version SET version_num = :v"), {"v": older})
+    rdb.engine.dispose()
+    before = hashlib.sha256((tmp_path / "hpsearch.db").read_bytes()).hexdigest()
+    for args in (["run", str(path), "--n-trials", "2"], ["worker", "tiny"]):
+        done = _cli(*args, "--storage", url, "--quiet")
+        assert done.returncode == 2, done.stderr
+        line = _one_line(done.stderr)
+        assert "hpsearch.db" in line and f"schema {older}" in line
+        assert "optuna storage upgrade" in line
+    assert hashlib.sha256((tmp_path / "hpsearch.db").read_bytes()).hexdigest() == before

@@ -66,7 +66,7 @@ def test_the_tables_have_the_columns_hpsearch_queries(study):
     # And they are the tables Optuna writes: a trial and its heartbeat are found there.
     trial = study.ask()
     storage = internals.storage_of(study)
-    storage.record_heartbeat(internals.trial_id(trial))
+    storage.backend.record_heartbeat(internals.trial_id(trial))
     with storage.backend.engine.connect() as conn:
         states = conn.execute(sqlalchemy.select(trials.state)).scalars().all()
         beating = conn.execute(sqlalchemy.select(beats.trial_id)).scalars().all()
@@ -77,7 +77,7 @@ def test_stale_trial_ids_finds_a_trial_whose_heartbeat_is_old(study):
     storage = internals.storage_of(study)
     old, fresh = study.ask(), study.ask()
     for trial in (old, fresh):
-        storage.record_heartbeat(internals.trial_id(trial))
+        storage.backend.record_heartbeat(internals.trial_id(trial))
     beats = internals.heartbeat_table()
     # The old trial's heartbeat moved back by hand, a day (the column holds the server's naive
     # UTC, and this test may run in any zone): no waiting on the wall clock.
@@ -103,3 +103,46 @@ def test_a_study_user_attr_is_deleted_and_the_others_kept(study, tmp_path):
     plain = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'h.db'}")
     internals.delete_study_user_attr(plain._storage, plain._study_id, "kept")
     assert optuna.load_study(study_name="s", storage=plain._storage).user_attrs == {}
+
+
+def test_create_trial_returns_the_trial_as_stored(tmp_path):
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'c.db'}")
+    study_id = rdb.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "c")
+    first, second = (internals.create_trial(rdb, study_id) for _ in range(2))
+    assert [first.number, second.number] == [0, 1]
+    assert rdb.get_trial(internals.trial_id(second)) == second
+    assert second.state == TrialState.RUNNING
+
+
+def test_write_trial_writes_everything_in_one_go_and_only_to_a_running_trial(tmp_path):
+    from optuna.distributions import FloatDistribution
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from hpsearch.own_trial import Writes
+
+    with pytest.warns(optuna.exceptions.ExperimentalWarning):
+        rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'w.db'}", heartbeat_interval=60)
+    study_id = rdb.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "w")
+    trial_id = internals.trial_id(internals.create_trial(rdb, study_id))
+    lr = FloatDistribution(1e-3, 1.0, log=True)
+    writes = Writes(
+        params=[("lr", 0.01, lr, None)],
+        user_attrs={"seed": 7},
+        system_attrs={"s": [1]},
+        intermediate=[(0, 0.5), (1, 0.6)],
+        heartbeat=True,
+    )
+    internals.write_trial(rdb, trial_id, writes)
+    internals.write_trial(rdb, trial_id, Writes(state=TrialState.COMPLETE, values=[0.6]))
+    stored = rdb.get_trial(trial_id)
+    assert stored.params == {"lr": 0.01} and stored.distributions == {"lr": lr}
+    assert stored.user_attrs == {"seed": 7} and stored.system_attrs == {"s": [1]}
+    assert stored.intermediate_values == {0: 0.5, 1: 0.6}
+    assert stored.state == TrialState.COMPLETE and stored.values == [0.6]
+    assert stored.datetime_complete is not None
+    beats = internals.heartbeat_table()
+    with rdb.engine.connect() as conn:
+        assert conn.execute(sqlalchemy.select(beats.trial_id)).scalars().all() == [trial_id]
+    with pytest.raises(UpdateFinishedTrialError):
+        internals.write_trial(rdb, trial_id, Writes(user_attrs={"late": 1}))
+    assert "late" not in rdb.get_trial(trial_id).user_attrs
