@@ -5,8 +5,9 @@ work (start-up, the database, the budget); the ideal is K workers finishing K / 
 trials a second. For each K, on a fresh PostgreSQL database (and through `hpsearch proxy` for
 the proxy rows), as `run --workers K` and as K separate `hpsearch worker` processes:
 
-- steady trials/s against the ideal (from the moment every worker has started a trial to
-  the moment the last trial ends), the budget exact, RUNNING and surplus rows left;
+- steady trials/s against the ideal (trials ended while every worker had one to run: from the
+  moment the last worker started its first trial to the moment the last trial started), the
+  whole run's time against the ideal's, the budget exact, RUNNING and surplus rows left;
 - peak connections to the database (pg_stat_activity, sampled), transactions per trial
   (pg_stat_database.xact_commit), each worker's start-up (launch to its first trial row) and
   resident memory;
@@ -166,7 +167,10 @@ def measure(
     (folder / "sleepy.py").write_text(SLEEPY)
     study = folder / "study.toml"
     study.write_text(STUDY.format(n=n, epochs=epochs, seconds=seconds))
-    env = {**os.environ, "HPSEARCH_HEARTBEAT_INTERVAL": "2"}
+    env = dict(os.environ)
+    if kill:  # dead workers' trials found within seconds (a heartbeat costs each worker CPU:
+        # the throughput rows keep the default interval of 10 s)
+        env["HPSEARCH_HEARTBEAT_INTERVAL"] = "2"
     procs: list[subprocess.Popen] = []
     proxy_proc = None
     try:
@@ -265,10 +269,11 @@ def measure(
     finished = [r for r in rows if r[1] in ("COMPLETE", "PRUNED")]
     starts = sorted(r[2].timestamp() for r in mine if r[2] is not None)
     ends = sorted(r[3].timestamp() for r in mine if r[3] is not None)
-    # Steady: from the k-th trial start (every worker at work) to the last end.
-    steady_from = starts[min(k, len(starts)) - 1]
-    in_window = [e for e in ends if e > steady_from]
-    rate = len(in_window) / max(1e-9, ends[-1] - steady_from)
+    # Steady: while every worker has a trial to run, from the k-th trial's start (the last
+    # worker at work) to the last trial's start (from then on, workers run out of budget).
+    steady_from, steady_to = starts[min(k, len(starts)) - 1], starts[-1]
+    in_window = [e for e in ends if steady_from < e <= steady_to]
+    rate = len(in_window) / max(1e-9, steady_to - steady_from)
     ideal = k / (epochs * seconds)
     first_starts = starts[:k]
     startup = sorted(s - launched for s in first_starts)
@@ -282,6 +287,8 @@ def measure(
         + ("separate workers" if separate else "run --workers"),
         "rate": rate,
         "of_ideal": rate / ideal,
+        # the whole run, from the first trial's start to the last end: the ideal's time / its
+        "whole": (n / ideal) / max(1e-9, ends[-1] - starts[0]),
         "exact": len(finished) == n,
         "running": sum(r[1] == "RUNNING" for r in rows),
         "surplus": sum(bool(r[4] and "surplus" in r[4]) for r in rows),
@@ -336,7 +343,8 @@ def main() -> None:
         rows.append(row)
         print(
             f"K={row['k']:>3} {row['how']:<26} {row['rate']:6.2f} trials/s = "
-            f"{row['of_ideal']:.2f} of ideal; exact {row['exact']}, {row['running']} running, "
+            f"{row['of_ideal']:.2f} of ideal (whole run {row['whole']:.2f}); "
+            f"exact {row['exact']}, {row['running']} running, "
             f"{row['surplus']} surplus; peak {row['peak_connections']} connections; "
             f"{row['tx_per_trial']:.1f} tx/trial; start-up {row['startup_median']:.1f} s "
             f"(median); {row['rss_mb']:.0f} MB a worker"

@@ -42,15 +42,16 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 # Optuna's own loop, doing to the storage what an hpsearch trial does.
 OPTUNA_LOOP = """
-import sys, optuna
+import sys, time, optuna
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-url, n, epochs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+url, n, epochs, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 
 def objective(trial):
     lr = trial.suggest_float("lr", 1e-3, 1e-1, log=True)
     trial.set_user_attr("seed", trial.number)
     trial.set_user_attr("threads", 1)
     for epoch in range(epochs):
+        time.sleep(seconds)
         trial.report(0.1, epoch)
         if trial.should_prune():
             raise optuna.TrialPruned()
@@ -112,6 +113,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=0.0, help="each epoch sleeps this")
     args = parser.parse_args()
     probe = Database()
     try:
@@ -123,15 +125,26 @@ def main() -> None:
 
     def hpsearch(url: str, n: int) -> list[str]:
         study = folder / "sleepy.toml"
-        study.write_text(STUDY.format(n=n, epochs=args.epochs, seconds=0.0))
+        study.write_text(STUDY.format(n=n, epochs=args.epochs, seconds=args.seconds))
         return [HPSEARCH, "run", str(study), "--storage", url, "--quiet"]
 
     def optuna(url: str, n: int) -> list[str]:
-        return [sys.executable, "-c", OPTUNA_LOOP, url, str(n), str(args.epochs)]
+        return [
+            sys.executable,
+            "-c",
+            OPTUNA_LOOP,
+            url,
+            str(n),
+            str(args.epochs),
+            str(args.seconds),
+        ]
 
     ours = per_trial(hpsearch, args.trials, postmaster)
     peer = per_trial(optuna, args.trials, postmaster)
-    print(f"per trial of {args.epochs} epochs, {args.trials} trials of one worker on PostgreSQL")
+    print(
+        f"per trial of {args.epochs} epochs of {args.seconds:g} s, {args.trials} trials of one "
+        "worker on PostgreSQL"
+    )
     print(f"{'':24}{'hpsearch':>10}{'optuna':>10}{'ratio':>8}")
     names = ("worker CPU (ms)", "server CPU (ms)", "transactions")
     for name, a, b in zip(names, ours, peer, strict=True):
