@@ -288,7 +288,7 @@ def measure(
         "rate": rate,
         "of_ideal": rate / ideal,
         # the whole run, from the first trial's start to the last end: the ideal's time / its
-        "whole": (n / ideal) / max(1e-9, ends[-1] - starts[0]),
+        "whole": (len(mine) / ideal) / max(1e-9, ends[-1] - starts[0]),
         "exact": len(finished) == n,
         "running": sum(r[1] == "RUNNING" for r in rows),
         "surplus": sum(bool(r[4] and "surplus" in r[4]) for r in rows),
