@@ -282,3 +282,39 @@ def test_each_worker_holds_one_postgresql_connection(write_study, pg_url):
     assert samples >= 10  # sampled while the workers worked
     assert 4 <= peak <= 5, peak  # the 4 workers were seen, each on one connection
     check_exact(pg_url, "tiny", 40)
+
+
+def test_a_worker_needs_one_connection_from_its_first_step(write_study, pg_url):
+    """A PostgreSQL role allowed a single connection runs a worker that joins a study, to the
+    end: none of its checks, its storage's set-up or its threads opens a second connection
+    (Optuna's schema check opened one inside another, issue 32)."""
+    import sqlalchemy
+    from sqlalchemy.engine import make_url
+
+    path = write_study(FAST.replace(f"n_trials = {N_LOCKED}", "n_trials = 6"))
+    first = [HPSEARCH, "run", str(path), "--storage", pg_url, "--n-trials", "1", "--quiet"]
+    created = subprocess.run(first, capture_output=True, text=True, timeout=300)
+    assert created.returncode == 0, created.stderr
+    role = f"hpsearch_one_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(
+        pg_url, poolclass=sqlalchemy.pool.NullPool, isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 1'))
+        for kind in ("TABLES", "SEQUENCES"):
+            conn.execute(sqlalchemy.text(f'GRANT ALL ON ALL {kind} IN SCHEMA public TO "{role}"'))
+    try:
+        url = make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+        done = subprocess.run(
+            [HPSEARCH, "worker", "tiny", "--storage", url, "--quiet"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        check_exact(pg_url, "tiny", 6)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sqlalchemy.text(f'DROP ROLE "{role}"'))
+        admin.dispose()
