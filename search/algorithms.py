@@ -147,6 +147,25 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
     return build(SAMPLERS[spec.sampler.type], dict(spec.sampler.options), **extra)
 
 
+# The samplers and pruners that look only into finished trials (Optuna 5.1's code): with them a
+# worker reads the trials in flight by their state alone (search/light_reads.py). Not here:
+# the grid sampler (running trials' grid ids), TPE with constant_liar (running trials'
+# parameters), CMA-ES and GP (left as Optuna reads them), successive halving and hyperband
+# (running trials' rungs).
+_FINISHED_ONLY_SAMPLERS = ("tpe", "random", "qmc")
+_FINISHED_ONLY_PRUNERS = ("wilcoxon", "curve", "median", "percentile", "none")
+
+
+def reads_finished_only(spec: StudySpec) -> bool:
+    """Whether the study's sampler and pruner read nothing of trials in flight but their
+    state (search/light_reads.py)."""
+    if spec.sampler.options.get("constant_liar"):
+        return False
+    return (
+        spec.sampler.type in _FINISHED_ONLY_SAMPLERS and spec.pruner.type in _FINISHED_ONLY_PRUNERS
+    )
+
+
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
     """The study's pruner (pruners draw no random numbers: no seed)."""
     return build(PRUNERS[spec.pruner.type], dict(spec.pruner.options))

@@ -164,6 +164,15 @@ def write_trial(rdb: optuna.storages.RDBStorage, trial: int, writes: Any) -> Non
                 row.datetime_complete = datetime.now()
 
 
+def finished_trials(rdb: optuna.storages.RDBStorage, study: int, ids: list[int]) -> list[Any]:
+    """The finished trials of study id `study` among trial ids `ids`, whole (and any finished
+    after the last of them), as Optuna's cached storage reads new trials."""
+    from optuna.trial import TrialState
+
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return rdb._get_trials(study, finished, set(ids), max(ids))
+
+
 def stale_trial_ids(storage: Any, study: int) -> list[int]:
     """RUNNING trials of study id `study` whose heartbeat is older than the grace period, by
     the database server's clock (through `storage`: an RDB storage, or hpsearch's retrying

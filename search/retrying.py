@@ -32,6 +32,7 @@ from optuna.storages import BaseStorage
 from hpsearch.errors import UsageError
 from hpsearch.errors import read_only_error
 from hpsearch.errors import read_only_problem
+from hpsearch.light_reads import LightReads
 from hpsearch.optuna_internals import cached_storage
 from hpsearch.optuna_internals import create_trial
 from hpsearch.optuna_internals import heartbeat_base
@@ -176,6 +177,8 @@ class _RetryingBase(OwnTrialCalls):
         # database holds now and their every write committed.
         self.reuse_reads = True
         self.batches = not self.proxied  # the running trial's writes (search/own_trial.py)
+        self.light_reads = False  # set by a worker whose sampler and pruner allow it
+        self._light = LightReads()
         self._init_own()
 
     def serve_many(self) -> None:
@@ -283,18 +286,31 @@ class _RetryingBase(OwnTrialCalls):
         return create_trial(self.backend, study_id, template_trial)
 
     def fresh_trials(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
-        """The study's trials as the database holds them now (not deep-copied)."""
+        """The study's trials as the database holds them now (not deep-copied). With
+        `light_reads`, the trials in flight come by their state alone (search/light_reads.py)."""
         now = time.monotonic()
-        trials = self._call("get_all_trials", study_id, deepcopy=False)
+        if self.light_reads and not self.proxied:
+            trials = self._call("_light_read", study_id)
+        else:
+            trials = self._call("get_all_trials", study_id, deepcopy=False)
         self._recent = (study_id, now, trials)
         return trials
+
+    def _light_read(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
+        return self._light.read(self.backend, study_id)
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if name in _STATE_WRITES:
             self._recent = None
         backoff = FIRST_BACKOFF_S
         attempt = 0
-        own = name in ("_fail_if_running", "_set_trial_user_attrs", "_write", "_create_trial")
+        own = name in (
+            "_fail_if_running",
+            "_set_trial_user_attrs",
+            "_write",
+            "_create_trial",
+            "_light_read",
+        )
         target = self if own else self._inner
         while True:
             try:

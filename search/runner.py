@@ -20,6 +20,7 @@ from typing import Any
 from hpsearch import optuna_internals as internals
 from hpsearch.algorithms import make_pruner
 from hpsearch.algorithms import make_sampler
+from hpsearch.algorithms import reads_finished_only
 from hpsearch.arrays import ARRAYS_ATTR
 from hpsearch.arrays import for_stored
 from hpsearch.creation import create_or_resume
@@ -184,6 +185,7 @@ def _work(
         return interrupts.signal is not None
 
     internals.storage_of(study).set_handlers(log=progress.write, stop=stop)
+    internals.storage_of(study).light_reads = reads_finished_only(spec)
     why = "signal"
     objective = None
     try:
