@@ -117,6 +117,41 @@ def create_trial(rdb: optuna.storages.RDBStorage, study: int, template: Any = No
     return rdb._create_new_trial(study, template)
 
 
+def create_trial_unless(rdb: optuna.storages.RDBStorage, study: int, full: Any) -> Any:
+    """A new RUNNING trial of study id `study`, returned whole, unless `full(session)` (asked
+    in the same transaction, under the lock Optuna takes on the study's row to number every
+    new trial) says no trial may be added; then None, and nothing is written."""
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import FrozenTrial
+
+    with _create_scoped_session(rdb.scoped_session) as session:
+        models.StudyModel.find_or_raise_by_id(study, session, for_update=True)
+        if full(session):
+            return None
+        row = rdb._get_prepared_new_trial(study, None, session)
+        return FrozenTrial(
+            number=row.number,
+            state=row.state,
+            value=None,
+            datetime_start=row.datetime_start,
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={},
+            intermediate_values={},
+            trial_id=row.trial_id,
+        )
+
+
+def user_attr_table() -> Any:
+    """The SQLAlchemy model of Optuna's trial user attributes table."""
+    from optuna.storages._rdb.models import TrialUserAttributeModel
+
+    return TrialUserAttributeModel
+
+
 def write_trial(rdb: optuna.storages.RDBStorage, trial: int, writes: Any) -> None:
     """`writes` (search/own_trial.py's Writes) to the running trial id `trial` in one
     transaction, each checked as Optuna's own call checks it; with a finished `writes.state`

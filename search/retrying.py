@@ -29,12 +29,15 @@ import sqlalchemy.exc
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 
+from hpsearch.budget_count import BudgetFull
+from hpsearch.budget_count import budget_full
 from hpsearch.errors import UsageError
 from hpsearch.errors import read_only_error
 from hpsearch.errors import read_only_problem
 from hpsearch.light_reads import LightReads
 from hpsearch.optuna_internals import cached_storage
 from hpsearch.optuna_internals import create_trial
+from hpsearch.optuna_internals import create_trial_unless
 from hpsearch.optuna_internals import heartbeat_base
 from hpsearch.optuna_internals import set_trial_user_attrs
 from hpsearch.optuna_internals import trial_id as id_of
@@ -178,8 +181,14 @@ class _RetryingBase(OwnTrialCalls):
         self.reuse_reads = True
         self.batches = not self.proxied  # the running trial's writes (search/own_trial.py)
         self.light_reads = False  # set by a worker whose sampler and pruner allow it
+        self.budget: int | None = None  # a worker's: no trial row is created beyond it
         self._light = LightReads()
         self._init_own()
+
+    def for_worker(self, *, light_reads: bool, budget: int) -> None:
+        """A worker's loop: its light reads (search/light_reads.py), and its budget, which no
+        trial row it creates goes beyond (search/budget_count.py)."""
+        self.light_reads, self.budget = light_reads, budget
 
     def serve_many(self) -> None:
         """For `hpsearch proxy`: no read reused, no write held back."""
@@ -269,7 +278,11 @@ class _RetryingBase(OwnTrialCalls):
         get_trial that Optuna's ask makes next: created whole by a worker, which keeps it
         (search/own_trial.py), read back once by a client of the proxy."""
         if self.batches:
-            trial = self._call("_create_trial", study_id, template_trial)
+            exact = template_trial is None and self.budget is not None
+            if exact:  # the budget counted in the transaction that creates the row
+                trial = self._call("_create_within_budget", study_id)
+            else:
+                trial = self._call("_create_trial", study_id, template_trial)
             self._adopt(trial, study_id)
         else:
             trial_id = self._call("create_new_trial", study_id, template_trial)
@@ -284,6 +297,16 @@ class _RetryingBase(OwnTrialCalls):
 
     def _create_trial(self, study_id: int, template_trial: Any) -> Any:
         return create_trial(self.backend, study_id, template_trial)
+
+    def _create_within_budget(self, study_id: int) -> Any:
+        budget = self.budget
+
+        trial = create_trial_unless(
+            self.backend, study_id, lambda session: budget_full(session, study_id, budget)
+        )
+        if trial is None:
+            raise BudgetFull(f"the trials ahead already fill the budget of {budget}")
+        return trial
 
     def fresh_trials(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
         """The study's trials as the database holds them now (not deep-copied). With
@@ -309,6 +332,7 @@ class _RetryingBase(OwnTrialCalls):
             "_set_trial_user_attrs",
             "_write",
             "_create_trial",
+            "_create_within_budget",
             "_light_read",
         )
         target = self if own else self._inner

@@ -185,7 +185,7 @@ def _work(
         return interrupts.signal is not None
 
     internals.storage_of(study).set_handlers(log=progress.write, stop=stop)
-    internals.storage_of(study).light_reads = reads_finished_only(spec)
+    internals.storage_of(study).for_worker(light_reads=reads_finished_only(spec), budget=budget)
     why = "signal"
     objective = None
     try:

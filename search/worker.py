@@ -6,23 +6,19 @@ on any machine) runs this loop against the shared storage:
 - Before asking for a trial it counts finished trials (complete, pruned, diverged) and trials
   in flight (running, waiting to be retried). When the rest of the budget is already in flight
   it waits, failing dead workers' trials meanwhile (they must not block the end).
-- Two workers can still ask at the same moment. The objective then checks the trial's rank:
-  if as many trials ahead of it (lower numbers) are finished or in flight as the budget allows,
-  it does not train and fails as surplus, which does not count. So the budget is exact. That
-  check needs a storage query only for trials numbered budget - 1 or higher (trial n has n
-  trials ahead of it), so a study adds almost none; a trial that takes the last place
-  ends the worker's stretch of trials, and only then does it look at the study again.
-- Storage errors (a database restart, a lock held too long) are retried call by call with
-  backoff by the storage itself (search/retrying.py) and never counted as trials.
+- Two workers can still ask at the same moment. On a database, the count is made again in
+  the transaction that creates the row (search/budget_count.py): no row beyond the budget.
+  Through `hpsearch proxy` the objective checks the trial's rank instead: with as many trials
+  ahead of it as the budget allows, it fails as surplus, not trained and not counted. A trial
+  that takes the last place ends the worker's stretch, and then it looks at the study again.
+- Storage errors are retried by the storage itself (search/retrying.py), never counted.
 - A trial whose worker died is failed with its reason and re-queued with the same parameters
-  and seed: `stale` when its heartbeat stopped (judged by the database server's clock, as
-  Optuna does), `silent` when it never wrote one (judged by how long this worker has watched
-  it, on this worker's monotonic clock). No wall clock written by one machine is ever compared
-  with another machine's, so workers in any time zone agree.
+  and seed: `stale` when its heartbeat stopped (by the database server's clock, as Optuna
+  does), `silent` when it never wrote one (by this worker's monotonic clock). No machine's
+  wall clock is compared with another's, so workers in any time zone agree.
 
-The loop is hpsearch's own ask/tell loop rather than `study.optimize`: Optuna's loop lets a
-storage error escape from its bookkeeping and its heartbeat thread die, and fails stale trials
-without saying why.
+hpsearch's own ask/tell loop, not `study.optimize`: Optuna's lets a storage error escape from
+its bookkeeping and its heartbeat thread die, and fails stale trials without saying why.
 """
 
 from __future__ import annotations
@@ -38,6 +34,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from hpsearch import optuna_internals as internals
+from hpsearch.budget_count import BudgetFull
 from hpsearch.records import ATTEMPT_ATTRS
 from hpsearch.records import FAIL_REASON_ATTR
 from hpsearch.records import counts_toward_budget
@@ -390,7 +387,10 @@ def run_trials(
                 prepare()
             if guard.taken(study):  # look again above: wait for the running, or end
                 break
-            trial = run_one(study, objective, (*catch, Surplus), log)
+            try:
+                trial = run_one(study, objective, (*catch, Surplus), log)
+            except BudgetFull:  # another worker took the last place first: look again
+                break
             for callback in callbacks:
                 callback(study, trial)
             if guard.last_place:

@@ -62,10 +62,9 @@ def _run_with_lock(url: str, name: str, text: str, write_study, hold_lock) -> No
     )
 
 
-def test_eight_workers_end_a_study_without_a_surplus_row_each(write_study, tmp_path):
-    """A worker sees a full budget before it creates a trial row: only a true race (two
-    workers asking in the same few milliseconds) leaves a surplus row, not each worker but one
-    at every study's end, as before (issue 32)."""
+def test_eight_workers_end_a_study_without_a_surplus_row(write_study, tmp_path):
+    """The budget is counted in the transaction that creates a trial's row
+    (search/budget_count.py): no worker makes a row beyond it, race or not (issue 32)."""
     url = f"sqlite:///{tmp_path / 'h.db'}"
     path = write_study(FAST.replace(f"n_trials = {N_LOCKED}", "n_trials = 24"))
     done = subprocess.run(
@@ -77,9 +76,8 @@ def test_eight_workers_end_a_study_without_a_surplus_row_each(write_study, tmp_p
     assert done.returncode == 0, done.stderr
     trials = check_exact(url, "tiny", 24)
     surplus = [t.number for t in trials if fail_reason(t).startswith("surplus")]
-    # Was 6-7 (one per worker but the last); a race's few remain: 0-2 alone, 3 once while
-    # the whole suite loaded both cores.
-    assert len(surplus) <= 4, surplus
+    # Was 6-7 (one per worker but the last), then 0-3 with the count read before asking.
+    assert surplus == []
 
 
 def test_four_workers_on_sqlite_with_the_write_lock_held(write_study, tmp_path):
