@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from hpsearch.optuna_internals import bare_trial
 from hpsearch.optuna_internals import finished_trials
 from hpsearch.optuna_internals import trial_id as id_of
 from hpsearch.optuna_internals import trial_table
@@ -65,21 +66,7 @@ class LightReads:
 
 def _stub(trial_id: int, number: int, state: Any, start_utc: Any) -> Any:
     """A trial in flight: its state, number and start (in local time, as Optuna gives it)."""
-    from optuna.trial import FrozenTrial
-
     start = None
     if start_utc is not None:
         start = start_utc.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
-    return FrozenTrial(
-        number=number,
-        state=state,
-        value=None,
-        datetime_start=start,
-        datetime_complete=None,
-        params={},
-        distributions={},
-        user_attrs={},
-        system_attrs={},
-        intermediate_values={},
-        trial_id=trial_id,
-    )
+    return bare_trial(trial_id, number, state, start)

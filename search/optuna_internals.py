@@ -123,26 +123,32 @@ def create_trial_unless(rdb: optuna.storages.RDBStorage, study: int, full: Any) 
     new trial) says no trial may be added; then None, and nothing is written."""
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
-    from optuna.trial import FrozenTrial
 
     with _create_scoped_session(rdb.scoped_session) as session:
         models.StudyModel.find_or_raise_by_id(study, session, for_update=True)
         if full(session):
             return None
         row = rdb._get_prepared_new_trial(study, None, session)
-        return FrozenTrial(
-            number=row.number,
-            state=row.state,
-            value=None,
-            datetime_start=row.datetime_start,
-            datetime_complete=None,
-            params={},
-            distributions={},
-            user_attrs={},
-            system_attrs={},
-            intermediate_values={},
-            trial_id=row.trial_id,
-        )
+        return bare_trial(row.trial_id, row.number, row.state, row.datetime_start)
+
+
+def bare_trial(trial_id: int, number: int, state: Any, start: Any) -> Any:
+    """A FrozenTrial with its id, number, state and start, and nothing written to it yet."""
+    from optuna.trial import FrozenTrial
+
+    return FrozenTrial(
+        number=number,
+        state=state,
+        value=None,
+        datetime_start=start,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=trial_id,
+    )
 
 
 def user_attr_table() -> Any:
