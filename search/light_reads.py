@@ -49,12 +49,22 @@ class LightReads:
             .where(table.c.study_id == study_id, table.c.trial_id > after)
             .order_by(table.c.trial_id)
         )
-        with rdb.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        new = [row[0] for row in rows if row[2].is_finished() and row[0] not in finished]
-        if new:
-            for trial in finished_trials(rdb, study_id, new):
-                finished[id_of(trial)] = trial
+        # One transaction: the light query opens it on the thread's session of Optuna's, and
+        # Optuna's read of the newly finished trials, on that same session, ends it.
+        session = rdb.scoped_session()
+        try:
+            rows = session.execute(query).all()
+            new = [row[0] for row in rows if row[2].is_finished() and row[0] not in finished]
+            if new:
+                for trial in finished_trials(rdb, study_id, new):
+                    finished[id_of(trial)] = trial
+            else:
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
         for row in rows:
             if row[0] not in finished:
                 break
