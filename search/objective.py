@@ -130,6 +130,9 @@ class Objective:
                 return "prune"
             return "go"
 
+        storage, trial_id = internals.storage_of(trial.study), internals.trial_id(trial)
+        if hasattr(storage, "reports_wait"):  # each report sent while the next epoch trains
+            storage.reports_wait(trial_id)
         start = time.perf_counter()
         try:
             self.interrupts.check()
@@ -140,6 +143,7 @@ class Objective:
                 seed,
                 on_epoch=on_epoch,
                 timeout=spec.trial_timeout,
+                after_epoch=lambda: getattr(storage, "send_waiting", lambda i: None)(trial_id),
             )
             if trained.history is None:
                 raise optuna.TrialPruned(pruned_at[-1])

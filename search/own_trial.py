@@ -58,6 +58,7 @@ class OwnTrial:
         self.waiting = Writes(heartbeat=heartbeat_s is not None)
         self.beat_at: float | None = None  # when a heartbeat last left (monotonic)
         self.beat_asked = False  # the heartbeat thread asked once before anything was sent
+        self.reports_wait = False  # reports are sent by send_waiting, not at once
 
     def param(self, name: str, internal: float, distribution: Any, previous: Any) -> None:
         with self.lock:
@@ -80,6 +81,11 @@ class OwnTrial:
         with self.lock:
             self.trial.intermediate_values = {**self.trial.intermediate_values, step: value}
             self.waiting.intermediate.append((step, value))
+
+    def has_waiting(self) -> bool:
+        with self.lock:
+            w = self.waiting
+            return bool(w.params or w.user_attrs or w.system_attrs or w.intermediate)
 
     def take(self, state: Any = None, values: Any = None) -> Writes:
         """Everything waiting, to send now (the heartbeat too, if none has gone yet)."""
@@ -182,7 +188,21 @@ class OwnTrialCalls:
         if own is None:
             return self._call("set_trial_intermediate_value", trial_id, step, value)
         own.report(step, value)
-        self._send(own)
+        if not own.reports_wait:
+            self._send(own)
+
+    def reports_wait(self, trial_id: int) -> None:
+        """This worker's running trial's reports wait for `send_waiting` (called once the
+        training process has its answer, so that the database is off the training's path)."""
+        own = self._own_of(trial_id)
+        if own is not None:
+            own.reports_wait = True
+
+    def send_waiting(self, trial_id: int) -> None:
+        """Send what the running trial has waiting, if anything."""
+        own = self._own_of(trial_id)
+        if own is not None and own.has_waiting():
+            self._send(own)
 
     def set_trial_state_values(self, trial_id: int, state: Any, values: Any = None) -> bool:
         from optuna.exceptions import UpdateFinishedTrialError

@@ -198,10 +198,13 @@ class Trainer:
         *args: Any,
         on_epoch: Callable[[Any], str] | None = None,
         timeout: float | None = None,
+        after_epoch: Callable[[], None] | None = None,
     ) -> Any:
         """Run `job(state, channel, *args)` in the training process; its return value.
 
-        `on_epoch(payload)` answers each epoch it reports. Raises what the job raised (the
+        `on_epoch(payload)` answers each epoch it reports; `after_epoch()` runs once the answer
+        is sent, while the next epoch trains (the epoch's report goes to the database then,
+        off the training's path). Raises what the job raised (the
         expected errors as themselves, anything else as TrainerFailed), Interrupted when a
         signal stopped it, ProcessEnded when its process ended or ran past `timeout` seconds.
         """
@@ -218,6 +221,8 @@ class Trainer:
                     continue
                 if message[0] == "epoch":
                     self.conn.send(on_epoch(message[1]) if on_epoch else "go")
+                    if after_epoch is not None:
+                        after_epoch()
                     continue
                 answered = True
                 if message[0] == "result":

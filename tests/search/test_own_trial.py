@@ -109,3 +109,21 @@ def test_an_enqueued_trial_taken_by_a_worker_is_kept_the_same_way(tmp_path):
     stored = _stored(db)
     assert stored.state == TrialState.COMPLETE and stored.params == {"lr": 0.1}
     assert stored.user_attrs == {"note": "queued"}
+
+
+def test_reports_can_wait_until_the_training_has_its_answer(tmp_path):
+    """The objective lets each epoch's report wait until the training process has its go or
+    prune (search/objective.py): sent then, while the next epoch trains."""
+    db = tmp_path / "own.db"
+    study = _worker_study(db)
+    storage = internals.storage_of(study)
+    trial = study.ask()
+    set_user_attrs(trial, {"seed": 5})
+    storage.reports_wait(internals.trial_id(trial))
+    trial.report(0.25, step=0)
+    assert not trial.should_prune() and _stored(db).intermediate_values == {}
+    storage.send_waiting(internals.trial_id(trial))
+    assert _stored(db).intermediate_values == {0: 0.25}
+    trial.report(0.5, step=1)  # not yet sent: goes with the tell
+    study.tell(trial, 0.5)
+    assert _stored(db).intermediate_values == {0: 0.25, 1: 0.5}
