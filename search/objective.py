@@ -131,8 +131,10 @@ class Objective:
             return "go"
 
         storage, trial_id = internals.storage_of(trial.study), internals.trial_id(trial)
+        after_epoch = None
         if hasattr(storage, "reports_wait"):  # each report sent while the next epoch trains
             storage.reports_wait(trial_id)
+            after_epoch = lambda: storage.send_waiting(trial_id)  # noqa: E731 (one call)
         start = time.perf_counter()
         try:
             self.interrupts.check()
@@ -143,7 +145,7 @@ class Objective:
                 seed,
                 on_epoch=on_epoch,
                 timeout=spec.trial_timeout,
-                after_epoch=lambda: getattr(storage, "send_waiting", lambda i: None)(trial_id),
+                after_epoch=after_epoch,
             )
             if trained.history is None:
                 raise optuna.TrialPruned(pruned_at[-1])

@@ -63,6 +63,17 @@ REUSE_S = 0.5
 _STATE_WRITES = ("set_trial_state_values", "_fail_if_running")
 
 
+# The calls made by this class itself (each one transaction), not by Optuna's storage.
+_OWN_CALLS = (
+    "_fail_if_running",
+    "_set_trial_user_attrs",
+    "_write",
+    "_create_trial",
+    "_create_within_budget",
+    "_light_read",
+)
+
+
 class StorageUnavailable(UsageError):
     """The database stayed unreachable for MAX_OUTAGE_S; the message is one line."""
 
@@ -300,7 +311,6 @@ class _RetryingBase(OwnTrialCalls):
 
     def _create_within_budget(self, study_id: int) -> Any:
         budget = self.budget
-
         trial = create_trial_unless(
             self.backend, study_id, lambda session: budget_full(session, study_id, budget)
         )
@@ -327,15 +337,7 @@ class _RetryingBase(OwnTrialCalls):
             self._recent = None
         backoff = FIRST_BACKOFF_S
         attempt = 0
-        own = name in (
-            "_fail_if_running",
-            "_set_trial_user_attrs",
-            "_write",
-            "_create_trial",
-            "_create_within_budget",
-            "_light_read",
-        )
-        target = self if own else self._inner
+        target = self if name in _OWN_CALLS else self._inner
         while True:
             try:
                 result = getattr(target, name)(*args, **kwargs)
