@@ -10,7 +10,9 @@ trials, and hpsearch's own loop only counts the others by state; for a study wit
 
 - one light query for the trials after the last one it knows to be finished with everything
   before it: id, number, state and start of each;
-- the trials among them that finished since its last read, whole, once;
+- the trials among them that finished since its last read, whole, once, by plain queries of
+  their rows (a third of the CPU of Optuna's read through SQLAlchemy's ORM, which at K = 64
+  took a worker 20 ms a trial for the 64 trials finished since its last);
 
 and returns the finished trials it holds, with the trials in flight as stubs (their state,
 number and start; no parameters, attributes or reports). A stub's contents are read when the
@@ -24,9 +26,10 @@ import datetime
 from typing import Any
 
 from hpsearch.optuna_internals import bare_trial
-from hpsearch.optuna_internals import finished_trials
 from hpsearch.optuna_internals import trial_id as id_of
-from hpsearch.optuna_internals import trial_table
+from hpsearch.optuna_internals import trial_tables
+
+_CHUNK = 5000  # trial ids in one query (a bound parameter each: the drivers' limits are higher)
 
 
 class LightReads:
@@ -35,13 +38,14 @@ class LightReads:
     def __init__(self) -> None:
         self.finished: dict[int, dict[int, Any]] = {}  # study id -> trial id -> FrozenTrial
         self.known_up_to: dict[int, int] = {}  # study id -> every trial id up to it finished
+        self.distributions: dict[str, Any] = {}  # a parameter's stored JSON -> its distribution
 
     def read(self, rdb: Any, study_id: int) -> list[Any]:
         import sqlalchemy
 
         finished = self.finished.setdefault(study_id, {})
         after = self.known_up_to.get(study_id, -1)
-        table = trial_table().__table__
+        table = trial_tables().trials
         query = (
             sqlalchemy.select(
                 table.c.trial_id, table.c.number, table.c.state, table.c.datetime_start
@@ -49,17 +53,15 @@ class LightReads:
             .where(table.c.study_id == study_id, table.c.trial_id > after)
             .order_by(table.c.trial_id)
         )
-        # One transaction: the light query opens it on the thread's session of Optuna's, and
-        # Optuna's read of the newly finished trials, on that same session, ends it.
+        # One transaction, on the thread's session of Optuna's.
         session = rdb.scoped_session()
         try:
             rows = session.execute(query).all()
             new = [row[0] for row in rows if row[2].is_finished() and row[0] not in finished]
-            if new:
-                for trial in finished_trials(rdb, study_id, new):
+            for start in range(0, len(new), _CHUNK):
+                for trial in self._whole(session, new[start : start + _CHUNK]):
                     finished[id_of(trial)] = trial
-            else:
-                session.commit()
+            session.commit()
         except BaseException:
             session.rollback()
             raise
@@ -73,10 +75,70 @@ class LightReads:
         stubs = [_stub(*row) for row in rows if row[0] not in finished]
         return sorted([*finished.values(), *stubs], key=lambda t: t.number)
 
+    def _whole(self, session: Any, ids: list[int]) -> list[Any]:
+        """The trials `ids`, whole, as Optuna's own read builds them, from their rows."""
+        import json
+
+        import sqlalchemy
+        from optuna.trial import FrozenTrial
+
+        t = trial_tables()
+
+        def rows(table: Any, *columns: str) -> dict[int, list[tuple]]:
+            """Each trial's rows of `table`, in the order they were written."""
+            found: dict[int, list[tuple]] = {i: [] for i in ids}
+            query = sqlalchemy.select(table.c.trial_id, *(table.c[c] for c in columns))
+            query = query.where(table.c.trial_id.in_(ids)).order_by(*table.primary_key.columns)
+            for row in session.execute(query):
+                found[row[0]].append(row[1:])
+            return found
+
+        params = rows(t.params, "param_name", "param_value", "distribution_json")
+        values = rows(t.values, "objective", "value", "value_type")
+        user_attrs = rows(t.user_attrs, "key", "value_json")
+        system_attrs = rows(t.system_attrs, "key", "value_json")
+        reports = rows(t.intermediate, "step", "intermediate_value", "intermediate_value_type")
+        trials = rows(t.trials, "number", "state", "datetime_start", "datetime_complete")
+        whole = []
+        for i, found in trials.items():  # one row each (none if the study was just deleted)
+            for number, state, start, complete in found:
+                chosen = {name: self._distribution(stored) for name, _, stored in params[i]}
+                objectives = sorted(values[i], key=lambda row: row[0])
+                whole.append(
+                    FrozenTrial(
+                        number=number,
+                        state=state,
+                        value=None,
+                        values=[t.value_of(v, kind) for _, v, kind in objectives] or None,
+                        datetime_start=_local(start),
+                        datetime_complete=_local(complete),
+                        params={n: chosen[n].to_external_repr(v) for n, v, _ in params[i]},
+                        distributions=chosen,
+                        user_attrs={key: json.loads(v) for key, v in user_attrs[i]},
+                        system_attrs={key: json.loads(v) for key, v in system_attrs[i]},
+                        intermediate_values={s: t.intermediate_of(v, k) for s, v, k in reports[i]},
+                        trial_id=i,
+                    )
+                )
+        return whole
+
+    def _distribution(self, stored: str) -> Any:
+        """A parameter's distribution from its stored JSON (the same for most trials: parsed
+        once)."""
+        if stored not in self.distributions:
+            from optuna.distributions import json_to_distribution
+
+            self.distributions[stored] = json_to_distribution(stored)
+        return self.distributions[stored]
+
+
+def _local(utc: Any) -> Any:
+    """A stored naive UTC time in naive local time, as Optuna gives it."""
+    if utc is None:
+        return None
+    return utc.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
+
 
 def _stub(trial_id: int, number: int, state: Any, start_utc: Any) -> Any:
     """A trial in flight: its state, number and start (in local time, as Optuna gives it)."""
-    start = None
-    if start_utc is not None:
-        start = start_utc.replace(tzinfo=datetime.UTC).astimezone().replace(tzinfo=None)
-    return bare_trial(trial_id, number, state, start)
+    return bare_trial(trial_id, number, state, _local(start_utc))

@@ -205,13 +205,23 @@ def write_trial(rdb: optuna.storages.RDBStorage, trial: int, writes: Any) -> Non
                 row.datetime_complete = datetime.now()
 
 
-def finished_trials(rdb: optuna.storages.RDBStorage, study: int, ids: list[int]) -> list[Any]:
-    """The finished trials of study id `study` among trial ids `ids`, whole (and any finished
-    after the last of them), as Optuna's cached storage reads new trials."""
-    from optuna.trial import TrialState
+def trial_tables() -> Any:
+    """The tables of a trial's contents, with Optuna's stored forms of its values, to read
+    finished trials whole with plain queries (search/light_reads.py)."""
+    from types import SimpleNamespace
 
-    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return rdb._get_trials(study, finished, set(ids), max(ids))
+    from optuna.storages._rdb import models
+
+    return SimpleNamespace(
+        trials=models.TrialModel.__table__,
+        params=models.TrialParamModel.__table__,
+        values=models.TrialValueModel.__table__,
+        user_attrs=models.TrialUserAttributeModel.__table__,
+        system_attrs=models.TrialSystemAttributeModel.__table__,
+        intermediate=models.TrialIntermediateValueModel.__table__,
+        value_of=models.TrialValueModel.stored_repr_to_value,
+        intermediate_of=models.TrialIntermediateValueModel.stored_repr_to_intermediate_value,
+    )
 
 
 def stale_trial_ids(storage: Any, study: int) -> list[int]:
