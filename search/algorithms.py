@@ -148,7 +148,7 @@ def make_sampler(spec: StudySpec, seed: int) -> optuna.samplers.BaseSampler:
 
 
 # The samplers and pruners that look only into finished trials (Optuna 5.1's code): with them a
-# worker reads the trials in flight by their state alone (search/light_reads.py). Not here:
+# worker reads the trials in flight by their state alone (search/trial_reads.py). Not here:
 # the grid sampler (running trials' grid ids), TPE with constant_liar (running trials'
 # parameters), CMA-ES and GP (left as Optuna reads them), successive halving and hyperband
 # (running trials' rungs).
@@ -158,7 +158,7 @@ _FINISHED_ONLY_PRUNERS = ("wilcoxon", "curve", "median", "percentile", "none")
 
 def reads_finished_only(spec: StudySpec) -> bool:
     """Whether the study's sampler and pruner read nothing of trials in flight but their
-    state (search/light_reads.py)."""
+    state (search/trial_reads.py)."""
     if spec.sampler.options.get("constant_liar"):
         return False
     return (

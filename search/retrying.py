@@ -34,7 +34,7 @@ from hpsearch.budget_count import budget_full
 from hpsearch.errors import UsageError
 from hpsearch.errors import read_only_error
 from hpsearch.errors import read_only_problem
-from hpsearch.light_reads import LightReads
+from hpsearch.trial_reads import TrialReads
 from hpsearch.optuna_internals import cached_storage
 from hpsearch.optuna_internals import create_trial
 from hpsearch.optuna_internals import create_trial_unless
@@ -70,7 +70,7 @@ _OWN_CALLS = (
     "_write",
     "_create_trial",
     "_create_within_budget",
-    "_light_read",
+    "_read_trials",
 )
 
 
@@ -193,11 +193,11 @@ class _RetryingBase(OwnTrialCalls):
         self.batches = not self.proxied  # the running trial's writes (search/own_trial.py)
         self.light_reads = False  # set by a worker whose sampler and pruner allow it
         self.budget: int | None = None  # a worker's: no trial row is created beyond it
-        self._light = LightReads()
+        self._reads = TrialReads()
         self._init_own()
 
     def for_worker(self, *, light_reads: bool, budget: int) -> None:
-        """A worker's loop: its light reads (search/light_reads.py), and its budget, which no
+        """A worker's loop: its light reads (search/trial_reads.py), and its budget, which no
         trial row it creates goes beyond (search/budget_count.py)."""
         self.light_reads, self.budget = light_reads, budget
 
@@ -320,17 +320,17 @@ class _RetryingBase(OwnTrialCalls):
 
     def fresh_trials(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
         """The study's trials as the database holds them now (not deep-copied). With
-        `light_reads`, the trials in flight come by their state alone (search/light_reads.py)."""
+        `light_reads`, the trials in flight come by their state alone (search/trial_reads.py)."""
         now = time.monotonic()
-        if self.light_reads and not self.proxied:
-            trials = self._call("_light_read", study_id)
-        else:
+        if self.proxied:
             trials = self._call("get_all_trials", study_id, deepcopy=False)
+        else:
+            trials = self._call("_read_trials", study_id)
         self._recent = (study_id, now, trials)
         return trials
 
-    def _light_read(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
-        return self._light.read(self.backend, study_id)
+    def _read_trials(self, study_id: int) -> list[optuna.trial.FrozenTrial]:
+        return self._reads.read(self.backend, study_id, light=self.light_reads)
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         if name in _STATE_WRITES:

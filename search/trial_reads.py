@@ -1,28 +1,30 @@
-"""A worker's read of its study's trials, with the trials in flight by their state alone.
+"""How a process on the database reads a study's trials: finished ones once, by plain queries.
 
-Every worker reads the study's trials before each trial (the budget, the sampler). Optuna's
-cached storage reads each finished trial once, but every trial still in flight whole, with its
-parameters, attributes and reports, at every read: with K workers a read builds about K trials
-that nobody looks into, and a worker's CPU per trial grew with K (issue 32). TPE, random and
-QMC sampling, and the Wilcoxon, curve, median and percentile pruners look only into finished
-trials, and hpsearch's own loop only counts the others by state; for a study with those
-(search/algorithms.py: `reads_finished_only`), a worker reads:
+Every worker reads the study's trials before each trial (the budget, the sampler), and
+`hpsearch proxy` reads them for each of its clients' calls. Optuna's cached storage reads each
+finished trial once, but every trial still in flight whole at every read, through SQLAlchemy's
+ORM, under one lock: at K = 64 a worker spent 20 ms a trial building the 64 trials finished
+since its last read, and the proxy more than half its time (issue 32). `TrialReads.read` gives
+what Optuna's read gives, from:
 
 - one light query for the trials after the last one it knows to be finished with everything
   before it: id, number, state and start of each;
-- the trials among them that finished since its last read, whole, once, by plain queries of
-  their rows (a third of the CPU of Optuna's read through SQLAlchemy's ORM, which at K = 64
-  took a worker 20 ms a trial for the 64 trials finished since its last);
+- the trials among them that finished since its last read, whole, once, and (unless `light`)
+  those in flight, whole, at every read: plain queries of their rows, a third of the ORM's CPU,
+  with no lock held while the database answers.
 
-and returns the finished trials it holds, with the trials in flight as stubs (their state,
-number and start; no parameters, attributes or reports). A stub's contents are read when the
-trial finishes. Trial ids grow in the order trials are created (Optuna locks the study's row
-to number them), so "every trial up to this id is finished" stays true.
+`light` is for a worker whose sampler and pruner look only into finished trials (TPE, random
+and QMC sampling; the Wilcoxon, curve, median and percentile pruners; search/algorithms.py:
+`reads_finished_only`), and whose own loop only counts the others by state: the trials in
+flight come as stubs (state, number and start; no parameters, attributes or reports), whose
+contents are read when they finish. Trial ids grow in the order trials are created (Optuna
+locks the study's row to number them), so "every trial up to this id is finished" stays true.
 """
 
 from __future__ import annotations
 
 import datetime
+import threading
 from typing import Any
 
 from hpsearch.optuna_internals import bare_trial
@@ -32,19 +34,22 @@ from hpsearch.optuna_internals import trial_tables
 _CHUNK = 5000  # trial ids in one query (a bound parameter each: the drivers' limits are higher)
 
 
-class LightReads:
-    """What one worker holds of each study's finished trials."""
+class TrialReads:
+    """What one process holds of each study's finished trials (its threads may share it)."""
 
     def __init__(self) -> None:
         self.finished: dict[int, dict[int, Any]] = {}  # study id -> trial id -> FrozenTrial
         self.known_up_to: dict[int, int] = {}  # study id -> every trial id up to it finished
         self.distributions: dict[str, Any] = {}  # a parameter's stored JSON -> its distribution
+        self._lock = threading.Lock()
 
-    def read(self, rdb: Any, study_id: int) -> list[Any]:
+    def read(self, rdb: Any, study_id: int, *, light: bool) -> list[Any]:
+        """The study's trials, sorted by number; in flight as stubs if `light`."""
         import sqlalchemy
 
-        finished = self.finished.setdefault(study_id, {})
-        after = self.known_up_to.get(study_id, -1)
+        with self._lock:
+            finished = self.finished.setdefault(study_id, {})
+            after = self.known_up_to.get(study_id, -1)
         table = trial_tables().trials
         query = (
             sqlalchemy.select(
@@ -57,23 +62,29 @@ class LightReads:
         session = rdb.scoped_session()
         try:
             rows = session.execute(query).all()
-            new = [row[0] for row in rows if row[2].is_finished() and row[0] not in finished]
-            for start in range(0, len(new), _CHUNK):
-                for trial in self._whole(session, new[start : start + _CHUNK]):
-                    finished[id_of(trial)] = trial
+            wanted = [r[0] for r in rows if r[0] not in finished]
+            if light:
+                wanted = [r[0] for r in rows if r[2].is_finished() and r[0] not in finished]
+            read = []
+            for start in range(0, len(wanted), _CHUNK):
+                read += self._whole(session, wanted[start : start + _CHUNK])
             session.commit()
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
-        for row in rows:
-            if row[0] not in finished:
-                break
-            after = row[0]
-        self.known_up_to[study_id] = after
-        stubs = [_stub(*row) for row in rows if row[0] not in finished]
-        return sorted([*finished.values(), *stubs], key=lambda t: t.number)
+        in_flight = {id_of(t): t for t in read if not t.state.is_finished()}
+        with self._lock:
+            finished.update((id_of(t), t) for t in read if t.state.is_finished())
+            for row in rows:
+                if row[0] not in finished:
+                    break
+                after = max(after, row[0])
+            self.known_up_to[study_id] = max(after, self.known_up_to.get(study_id, -1))
+            mine = list(finished.values())
+            mine += [in_flight.get(r[0]) or _stub(*r) for r in rows if r[0] not in finished]
+        return sorted(mine, key=lambda t: t.number)
 
     def _whole(self, session: Any, ids: list[int]) -> list[Any]:
         """The trials `ids`, whole, as Optuna's own read builds them, from their rows."""
@@ -93,12 +104,14 @@ class LightReads:
                 found[row[0]].append(row[1:])
             return found
 
+        # The trials' rows first: a trial finished by then is told with everything it holds
+        # (one transaction), which the later queries see.
+        trials = rows(t.trials, "number", "state", "datetime_start", "datetime_complete")
         params = rows(t.params, "param_name", "param_value", "distribution_json")
         values = rows(t.values, "objective", "value", "value_type")
         user_attrs = rows(t.user_attrs, "key", "value_json")
         system_attrs = rows(t.system_attrs, "key", "value_json")
         reports = rows(t.intermediate, "step", "intermediate_value", "intermediate_value_type")
-        trials = rows(t.trials, "number", "state", "datetime_start", "datetime_complete")
         whole = []
         for i, found in trials.items():  # one row each (none if the study was just deleted)
             for number, state, start, complete in found:

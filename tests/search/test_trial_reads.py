@@ -1,6 +1,7 @@
-"""A worker reads the trials in flight by their state alone (search/light_reads.py): what it
-returns against Optuna's own read of the same real SQLite file, as trials finish in any order,
-and which samplers and pruners allow it."""
+"""A process's read of a study's trials (search/trial_reads.py) against Optuna's own read of the
+same real database: whole, and light (the trials in flight by their state alone) as trials
+finish in any order; which samplers and pruners allow light reads; the proxy's threads reading
+at once."""
 
 from __future__ import annotations
 
@@ -75,12 +76,13 @@ def any_url(request, tmp_path):
 
 
 @pytest.mark.clock  # times are stored in UTC and given in local time: CI runs it in two zones
-def test_finished_trials_read_whole_as_optuna_reads_them(any_url, monkeypatch):
-    """Every kind of content a finished trial holds, read by the worker's plain queries (in
-    chunks of two ids here), equals Optuna's own read of the same database."""
-    monkeypatch.setattr("hpsearch.light_reads._CHUNK", 2)
+@pytest.mark.parametrize("light", [True, False])
+def test_trials_read_whole_as_optuna_reads_them(any_url, monkeypatch, light):
+    """Every kind of content a trial holds, read by plain queries (in chunks of two ids here),
+    equals Optuna's own read of the same database; light, a trial in flight is a stub."""
+    monkeypatch.setattr("hpsearch.trial_reads._CHUNK", 2)
     other = optuna.create_study(study_name="s", storage=any_url, directions=["maximize"] * 2)
-    for number in range(5):
+    for number in range(6):
         trial = other.ask()
         trial.suggest_float("lr", 1e-4, 1.0, log=True)
         trial.suggest_int("width", 8, 256, step=8)
@@ -95,16 +97,19 @@ def test_finished_trials_read_whole_as_optuna_reads_them(any_url, monkeypatch):
             other.tell(trial, state=TrialState.FAIL)
         elif number == 3:
             other.tell(trial, state=TrialState.PRUNED)
-        else:
+        elif number < 5:  # the last stays in flight
             other.tell(trial, [0.25 * number, -float("inf")])
-    other.ask()  # one in flight: a stub
     storage = open_storage(StorageURL(any_url, "test"), heartbeat=True)
-    storage.light_reads = True
+    storage.light_reads = light
     got = storage.fresh_trials(storage.get_study_id_from_name("s"))
     theirs = optuna.load_study(study_name="s", storage=any_url).get_trials(deepcopy=False)
     assert [t.state for t in got] == [t.state for t in theirs]
     assert got[:5] == theirs[:5]  # FrozenTrial's == compares every field
-    assert got[5].params == {} and got[5].state == TrialState.RUNNING
+    assert got[5].state == TrialState.RUNNING
+    if light:
+        assert got[5].params == {} and got[5].user_attrs == {}
+    else:
+        assert got[5] == theirs[5]
 
 
 @pytest.mark.parametrize(
@@ -149,3 +154,41 @@ def test_a_worker_samples_and_prunes_the_same_trials_with_light_reads(
         return [(t.params, t.values, t.state) for t in study.get_trials()]
 
     assert trials(light=True) == trials(light=False)
+
+
+def test_threads_reading_at_once_each_get_every_trial(pg_url):
+    """`hpsearch proxy` reads for its clients from several threads while trials finish: every
+    read holds every trial created before it began, whole, and none twice."""
+    import threading
+
+    other = optuna.create_study(study_name="s", storage=pg_url)
+    storage = open_storage(StorageURL(pg_url, "test"), heartbeat=True, connections=4)
+    storage.serve_many()
+    study_id = storage.get_study_id_from_name("s")
+    created = [0]
+    problems: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            before = created[0]
+            got = storage.get_all_trials(study_id, deepcopy=False)
+            if [t.number for t in got] != list(range(len(got))) or len(got) < before:
+                problems.append(f"{before} created, read {[t.number for t in got]}")
+            if any(t.number < before and "lr" not in t.params for t in got):
+                problems.append("a trial in flight read without its parameter")
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    for reader in readers:
+        reader.start()
+    for number in range(20):
+        trial = other.ask()
+        trial.suggest_float("lr", 1e-3, 1.0)
+        created[0] = number + 1
+        if number % 3:
+            other.tell(trial, 0.5)
+    done.set()
+    for reader in readers:
+        reader.join()
+    assert problems == []
+    assert storage.get_all_trials(study_id) == other.get_trials()
