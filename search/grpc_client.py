@@ -67,8 +67,9 @@ def open_proxy(target: StorageURL, *, heartbeat_s: int | None, log=None) -> Any:
             f"proxy there with `hpsearch proxy --storage postgresql://... --host {host} "
             f"--port {port}`"
         ) from None
-    if heartbeat_s is None:
+    if heartbeat_s is None:  # reads only: any Optuna proxy serves them
         return proxy
+    _check_protocol(proxy, target, host, port)
     from hpsearch.retrying import RetryingStorage
 
     return RetryingStorage(
@@ -78,6 +79,29 @@ def open_proxy(target: StorageURL, *, heartbeat_s: int | None, log=None) -> Any:
         heartbeat_s=heartbeat_s,
     )
 
+
+def _check_protocol(proxy: Any, target: StorageURL, host: str, port: int) -> None:
+    """For a process that runs trials: one line, unless an `hpsearch proxy` that writes this
+    release's heartbeats and batches answers (a plain Optuna proxy, or one of another
+    release, would store them as attrs)."""
+    try:
+        protocol = proxy.get_study_id_from_name(PROXY_PROTOCOL_NAME)
+    except KeyError:
+        protocol = None
+    if protocol != PROXY_PROTOCOL:
+        proxy.close()
+        raise UsageError(
+            f"{target.origin}: {target.shown} is not an `hpsearch proxy` of this release "
+            f"(it speaks {'no' if protocol is None else protocol} hpsearch protocol, this "
+            f"worker {PROXY_PROTOCOL}); start the proxy at {host}:{port} with this release's "
+            "`hpsearch proxy --storage postgresql://...`"
+        )
+
+
+# What a client and `hpsearch proxy` agree on beyond Optuna's protocol (search/proxy.py): the
+# number grows whenever that changes; a client asks for the study of this name to learn it.
+PROXY_PROTOCOL = 2
+PROXY_PROTOCOL_NAME = "hpsearch:proxy-protocol"
 
 # How long a client waits for `hpsearch proxy` to answer before saying so.
 PROXY_CONNECT_TIMEOUT_S = 10

@@ -42,6 +42,41 @@ class Writes:
     state: Any = None
     values: list[float] | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """As one value a client of `hpsearch proxy` sends (search/proxy.py writes it)."""
+        from optuna.distributions import distribution_to_json
+
+        def stored(distribution: Any) -> str | None:
+            return None if distribution is None else distribution_to_json(distribution)
+
+        return {
+            "params": [[n, v, stored(d), stored(p)] for n, v, d, p in self.params],
+            "user_attrs": self.user_attrs,
+            "system_attrs": self.system_attrs,
+            "intermediate": self.intermediate,
+            "heartbeat": self.heartbeat,
+            "state": None if self.state is None else self.state.name,
+            "values": self.values,
+        }
+
+    @classmethod
+    def from_json(cls, sent: dict[str, Any]) -> Writes:
+        from optuna.distributions import json_to_distribution
+        from optuna.trial import TrialState
+
+        def read(stored: str | None) -> Any:
+            return None if stored is None else json_to_distribution(stored)
+
+        return cls(
+            params=[(n, v, read(d), read(p)) for n, v, d, p in sent["params"]],
+            user_attrs=sent["user_attrs"],
+            system_attrs=sent["system_attrs"],
+            intermediate=[(step, value) for step, value in sent["intermediate"]],
+            heartbeat=sent["heartbeat"],
+            state=None if sent["state"] is None else TrialState[sent["state"]],
+            values=sent["values"],
+        )
+
 
 class OwnTrial:
     """The running trial as this worker has written it, and the writes not yet sent.
@@ -125,19 +160,26 @@ class OwnTrial:
             return copy.deepcopy(self.trial)
 
 
+# Through `hpsearch proxy`, a batch of writes travels as the value of a system attr with
+# this key, which the proxy writes in one transaction (never as an attr): search/proxy.py.
+PROXY_WRITES_KEY = "hpsearch:writes"
+
+
 class OwnTrialCalls:
     """The storage calls that keep a worker's running trial here (mixed into
     search/retrying.py's RetryingStorage, whose `_call` retries each transaction).
 
-    Only for a worker's own storage (`batches`): `hpsearch proxy` serves many workers and
-    commits each of their calls, and its clients' calls are the proxy's round trips.
+    For a worker's own storage (`batches`), on the database or as a client of `hpsearch proxy`;
+    not for the proxy itself, which serves many workers and commits each of their calls.
     """
 
     _own: OwnTrial | None
     _handed: Any  # a trial this worker just created or told, for the one read that follows
     _claimed: tuple[int, int | None] | None  # a WAITING trial just set RUNNING, not yet read
     _distributions: dict[tuple[int | None, str], Any]
+    _inner: Any
     batches: bool
+    proxied: bool
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -161,7 +203,10 @@ class OwnTrialCalls:
     def _write(self, trial_id: int, writes: Writes, study_id: int | None) -> None:
         from hpsearch.optuna_internals import write_trial
 
-        write_trial(self.backend, trial_id, writes)
+        if self.proxied:  # one call, which the proxy writes in one transaction
+            self._inner.set_trial_system_attr(trial_id, PROXY_WRITES_KEY, writes.to_json())
+        else:
+            write_trial(self.backend, trial_id, writes)
         for name, _, distribution, _ in writes.params:
             self._distributions.setdefault((study_id, name), distribution)
 

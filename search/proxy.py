@@ -10,6 +10,11 @@ the heartbeat table. So, through the proxy:
 
 - a worker's heartbeat is a system attr with the key `PROXY_HEARTBEAT_KEY`, which the proxy
   writes as the database's heartbeat row (never as an attr);
+- a worker's batch of writes to its running trial (search/own_trial.py) is a system attr with
+  the key `PROXY_WRITES_KEY`, which the proxy writes in one transaction, as a worker on the
+  database writes it;
+- a client asks for the study named `PROXY_PROTOCOL_NAME` once, to know that the proxy is an
+  `hpsearch proxy` that understands these two (the answer is the protocol's number);
 - the proxy, which alone reaches the database, recovers dead workers' trials for every study
   it serves: every heartbeat interval it fails the RUNNING trials whose heartbeat is older
   than the grace period (by the database server's clock, as workers do) and those RUNNING
@@ -28,6 +33,10 @@ from collections.abc import Callable
 from typing import Any
 
 from hpsearch import optuna_internals as internals
+from hpsearch.grpc_client import PROXY_PROTOCOL
+from hpsearch.grpc_client import PROXY_PROTOCOL_NAME
+from hpsearch.own_trial import PROXY_WRITES_KEY
+from hpsearch.own_trial import Writes
 from hpsearch.retrying import PROXY_HEARTBEAT_KEY
 from hpsearch.storage import StorageURL
 
@@ -41,8 +50,15 @@ class _Served:
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
         if key == PROXY_HEARTBEAT_KEY:
             self._served.record_heartbeat(trial_id)
-            return
-        self._served.set_trial_system_attr(trial_id, key, value)
+        elif key == PROXY_WRITES_KEY:  # a worker's batch of writes: one transaction
+            self._served._call("_write", trial_id, Writes.from_json(value), None)
+        else:
+            self._served.set_trial_system_attr(trial_id, key, value)
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        if study_name == PROXY_PROTOCOL_NAME:  # a client asking which proxy answers
+            return PROXY_PROTOCOL
+        return self._served.get_study_id_from_name(study_name)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._served, name)

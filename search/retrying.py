@@ -34,7 +34,6 @@ from hpsearch.budget_count import budget_full
 from hpsearch.errors import UsageError
 from hpsearch.errors import read_only_error
 from hpsearch.errors import read_only_problem
-from hpsearch.trial_reads import TrialReads
 from hpsearch.optuna_internals import cached_storage
 from hpsearch.optuna_internals import create_trial
 from hpsearch.optuna_internals import create_trial_unless
@@ -43,6 +42,7 @@ from hpsearch.optuna_internals import set_trial_user_attrs
 from hpsearch.optuna_internals import trial_id as id_of
 from hpsearch.optuna_internals import trial_table
 from hpsearch.own_trial import OwnTrialCalls
+from hpsearch.trial_reads import TrialReads
 
 BaseHeartbeat = heartbeat_base()
 
@@ -190,7 +190,7 @@ class _RetryingBase(OwnTrialCalls):
         # Off for `hpsearch proxy` (serve_many), whose many clients each need what the
         # database holds now and their every write committed.
         self.reuse_reads = True
-        self.batches = not self.proxied  # the running trial's writes (search/own_trial.py)
+        self.batches = True  # the running trial's writes (search/own_trial.py)
         self.light_reads = False  # set by a worker whose sampler and pruner allow it
         self.budget: int | None = None  # a worker's: no trial row is created beyond it
         self._reads = TrialReads()
@@ -288,18 +288,19 @@ class _RetryingBase(OwnTrialCalls):
         """A new trial, added to the last read of the study's trials and handed to the
         get_trial that Optuna's ask makes next: created whole by a worker, which keeps it
         (search/own_trial.py), read back once by a client of the proxy."""
-        if self.batches:
+        if self.batches and not self.proxied:
             exact = template_trial is None and self.budget is not None
             if exact:  # the budget counted in the transaction that creates the row
                 trial = self._call("_create_within_budget", study_id)
             else:
                 trial = self._call("_create_trial", study_id, template_trial)
-            self._adopt(trial, study_id)
         else:
             trial_id = self._call("create_new_trial", study_id, template_trial)
             if not self.reuse_reads:
                 return trial_id
             trial = self._call("get_trial", trial_id)
+        if self.batches:
+            self._adopt(trial, study_id)
         recent = self._recent
         if recent is not None and recent[0] == study_id:
             self._recent = (study_id, recent[1], [*recent[2], trial])

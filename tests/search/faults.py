@@ -7,6 +7,8 @@ import contextlib
 import fcntl
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -226,3 +228,32 @@ SLOW = (
 # Trials of several seconds, for tests that need both workers inside a trial at once; four of
 # them, since after a kill one worker runs the rest alone.
 SLOWER = SLOW.replace("epochs = 60", "epochs = 250").replace("n_trials = 8", "n_trials = 4")
+
+
+# `hpsearch proxy` for tests/search/test_proxy.py and test_database_costs.py.
+FAST_BEATS = {"HPSEARCH_HEARTBEAT_INTERVAL": "1"}  # stale after 3 s
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proxy:
+    def __init__(self, db_url: str, port: int, threads: int = 4) -> None:
+        self.proc = subprocess.Popen(
+            [HPSEARCH, "proxy", "--storage", db_url, "--port", str(port)]
+            + ["--threads", str(threads)],
+            env={**os.environ, **FAST_BEATS},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.out, self.err = Lines(self.proc.stdout), Lines(self.proc.stderr)
+        self.out.wait_for("hpsearch proxy for", seconds=60)
+        self.url = f"grpc://127.0.0.1:{port}"
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)

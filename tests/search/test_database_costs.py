@@ -57,9 +57,12 @@ def _stats(engine, query: str) -> tuple[int, ...]:
         return tuple(int(x) for x in conn.execute(sqlalchemy.text(query)).one())
 
 
-def _per_trial(pg_url: str, tmp_path, query: str, fill=None, measured=MEASURED) -> list[float]:
+def _per_trial(
+    pg_url: str, tmp_path, query: str, fill=None, measured=MEASURED, through: str | None = None
+) -> list[float]:
     """The server's counters per trial over `measured` trials of one worker (after a first
-    trial that creates the study), with `fill` run on the database first."""
+    trial that creates the study), with `fill` run on the database first; the worker on the
+    database, or `through` a proxy's URL."""
     import sqlalchemy
 
     (tmp_path / "sleepy.py").write_text(SLEEPY)
@@ -68,7 +71,8 @@ def _per_trial(pg_url: str, tmp_path, query: str, fill=None, measured=MEASURED) 
 
     def run(n: int) -> None:
         done = subprocess.run(
-            [HPSEARCH, "run", str(study), "--storage", pg_url, "--n-trials", str(n), "--quiet"],
+            [HPSEARCH, "run", str(study), "--storage", through or pg_url]
+            + ["--n-trials", str(n), "--quiet"],
             capture_output=True,
             text=True,
         )
@@ -107,6 +111,29 @@ def test_a_trial_costs_a_bounded_number_of_transactions(pg_url, tmp_path):
     # Issue 32's bound. Measured 8.55: 4 + EPOCHS a trial, and the second command's start-up
     # (about 25 reads of the study: 1.25 a trial over 20) and the fresh reads of the budget's
     # last places. (+ 0.05: the counting query itself.)
+    assert commits <= 8 + EPOCHS + 0.05, commits
+
+
+def test_a_trial_through_the_proxy_costs_as_many_transactions(pg_url, tmp_path):
+    """Through `hpsearch proxy` a worker sends its running trial's writes as batches too (one
+    call each, one transaction in the proxy): 19 a trial before."""
+    from sqlalchemy.engine import make_url
+
+    from tests.search.faults import Proxy
+    from tests.search.faults import free_port
+
+    proxy = Proxy(pg_url, free_port())
+    database = make_url(pg_url).database
+    try:
+        (commits,) = _per_trial(
+            pg_url,
+            tmp_path,
+            f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{database}'",
+            through=proxy.url,
+        )
+    finally:
+        assert proxy.stop() == 0
+    # The proxy's client reads the trial it created back (one more than on the database).
     assert commits <= 8 + EPOCHS + 0.05, commits
 
 

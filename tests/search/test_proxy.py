@@ -12,46 +12,22 @@ import subprocess
 import optuna
 import pytest
 
+from tests.search.faults import FAST_BEATS
 from tests.search.faults import HPSEARCH
 from tests.search.faults import SLOW
 from tests.search.faults import Lines
+from tests.search.faults import Proxy
 from tests.search.faults import check_exact
+from tests.search.faults import free_port
 from tests.search.faults import states
 from tests.search.faults import wait_until
 
 pytestmark = pytest.mark.slow
 
-FAST_BEATS = {"HPSEARCH_HEARTBEAT_INTERVAL": "1"}  # stale after 3 s
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Proxy:
-    def __init__(self, db_url: str, port: int, threads: int = 4) -> None:
-        self.proc = subprocess.Popen(
-            [HPSEARCH, "proxy", "--storage", db_url, "--port", str(port)]
-            + ["--threads", str(threads)],
-            env={**os.environ, **FAST_BEATS},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.out, self.err = Lines(self.proc.stdout), Lines(self.proc.stderr)
-        self.out.wait_for("hpsearch proxy for", seconds=60)
-        self.url = f"grpc://127.0.0.1:{port}"
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
-
 
 @pytest.fixture
 def proxy(pg_url):
-    served = _Proxy(pg_url, _free_port())
+    served = Proxy(pg_url, free_port())
     yield served
     served.proc.kill()
     served.proc.wait()
@@ -137,8 +113,8 @@ def test_a_study_runs_through_the_proxy_and_a_killed_workers_trial_is_recovered(
 
 
 def test_workers_wait_for_a_restarted_proxy_and_the_budget_stays_exact(write_study, pg_url):
-    port = _free_port()
-    served = _Proxy(pg_url, port)
+    port = free_port()
+    served = Proxy(pg_url, port)
     path = write_study(SLOW.replace("n_trials = 8", "n_trials = 6"))
     run = subprocess.Popen(
         [HPSEARCH, "run", str(path), "--storage", served.url, "--workers", "2", "--quiet"],
@@ -152,7 +128,7 @@ def test_workers_wait_for_a_restarted_proxy_and_the_budget_stays_exact(write_stu
         wait_until(lambda: states(pg_url, "tiny")["COMPLETE"] >= 2)
         assert served.stop() == 0
         err.wait_for("storage error .*retrying")  # the workers saw the proxy go
-        served = _Proxy(pg_url, port)
+        served = Proxy(pg_url, port)
         assert run.wait(timeout=300) == 0, err.text
     finally:
         run.kill()
@@ -162,7 +138,7 @@ def test_workers_wait_for_a_restarted_proxy_and_the_budget_stays_exact(write_stu
 
 
 def test_proxy_mistakes_are_one_line(tmp_path, pg_url):
-    port = _free_port()
+    port = free_port()
     quick = {"HPSEARCH_PROXY_CONNECT_TIMEOUT": "1"}
     nobody = _hpsearch("studies", "--storage", f"grpc://127.0.0.1:{port}", env=quick)
     assert nobody.returncode == 2
@@ -181,3 +157,34 @@ def test_proxy_mistakes_are_one_line(tmp_path, pg_url):
         done = _hpsearch("proxy", "--storage", pg_url, "--port", str(busy))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert f"--port {busy}: cannot listen" in done.stderr
+
+
+def test_a_plain_optuna_proxy_is_refused_in_one_line(tmp_path, write_study):
+    """Optuna's own proxy would store a worker's heartbeats and batches as attrs: refused to
+    a process that runs trials; what only reads works through it."""
+    import sys
+
+    port = free_port()
+    code = (
+        "import optuna; optuna.storages.run_grpc_proxy_server("
+        f"optuna.storages.RDBStorage('sqlite:///{tmp_path / 'plain.db'}'), "
+        f"host='127.0.0.1', port={port})"
+    )
+    plain = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    try:
+
+        def listening() -> bool:
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listening)
+        url = f"grpc://127.0.0.1:{port}"
+        done = _hpsearch("run", str(write_study()), "--storage", url)
+        listed = _hpsearch("studies", "--storage", url)
+    finally:
+        plain.kill()
+        plain.wait()
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "is not an `hpsearch proxy` of this release" in done.stderr
+    assert "hpsearch proxy --storage" in done.stderr
+    assert listed.returncode == 0, listed.stderr
