@@ -21,6 +21,11 @@ GRPC_SCHEME = "grpc://"
 DEFAULT_PORT = 13000
 DEFAULT_THREADS = 8
 
+# What a client and `hpsearch proxy` agree on beyond Optuna's protocol (search/proxy.py): the
+# number grows whenever that changes; a client asks for the study of this name to learn it.
+PROXY_PROTOCOL = 2
+PROXY_PROTOCOL_NAME = "hpsearch:proxy-protocol"
+
 
 def is_proxy(url: str) -> bool:
     """Whether a storage URL names Optuna's gRPC storage proxy (`hpsearch proxy`)."""
@@ -97,11 +102,6 @@ def _check_protocol(proxy: Any, target: StorageURL, host: str, port: int) -> Non
             "`hpsearch proxy --storage postgresql://...`"
         )
 
-
-# What a client and `hpsearch proxy` agree on beyond Optuna's protocol (search/proxy.py): the
-# number grows whenever that changes; a client asks for the study of this name to learn it.
-PROXY_PROTOCOL = 2
-PROXY_PROTOCOL_NAME = "hpsearch:proxy-protocol"
 
 # How long a client waits for `hpsearch proxy` to answer before saying so.
 PROXY_CONNECT_TIMEOUT_S = 10

@@ -207,7 +207,7 @@ def write_trial(rdb: optuna.storages.RDBStorage, trial: int, writes: Any) -> Non
 
 def trial_tables() -> Any:
     """The tables of a trial's contents, with Optuna's stored forms of its values, to read
-    finished trials whole with plain queries (search/trial_reads.py)."""
+    trials whole with plain queries (search/trial_reads.py)."""
     from types import SimpleNamespace
 
     from optuna.storages._rdb import models

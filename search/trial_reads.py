@@ -62,9 +62,10 @@ class TrialReads:
         session = rdb.scoped_session()
         try:
             rows = session.execute(query).all()
-            wanted = [r[0] for r in rows if r[0] not in finished]
-            if light:
-                wanted = [r[0] for r in rows if r[2].is_finished() and r[0] not in finished]
+            # Every trial not held yet; light, only those newly finished.
+            wanted = [
+                r[0] for r in rows if r[0] not in finished and (r[2].is_finished() or not light)
+            ]
             read = []
             for start in range(0, len(wanted), _CHUNK):
                 read += self._whole(session, wanted[start : start + _CHUNK])
@@ -80,7 +81,7 @@ class TrialReads:
             for row in rows:
                 if row[0] not in finished:
                     break
-                after = max(after, row[0])
+                after = row[0]
             self.known_up_to[study_id] = max(after, self.known_up_to.get(study_id, -1))
             mine = list(finished.values())
             mine += [in_flight.get(r[0]) or _stub(*r) for r in rows if r[0] not in finished]
